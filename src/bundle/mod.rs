@@ -1,0 +1,68 @@
+//! Loading an OCI bundle: config.json into oci-spec types, with every error naming the file
+//! and the JSON field, then validation into a [`Bundle`] the rest of skiff can trust.
+
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::Spec;
+
+pub use validate::validate;
+
+/// A loaded and validated bundle. Paths are absolute.
+#[derive(Debug)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+pub const CONFIG: &str = "config.json";
+
+/// Reads `<dir>/config.json` and validates it.
+pub fn load(dir: &Path) -> Result<Bundle> {
+    let dir = std::fs::canonicalize(dir)
+        .with_context(|| format!("bundle directory {}", dir.display()))?;
+    let path = dir.join(CONFIG);
+    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let spec = parse(&text).with_context(|| format!("{}", path.display()))?;
+    let rootfs = validate(&spec, &dir).with_context(|| format!("{}", path.display()))?;
+    Ok(Bundle { dir, rootfs, spec })
+}
+
+/// Parses config.json; on a type error the message starts with the JSON path of the field
+/// (`process.args: invalid type: ...`), which plain serde_json does not give.
+pub fn parse(text: &[u8]) -> Result<Spec> {
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    match serde_path_to_error::deserialize::<_, Spec>(de) {
+        Ok(spec) => Ok(spec),
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." || path.is_empty() {
+                bail!("invalid JSON: {inner}")
+            }
+            bail!("{path}: {inner}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_error_names_the_field() {
+        let err = parse(br#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":"x"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("process.args:"), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_is_reported_as_invalid_json() {
+        let err = parse(b"{not json").unwrap_err().to_string();
+        assert!(err.starts_with("invalid JSON"), "{err}");
+    }
+}

@@ -1,0 +1,219 @@
+//! The command line, runc-compatible: the same commands, flags and defaults, so containerd's
+//! shim, conmon and docker can drive skiff by swapping the binary path. clap accepts both
+//! `--flag value` and `--flag=value`, as the clients use both.
+
+use std::path::PathBuf;
+
+mod spec;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The runtime-spec version skiff implements.
+pub const SPEC_VERSION: &str = "1.3.0";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "skiff",
+    about = "An OCI container runtime",
+    long_about = "skiff runs containers from OCI bundles (a config.json and a root filesystem), \
+                  following the OCI runtime specification. It is a drop-in replacement for runc.",
+    disable_version_flag = true,
+    subcommand_required = false
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalOpts {
+    /// Print the version of skiff and of the runtime specification it implements
+    #[arg(short = 'v', long)]
+    pub version: bool,
+
+    /// Directory holding the containers' state
+    #[arg(long, global = true, default_value = "/run/skiff", value_name = "DIR")]
+    pub root: PathBuf,
+
+    /// Write log messages to FILE instead of stderr
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// Format of log messages
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Also log debug messages
+    #[arg(long, global = true)]
+    pub debug: bool,
+
+    /// Use systemd to manage cgroups (not supported: skiff manages cgroupfs directly)
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+
+    /// Accepted for runc compatibility (true, false or auto); rootless mode is not implemented yet
+    #[arg(long, num_args = 0..=1, require_equals = true, value_name = "true|false|auto")]
+    pub rootless: Option<Option<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container from a bundle; its process waits until `start`
+    Create(CreateArgs),
+    /// Run the user process of a created container
+    Start(IdArg),
+    /// Print the state of a container as JSON
+    State(IdArg),
+    /// Send a signal to a container's init process
+    Kill(KillArgs),
+    /// Delete a container and everything the runtime created for it
+    Delete(DeleteArgs),
+    /// Create and start a container, wait for it to exit and delete it
+    Run(RunArgs),
+    /// List the containers under the state root
+    List(ListArgs),
+    /// Write a default config.json into a bundle directory
+    Spec(SpecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CreateOpts {
+    /// Path to the bundle directory (holding config.json)
+    #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
+    pub bundle: PathBuf,
+
+    /// Write the pid of the container's init process to FILE
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+
+    /// Unix socket that receives the pseudo-terminal master when process.terminal is true
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+
+    /// Do not use pivot_root (move the rootfs onto / and chroot instead)
+    #[arg(long)]
+    pub no_pivot: bool,
+
+    /// Do not create a new session keyring for the container
+    #[arg(long)]
+    pub no_new_keyring: bool,
+
+    /// Pass N additional file descriptors (from fd 3 on) to the container process
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub opts: CreateOpts,
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub opts: CreateOpts,
+    /// Do not wait for the container: print nothing and return once it is started
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits (do not delete it)
+    #[arg(long)]
+    pub keep: bool,
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Send the signal to every process of the container, not only its init
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Container id
+    pub id: String,
+    /// Signal name (TERM, SIGTERM) or number
+    #[arg(default_value = "SIGTERM")]
+    pub signal: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Kill the container first if it is still running; succeed if it does not exist
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format
+    #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// Print only the container ids
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// Directory to write config.json into
+    #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// Write a config for a rootless container (user namespace with the caller's ids mapped)
+    #[arg(long)]
+    pub rootless: bool,
+}
+
+/// Runs the parsed command; returns the process exit status.
+pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+    use crate::container;
+    let g = &cli.global;
+    if g.systemd_cgroup {
+        anyhow::bail!("--systemd-cgroup: the systemd cgroup driver is not supported; skiff manages cgroup v2 directly");
+    }
+    let Some(cmd) = &cli.command else {
+        anyhow::bail!("no command given (try --help)");
+    };
+    match cmd {
+        Command::Create(a) => container::create(g, &a.opts, &a.id).map(|_| 0),
+        Command::Start(a) => container::start(g, &a.id).map(|()| 0),
+        Command::State(a) => container::state(g, &a.id).map(|()| 0),
+        Command::Kill(a) => container::kill(g, &a.id, &a.signal, a.all).map(|()| 0),
+        Command::Delete(a) => container::delete(g, &a.id, a.force).map(|()| 0),
+        Command::Run(a) => container::run(g, a),
+        Command::List(a) => container::list(g, a.format, a.quiet).map(|()| 0),
+        Command::Spec(a) => spec::write(&a.bundle, a.rootless).map(|()| 0),
+    }
+}
+
+/// `skiff --version`, in runc's three-line shape (containerd parses it).
+pub fn version_text() -> String {
+    format!(
+        "skiff version {}\ncommit: {}\nspec: {SPEC_VERSION}\n",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("SKIFF_COMMIT").unwrap_or("unknown")
+    )
+}

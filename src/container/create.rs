@@ -1,0 +1,147 @@
+//! `create`: validate the bundle, reserve the state directory, make the cgroup and the exec
+//! fifo, spawn the init (process::parent) and record the state. Every step is undone when a
+//! later one fails: no process, cgroup, fifo or state directory is left behind.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use crate::bundle::{self, Bundle};
+use crate::cgroups::{self, Cgroup};
+use crate::cli::{CreateOpts, GlobalOpts};
+use crate::namespaces::Plan;
+use crate::process::{parent, Launch};
+use crate::state::{self, Locked, State, Store};
+
+/// A freshly created container, blocked on its exec fifo.
+#[derive(Debug)]
+pub struct Created {
+    pub locked: Locked,
+    pub state: State,
+    pub init: parent::Init,
+}
+
+pub fn create(g: &GlobalOpts, o: &CreateOpts, id: &str) -> Result<Created> {
+    state::validate_id(id)?;
+    let bundle = bundle::load(&o.bundle)?;
+    check_supported(&bundle, o)?;
+    let plan = Plan::from_spec(&bundle.spec)?;
+    let store = Store::new(&g.root);
+    let locked = store.create(id)?;
+    match create_locked(&locked, &bundle, &plan, o, id) {
+        Ok((state, init)) => Ok(Created {
+            locked,
+            state,
+            init,
+        }),
+        Err(e) => {
+            if let Err(ce) = locked.remove() {
+                crate::logging::warn(&format!("cleaning up after a failed create: {ce:#}"));
+            }
+            Err(e)
+        }
+    }
+}
+
+fn check_supported(b: &Bundle, o: &CreateOpts) -> Result<()> {
+    let p = b.spec.process().as_ref().context("process: missing")?;
+    if p.terminal().unwrap_or(false) {
+        if o.console_socket.is_none() {
+            bail!(
+                "process.terminal is true: a --console-socket is required to receive the terminal"
+            );
+        }
+        bail!("process.terminal: terminals are not supported by this version of skiff");
+    }
+    if let Some(r) = b.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        cgroups::check_resources(r)?;
+    }
+    Ok(())
+}
+
+fn create_locked(
+    locked: &Locked,
+    bundle: &Bundle,
+    plan: &Plan,
+    o: &CreateOpts,
+    id: &str,
+) -> Result<(State, parent::Init)> {
+    let fifo = make_fifo(&locked.fifo())?;
+    let (mount, own) = cgroups::host_layout()?;
+    let cgroups_path = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone());
+    let rel = cgroups::resolve(cgroups_path.as_deref(), &own, id)?;
+    let cgroup = Cgroup::create(&mount, &rel)?;
+    let mut launch = Launch {
+        id,
+        bundle,
+        plan,
+        no_pivot: o.no_pivot,
+        no_new_keyring: o.no_new_keyring,
+        preserve_fds: o.preserve_fds,
+        fifo: fifo.as_fd(),
+        close_in_child: vec![locked.lock_fd().as_raw_fd(), cgroup.dirfd.as_raw_fd()],
+    };
+    let init = parent::spawn(&mut launch, cgroup.dirfd.as_fd())?;
+    let start_time = state::proc_start_time(init.pid).context("reading the init's start time")?;
+    let (cg_path, cg_created) = cgroup.keep();
+    let state = State {
+        id: id.to_string(),
+        pid: init.pid,
+        start_time,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::logging::now_rfc3339(),
+        owner: String::new(),
+        annotations: launch.annotations(),
+        cgroup: Some(cg_path.clone()),
+        cgroup_created: cg_created.clone(),
+        own_pid_ns: plan.own_pid_ns,
+        hooks: bundle.spec.hooks().clone(),
+    };
+    let recorded = locked.save(&state).and_then(|()| match &o.pid_file {
+        Some(p) => write_pid_file(p, init.pid),
+        None => Ok(()),
+    });
+    if let Err(e) = recorded {
+        let _ = crate::sys::pidfd::send_signal(init.pidfd.as_fd(), libc::SIGKILL);
+        let _ = crate::sys::pidfd::wait(init.pidfd.as_fd(), false);
+        let _ = cgroups::destroy(&cg_path, &cg_created);
+        return Err(e);
+    }
+    Ok((state, init))
+}
+
+/// The exec fifo, world-writable so an init that switched to any uid can still open it; the
+/// init gets an O_PATH fd and reopens it through its private procfs.
+fn make_fifo(path: &Path) -> Result<OwnedFd> {
+    let old = crate::sys::misc::umask(0);
+    let r = nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o622));
+    crate::sys::misc::umask(old);
+    r.with_context(|| format!("creating {}", path.display()))?;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)
+        .map(OwnedFd::from)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+/// Written atomically (temp file + rename): the shim reads it as soon as create returns.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().context("--pid-file: not a file path")?;
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    std::fs::write(&tmp, pid.to_string())
+        .with_context(|| format!("--pid-file: writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("--pid-file: renaming to {}", path.display()))
+}

@@ -1,0 +1,96 @@
+//! `kill`: send a signal to the init (or with --all to every process of the container).
+
+use std::os::fd::AsFd;
+use std::str::FromStr;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cgroups;
+use crate::cli::GlobalOpts;
+use crate::state::{State, Status, Store};
+use crate::sys::pidfd;
+
+/// A signal by name (`KILL`, `SIGKILL`, `sigkill`) or number (`9`), as runc accepts them.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=libc::SIGRTMAX()).contains(&n) {
+            return Ok(n);
+        }
+        bail!(
+            "invalid signal {s:?}: numbers go from 1 to {}",
+            libc::SIGRTMAX()
+        );
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    if let Some(rest) = name.strip_prefix("SIGRTMIN") {
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.parse().unwrap_or(-1)
+        };
+        let n = libc::SIGRTMIN() + off;
+        if off >= 0 && n <= libc::SIGRTMAX() {
+            return Ok(n);
+        }
+    }
+    nix::sys::signal::Signal::from_str(&name)
+        .map(|sig| sig as i32)
+        .map_err(|_| anyhow::anyhow!("unknown signal {s:?}"))
+}
+
+pub fn kill(g: &GlobalOpts, id: &str, signal: &str, all: bool) -> Result<()> {
+    let sig = parse_signal(signal)?;
+    let (locked, state) = Store::new(&g.root).open(id)?;
+    let status = locked.status(&state);
+    if status == Status::Stopped {
+        bail!("container not running");
+    }
+    // Without its own pid namespace, the init's death does not take the other processes
+    // along, so SIGKILL goes to all of them (as runc does).
+    if all || (sig == libc::SIGKILL && !state.own_pid_ns) {
+        return signal_all(&state, sig);
+    }
+    let fd = super::init_pidfd(&state)?.context("container not running")?;
+    match pidfd::send_signal(fd.as_fd(), sig) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => bail!("container not running"),
+        r => r.with_context(|| format!("sending signal {sig} to the container init {}", state.pid)),
+    }
+}
+
+/// Every process in the container's cgroup (cgroup.kill for SIGKILL).
+pub fn signal_all(state: &State, sig: i32) -> Result<()> {
+    let Some(cg) = &state.cgroup else {
+        bail!("the container has no cgroup to signal")
+    };
+    if sig == libc::SIGKILL {
+        return cgroups::kill_all(cg);
+    }
+    for pid in cgroups::pids(cg)? {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::try_from(sig).ok(),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("hup").unwrap(), 1);
+        assert_eq!(parse_signal("SIGRTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
+        assert!(parse_signal("0").is_err());
+        assert!(parse_signal("SIGNOPE").is_err());
+    }
+}

@@ -1,0 +1,46 @@
+//! The container lifecycle, one file per operation. Each operation takes the container's
+//! lock, derives its status from the kernel, refuses what the status does not allow (with
+//! runc's error wording, which clients match), and acts.
+
+mod create;
+mod delete;
+mod kill;
+mod query;
+mod run;
+mod start;
+
+pub use create::{create, write_pid_file, Created};
+pub use delete::delete;
+pub use kill::{kill, parse_signal};
+pub use query::{list, state};
+pub use run::run;
+pub use start::start;
+
+use std::os::fd::OwnedFd;
+
+use anyhow::Result;
+
+use crate::state::State;
+use crate::sys::pidfd;
+
+/// A pidfd for the container's init, if it is still the process we created (its start time
+/// matches): opening it first and checking afterwards closes the pid-reuse window.
+pub fn init_pidfd(state: &State) -> Result<Option<OwnedFd>> {
+    let fd = match pidfd::open(state.pid) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok((crate::state::proc_start_time(state.pid) == Some(state.start_time)).then_some(fd))
+}
+
+/// The state JSON hooks read on stdin, from a recorded state.
+pub fn hook_state(state: &State, status: &str) -> String {
+    crate::hooks::state_json(
+        &state.id,
+        status,
+        state.pid,
+        &state.bundle,
+        &state.annotations,
+    )
+}

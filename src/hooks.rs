@@ -1,0 +1,87 @@
+//! Running OCI hooks: the hook's path and args (args[0] is argv[0]), its env only, the
+//! container state JSON on stdin, and a timeout after which it is killed. The hook's stdout
+//! and stderr go to the runtime's stderr.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::Hook;
+
+/// Runs each hook in order; the first failure stops the sequence (callers decide whether a
+/// failure is fatal: per spec it is for prestart/createRuntime/createContainer/startContainer,
+/// a warning for poststart/poststop).
+pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Result<()> {
+    for (i, h) in hooks.into_iter().flatten().enumerate() {
+        run(h, state_json)
+            .with_context(|| format!("hooks.{kind}[{i}] ({})", h.path().display()))?;
+    }
+    Ok(())
+}
+
+fn run(h: &Hook, state_json: &str) -> Result<()> {
+    let mut cmd = Command::new(h.path());
+    let args = h.args().as_deref().unwrap_or_default();
+    if let Some(argv0) = args.first() {
+        cmd.arg0(argv0);
+    }
+    cmd.args(args.iter().skip(1));
+    cmd.env_clear();
+    for kv in h.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().context("starting hook")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin closes the pipe early: not an error.
+        let _ = stdin.write_all(state_json.as_bytes());
+    }
+    let deadline = h
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let mut nap = Duration::from_micros(200);
+    loop {
+        if let Some(status) = child.try_wait().context("waiting for hook")? {
+            if status.success() {
+                return Ok(());
+            }
+            bail!("hook failed: {status}");
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "hook timed out after {}s and was killed",
+                h.timeout().unwrap_or(0)
+            );
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// The state JSON a hook reads on stdin (runtime-spec "State").
+pub fn state_json(
+    id: &str,
+    status: &str,
+    pid: i32,
+    bundle: &std::path::Path,
+    annotations: &std::collections::HashMap<String, String>,
+) -> String {
+    serde_json::json!({
+        "ociVersion": crate::cli::SPEC_VERSION,
+        "id": id,
+        "status": status,
+        "pid": pid,
+        "bundle": bundle,
+        "annotations": annotations,
+    })
+    .to_string()
+}

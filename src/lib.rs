@@ -1,0 +1,13 @@
+pub mod bundle;
+pub mod capabilities;
+pub mod cgroups;
+pub mod cli;
+pub mod container;
+pub mod hooks;
+pub mod logging;
+pub mod namespaces;
+pub mod process;
+pub mod procfs;
+pub mod rootfs;
+pub mod state;
+pub mod sys;

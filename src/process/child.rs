@@ -1,0 +1,186 @@
+//! The child side of `create`: everything the container init does between clone3 and
+//! execve, as a straight line of named steps (the order is the protocol in `sync.rs`).
+//! Never returns: it either execs the container process or exits after reporting the error.
+
+use std::convert::Infallible;
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
+
+use anyhow::{Context, Result};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::prctl;
+use nix::sys::signal::Signal;
+
+use super::sync::ChildEnd;
+use super::{identity, Launch};
+use crate::hooks;
+use crate::procfs::Proc;
+use crate::sys::clone::{clone3, Forked};
+
+/// Runs the init sequence; exits the process on failure after telling the parent why.
+pub fn main(l: &Launch<'_>, end: ChildEnd) -> ! {
+    let ready_sent = std::cell::Cell::new(false);
+    let err = match init(l, &end, &ready_sent) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let msg = format!("{err:#}");
+    if ready_sent.get() {
+        // The parent is gone: the error can only go to the log (or our stderr).
+        crate::logging::error(&msg);
+    } else {
+        end.error(msg);
+    }
+    crate::sys::misc::exit_now(1)
+}
+
+fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> Result<Infallible> {
+    harden()?;
+    close_parent_fds(&l.close_in_child);
+    enter_namespaces(l, end)?;
+    let pid = end.wait_go()?;
+    let proc = Proc::open()?;
+    if l.plan.new_time {
+        time_namespace(l, &proc)?;
+    }
+    let spec = &l.bundle.spec;
+    let in_userns = l.plan.new_user
+        || l.plan
+            .join
+            .iter()
+            .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User);
+    let prepared = crate::rootfs::prepare(spec, &l.bundle.dir, &l.bundle.rootfs, in_userns)?;
+    let hooks = spec.hooks().as_ref();
+    if hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some()) {
+        end.run_hooks()?;
+    }
+    let state = l.state_json("creating", pid);
+    hooks::run_all(
+        "createContainer",
+        hooks.and_then(|h| h.create_container().as_ref()),
+        &state,
+    )?;
+    crate::rootfs::enter(&prepared, l.no_pivot)?;
+    crate::rootfs::finish(spec)?;
+    drop(prepared);
+    identity::uts(spec)?;
+    identity::sysctls(spec, &proc)?;
+    let process = spec.process().as_ref().context("process: missing")?;
+    identity::rlimits(process)?;
+    if let Some(adj) = process.oom_score_adj() {
+        proc.write_self("oom_score_adj", &adj.to_string())
+            .context("process.oomScoreAdj")?;
+    }
+    nix::unistd::setsid().context("setsid")?;
+    if !l.no_new_keyring {
+        crate::sys::misc::join_session_keyring(&format!("_ses.{}", l.id))
+            .context("creating a session keyring (use --no-new-keyring to skip)")?;
+    }
+    let env = identity::environment(process);
+    identity::switch_user(process)?;
+    identity::chdir(process)?;
+    let exe = identity::lookup(process, &env)?;
+    // Everything past stdio and the fds the caller asked to pass on must close at execve
+    // (CVE-2024-21626: a leaked host fd would give the container a way out).
+    crate::sys::misc::cloexec_from(3 + l.preserve_fds).context("marking fds close-on-exec")?;
+    prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
+    end.ready()?;
+    ready_sent.set(true);
+    wait_for_start(&proc, l.fifo)?;
+    let state = l.state_json("created", pid);
+    hooks::run_all(
+        "startContainer",
+        hooks.and_then(|h| h.start_container().as_ref()),
+        &state,
+    )?;
+    drop(proc);
+    identity::exec(&exe, process, &env)
+}
+
+/// No one in the container may ptrace us or open our /proc files while we still hold host
+/// resources (CVE-2016-9962); if the parent dies mid-setup we go too. execve resets both.
+fn harden() -> Result<()> {
+    prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
+    prctl::set_dumpable(false).context("making the init non-dumpable")?;
+    Ok(())
+}
+
+/// The state lock above all: a copy of its fd in the child would keep the container locked
+/// for as long as the init lives.
+fn close_parent_fds(fds: &[RawFd]) {
+    for fd in fds {
+        let _ = nix::unistd::close(*fd);
+    }
+}
+
+fn enter_namespaces(l: &Launch<'_>, end: &ChildEnd) -> Result<()> {
+    let plan = l.plan;
+    for j in &plan.join {
+        j.enter()?;
+    }
+    if plan.unshare_user {
+        unshare(CloneFlags::CLONE_NEWUSER).context("creating the user namespace")?;
+        end.map_ids()?;
+    }
+    if !plan.unshare.is_empty() {
+        unshare(plan.unshare).with_context(|| format!("creating namespaces {:?}", plan.unshare))?;
+    }
+    if plan.fork {
+        // The pid namespace we just unshared is only for our children: the init is a child
+        // born into it, and a sibling of ours (CLONE_PARENT) so the runtime can wait for it.
+        match clone3(libc::CLONE_PARENT as u64, None, false)
+            .context("forking the init into its pid namespace")?
+        {
+            Forked::Child => {
+                prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
+            }
+            Forked::Parent { pid, .. } => {
+                end.init_pid(pid)?;
+                crate::sys::misc::exit_now(0);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// linux.timeOffsets can only be written while no process is in the new time namespace, so
+/// unshare it (which affects only our children), write the offsets, then move ourselves in.
+fn time_namespace(l: &Launch<'_>, proc: &Proc) -> Result<()> {
+    unshare(crate::namespaces::clone_flag(
+        oci_spec::runtime::LinuxNamespaceType::Time,
+    ))
+    .context("creating the time namespace")?;
+    let offsets = l
+        .bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|x| x.time_offsets().as_ref());
+    let mut text = String::new();
+    for (clock, o) in offsets.into_iter().flatten() {
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            o.secs().unwrap_or(0),
+            o.nanosecs().unwrap_or(0)
+        ));
+    }
+    if !text.is_empty() {
+        proc.write_self("timens_offsets", &text)
+            .context("linux.timeOffsets")?;
+    }
+    let ns = proc.open_own_link("ns", "time_for_children", libc::O_RDONLY)?;
+    nix::sched::setns(
+        ns.as_fd(),
+        CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    )
+    .context("entering the time namespace")
+}
+
+/// The create/start barrier: opening the fifo for writing blocks until `skiff start` opens
+/// it for reading; the byte we write tells start we are past it.
+fn wait_for_start(proc: &Proc, fifo: BorrowedFd<'_>) -> Result<()> {
+    let fd = proc
+        .reopen_own_fd(fifo, libc::O_WRONLY)
+        .context("opening the exec fifo")?;
+    nix::unistd::write(&fd, b"0").context("writing to the exec fifo")?;
+    Ok(())
+}

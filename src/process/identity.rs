@@ -1,0 +1,189 @@
+//! The process's identity and limits, applied by the init after pivot_root: hostname,
+//! sysctls, rlimits, user and groups, capabilities, no_new_privs, umask, cwd, and finally the
+//! program lookup and execve.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::prctl;
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{PosixRlimitType, Process, Spec};
+
+use crate::capabilities::Sets;
+use crate::procfs::Proc;
+use crate::sys::misc;
+
+pub fn uts(spec: &Spec) -> Result<()> {
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).with_context(|| format!("hostname: setting {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        misc::setdomainname(d).with_context(|| format!("domainname: setting {d:?}"))?;
+    }
+    Ok(())
+}
+
+/// linux.sysctl, written through the private procfs handle (never the container's /proc,
+/// which the container controls). Which keys are allowed was checked in bundle::validate.
+pub fn sysctls(spec: &Spec, proc: &Proc) -> Result<()> {
+    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    let mut keys: Vec<_> = map.keys().collect();
+    keys.sort();
+    for k in keys {
+        proc.write_sysctl(k, &map[k])
+            .with_context(|| format!("linux.sysctl: {k}"))?;
+    }
+    Ok(())
+}
+
+pub fn rlimit_resource(t: PosixRlimitType) -> u32 {
+    use PosixRlimitType as R;
+    (match t {
+        R::RlimitCpu => libc::RLIMIT_CPU,
+        R::RlimitFsize => libc::RLIMIT_FSIZE,
+        R::RlimitData => libc::RLIMIT_DATA,
+        R::RlimitStack => libc::RLIMIT_STACK,
+        R::RlimitCore => libc::RLIMIT_CORE,
+        R::RlimitRss => libc::RLIMIT_RSS,
+        R::RlimitNproc => libc::RLIMIT_NPROC,
+        R::RlimitNofile => libc::RLIMIT_NOFILE,
+        R::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        R::RlimitAs => libc::RLIMIT_AS,
+        R::RlimitLocks => libc::RLIMIT_LOCKS,
+        R::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        R::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        R::RlimitNice => libc::RLIMIT_NICE,
+        R::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        R::RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as u32
+}
+
+pub fn rlimits(p: &Process) -> Result<()> {
+    for r in p.rlimits().iter().flatten() {
+        let res = rlimit_resource(r.typ());
+        if let Err(e) = misc::setrlimit(res, r.soft(), r.hard()) {
+            let (_, cur_hard) = misc::getrlimit(res).unwrap_or((0, 0));
+            if e.raw_os_error() == Some(libc::EPERM) && r.hard() > cur_hard {
+                bail!(
+                    "process.rlimits: {} hard limit {} is above the current hard limit {} \
+                     (raising a hard limit needs CAP_SYS_RESOURCE)",
+                    r.typ(),
+                    r.hard(),
+                    cur_hard
+                );
+            }
+            return Err(e).with_context(|| {
+                format!(
+                    "process.rlimits: setting {} to {}/{}",
+                    r.typ(),
+                    r.soft(),
+                    r.hard()
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+/// process.env, plus HOME from the container's /etc/passwd when the spec does not set it
+/// (as runc does), so shells and tools find a home.
+pub fn environment(p: &Process) -> Vec<String> {
+    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let home = passwd_home(p.user().uid()).unwrap_or_else(|| "/".into());
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+fn passwd_home(uid: u32) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+    })
+}
+
+/// Groups, gid, uid, then capabilities: the bounding set is cut while we still have
+/// CAP_SETPCAP, PR_SET_KEEPCAPS keeps the permitted set across setuid, and the final sets
+/// are applied last. no_new_privs and the umask follow.
+pub fn switch_user(p: &Process) -> Result<()> {
+    let caps = Sets::from_spec(p.capabilities().as_ref())?;
+    caps.apply_bounding()?;
+    let u = p.user();
+    prctl::set_keepcaps(true).context("PR_SET_KEEPCAPS")?;
+    let groups = u.additional_gids().clone().unwrap_or_default();
+    misc::setgroups(&groups).with_context(|| format!("process.user.additionalGids: {groups:?}"))?;
+    let gid = Gid::from_raw(u.gid());
+    nix::unistd::setresgid(gid, gid, gid)
+        .with_context(|| format!("process.user.gid: {}", u.gid()))?;
+    let uid = Uid::from_raw(u.uid());
+    nix::unistd::setresuid(uid, uid, uid)
+        .with_context(|| format!("process.user.uid: {}", u.uid()))?;
+    prctl::set_keepcaps(false).context("PR_SET_KEEPCAPS")?;
+    caps.apply_rest()?;
+    if p.no_new_privileges().unwrap_or(false) {
+        prctl::set_no_new_privs().context("process.noNewPrivileges")?;
+    }
+    misc::umask(u.umask().unwrap_or(0o022));
+    Ok(())
+}
+
+/// chdir into process.cwd and check that it really is inside the container: a cwd reached
+/// through a leaked host fd reads back as unreachable (CVE-2024-21626).
+pub fn chdir(p: &Process) -> Result<()> {
+    let cwd = p.cwd();
+    nix::unistd::chdir(cwd).with_context(|| format!("process.cwd: chdir to {}", cwd.display()))?;
+    misc::getcwd()
+        .with_context(|| format!("process.cwd: {} is outside the container", cwd.display()))?;
+    Ok(())
+}
+
+/// Resolves args[0] now, so a missing program fails `create` rather than `start`.
+pub fn lookup(p: &Process, env: &[String]) -> Result<PathBuf> {
+    let args = p.args().as_deref().unwrap_or_default();
+    let prog = args.first().context("process.args: empty")?;
+    let ok = |path: &Path| {
+        nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
+            && std::fs::metadata(path).is_ok_and(|m| m.is_file())
+    };
+    if prog.contains('/') {
+        let path = PathBuf::from(prog);
+        if ok(&path) {
+            return Ok(path);
+        }
+        bail!("exec: {prog:?}: no such executable file in the container (process.args[0])");
+    }
+    let search = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("");
+    for dir in search.split(':').filter(|d| !d.is_empty()) {
+        let path = Path::new(dir).join(prog);
+        if ok(&path) {
+            return Ok(path);
+        }
+    }
+    bail!("exec: {prog:?}: executable file not found in $PATH (process.args[0])")
+}
+
+pub fn exec(exe: &Path, p: &Process, env: &[String]) -> Result<Infallible> {
+    let c = |s: &str| CString::new(s).with_context(|| format!("NUL byte in {s:?}"));
+    let path =
+        CString::new(exe.as_os_str().as_encoded_bytes()).context("NUL byte in program path")?;
+    let args = p
+        .args()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|a| c(a))
+        .collect::<Result<Vec<_>>>()?;
+    let env = env.iter().map(|e| c(e)).collect::<Result<Vec<_>>>()?;
+    let e = nix::unistd::execve(&path, &args, &env).unwrap_err();
+    Err(e).with_context(|| format!("exec {}", exe.display()))
+}

@@ -1,0 +1,41 @@
+//! Creating the container init: the parent side (`parent`), the child's setup sequence
+//! (`child`, `identity`), and the protocol between them (`sync`, which documents the whole
+//! sequence).
+
+mod child;
+mod identity;
+pub mod parent;
+pub mod sync;
+
+use std::collections::HashMap;
+use std::os::fd::{BorrowedFd, RawFd};
+
+use crate::bundle::Bundle;
+use crate::namespaces::Plan;
+
+/// Everything the child needs, prepared by the parent before clone3. The child works on its
+/// own copy of this (clone3 copies the address space), so nothing here is shared afterwards.
+#[derive(Debug)]
+pub struct Launch<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Bundle,
+    pub plan: &'a Plan,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// O_PATH fd of `<state>/exec.fifo`, reopened for writing by the init as the barrier.
+    pub fifo: BorrowedFd<'a>,
+    /// Parent fds the child must close at once (the state lock above all).
+    pub close_in_child: Vec<RawFd>,
+}
+
+impl Launch<'_> {
+    pub fn annotations(&self) -> HashMap<String, String> {
+        self.bundle.spec.annotations().clone().unwrap_or_default()
+    }
+
+    /// The state JSON hooks read on stdin.
+    pub fn state_json(&self, status: &str, pid: i32) -> String {
+        crate::hooks::state_json(self.id, status, pid, &self.bundle.dir, &self.annotations())
+    }
+}

@@ -1,0 +1,141 @@
+//! The parent side of `create`: clone3 the init and serve its requests until it is ready
+//! (the sequence is in `sync.rs`). On any failure the init is killed and reaped before the
+//! error is returned, so the caller only has to undo its own files and cgroup.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use anyhow::{Context, Result};
+use nix::sched::{setns, CloneFlags};
+use oci_spec::runtime::LinuxIdMapping;
+
+use super::sync::{self, ParentSide, Request};
+use super::{child, Launch};
+use crate::sys::clone::{clone3, Forked};
+use crate::sys::pidfd;
+
+/// The running (blocked on the exec fifo) container init.
+#[derive(Debug)]
+pub struct Init {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+}
+
+/// Kills and reaps a child on drop unless disarmed: no failure path leaves a process behind.
+#[derive(Debug)]
+struct Reaper(Option<Init>);
+
+impl Reaper {
+    fn disarm(mut self) -> Init {
+        self.0.take().expect("reaper holds a child")
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            let _ = pidfd::send_signal(c.pidfd.as_fd(), libc::SIGKILL);
+            let _ = pidfd::wait(c.pidfd.as_fd(), false);
+        }
+    }
+}
+
+/// Spawns the init into `cgroup` and drives it to `Ready`.
+pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
+    let (pend, cend) = sync::pair()?;
+    l.close_in_child.push(pend.raw_fd());
+    let plan = l.plan;
+    let own_pidns = match &plan.join_pid {
+        Some(j) => {
+            let own = File::open("/proc/self/ns/pid").context("opening our own pid namespace")?;
+            j.enter()?;
+            Some(own)
+        }
+        None => None,
+    };
+    let forked = clone3(plan.clone.bits() as u64, Some(cgroup), true);
+    if let Some(own) = own_pidns {
+        // Back to our own pid namespace for later children (hooks run in the runtime's).
+        if let Ok(Forked::Parent { .. }) | Err(_) = &forked {
+            setns(own.as_fd(), CloneFlags::CLONE_NEWPID)
+                .context("returning to our pid namespace")?;
+        }
+    }
+    let (pid, fd) = match forked.context("clone3 of the container init")? {
+        Forked::Child => {
+            drop(pend);
+            child::main(l, cend)
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd.context("clone3 returned no pidfd")?),
+    };
+    drop(cend);
+    let mut child = Reaper(Some(Init { pid, pidfd: fd }));
+    let mut side = ParentSide::new(pend, plan.unshare_user, plan.fork);
+    let spec = &l.bundle.spec;
+    if plan.clone.contains(CloneFlags::CLONE_NEWUSER) {
+        write_id_maps(pid, spec)?;
+    }
+    if !plan.fork {
+        side.go(pid)?;
+    }
+    loop {
+        match side.next()? {
+            Request::MapIds => {
+                write_id_maps(pid, spec)?;
+                side.maps_done()?;
+            }
+            Request::InitPid(p) => {
+                let fd = pidfd::open(p).with_context(|| format!("pidfd_open of the init {p}"))?;
+                let first = std::mem::replace(&mut child, Reaper(Some(Init { pid: p, pidfd: fd })));
+                pidfd::wait(first.disarm().pidfd.as_fd(), false)
+                    .context("reaping the intermediate child")?;
+                side.go(p)?;
+            }
+            Request::RunHooks => {
+                let pid = child.0.as_ref().map_or(0, |c| c.pid);
+                let state = l.state_json("creating", pid);
+                let hooks = spec.hooks().as_ref();
+                crate::hooks::run_all(
+                    "prestart",
+                    hooks.and_then(|h| h.prestart().as_ref()),
+                    &state,
+                )?;
+                crate::hooks::run_all(
+                    "createRuntime",
+                    hooks.and_then(|h| h.create_runtime().as_ref()),
+                    &state,
+                )?;
+                side.hooks_done()?;
+            }
+            Request::Ready => break,
+        }
+    }
+    Ok(child.disarm())
+}
+
+/// Writes /proc/<pid>/{uid,gid}_map from linux.uidMappings/gidMappings.
+fn write_id_maps(pid: i32, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let uid = linux.and_then(|l| l.uid_mappings().as_ref());
+    let gid = linux.and_then(|l| l.gid_mappings().as_ref());
+    write_map(pid, "uid_map", "linux.uidMappings", uid)?;
+    write_map(pid, "gid_map", "linux.gidMappings", gid)
+}
+
+fn write_map(pid: i32, file: &str, field: &str, maps: Option<&Vec<LinuxIdMapping>>) -> Result<()> {
+    let text: String = maps
+        .into_iter()
+        .flatten()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect();
+    let path = format!("/proc/{pid}/{file}");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("{field}: opening {path}"))?;
+    // The kernel takes the whole map in a single write.
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("{field}: writing {:?} to {path}", text.trim_end()))?;
+    Ok(())
+}

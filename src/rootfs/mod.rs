@@ -1,0 +1,233 @@
+//! The container's filesystem view, set up by the child in its new mount namespace:
+//!
+//! 1. [`prepare`]: make the host mounts non-propagating into our namespace, bind the rootfs
+//!    onto itself (pivot_root needs a mount point), the spec's mounts in order, devices and
+//!    /dev symlinks, the cwd. Everything is resolved inside the rootfs (see [`paths`]).
+//! 2. [`enter`]: pivot_root (or MS_MOVE + chroot with --no-pivot), dropping the host's tree.
+//! 3. [`finish`]: maskedPaths, readonlyPaths, rootfsPropagation, root.readonly.
+
+mod devices;
+mod mounts;
+mod options;
+mod paths;
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{fstat, SFlag};
+use oci_spec::runtime::Spec;
+
+use crate::sys::fs::open_in_root;
+use crate::sys::mount::{self as m, MountAttr};
+
+/// Handles kept from before pivot_root.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The rootfs (a mount point now), as an O_PATH directory.
+    pub root: OwnedFd,
+}
+
+fn propagation_flag(p: &str) -> Result<MsFlags> {
+    Ok(match p {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        other => bail!(
+            "linux.rootfsPropagation: {other:?} is not one of private, rprivate, slave, rslave, \
+             shared, rshared, unbindable, runbindable"
+        ),
+    })
+}
+
+fn rootfs_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .filter(|p| !p.is_empty())
+        .map(propagation_flag)
+        .transpose()
+}
+
+pub fn prepare(spec: &Spec, bundle: &Path, rootfs: &Path, in_userns: bool) -> Result<Prepared> {
+    // Nothing we mount may propagate back to the host. A shared rootfsPropagation is applied
+    // after pivot_root, which refuses shared mounts.
+    let initial = match rootfs_propagation(spec)? {
+        Some(f) if !f.contains(MsFlags::MS_SHARED) => f | MsFlags::MS_REC,
+        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
+    mount(None::<&str>, "/", None::<&str>, initial, None::<&str>)
+        .context("making / non-propagating in the container's mount namespace")?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind-mounting rootfs {} onto itself", rootfs.display()))?;
+    let root = std::fs::File::open(rootfs)
+        .map(OwnedFd::from)
+        .with_context(|| format!("opening rootfs {}", rootfs.display()))?;
+
+    for (i, mnt) in spec.mounts().iter().flatten().enumerate() {
+        mounts::mount_one(root.as_fd(), bundle, i, mnt)?;
+    }
+    make_devices(spec, root.as_fd(), in_userns)?;
+    if let Some(p) = spec.process() {
+        paths::mkdir_all(root.as_fd(), p.cwd(), 0o755)
+            .with_context(|| format!("process.cwd: creating {}", p.cwd().display()))?;
+    }
+    Ok(Prepared { root })
+}
+
+/// The container's /dev/null, opened without following a symlink and checked to be the real
+/// 1:3 character device before anything is masked with it: an image or a racing process
+/// could have made it a symlink to a procfs file, which masking would then bind read-write
+/// (CVE-2025-31133).
+fn open_devnull(root: BorrowedFd<'_>) -> Result<OwnedFd> {
+    let fd = open_in_root(
+        root,
+        Path::new("/dev/null"),
+        libc::O_PATH | libc::O_NOFOLLOW,
+    )
+    .context("opening /dev/null")?;
+    let st = fstat(fd.as_fd()).context("stat of /dev/null")?;
+    let is_chr = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    if !is_chr || nix::sys::stat::major(st.st_rdev) != 1 || nix::sys::stat::minor(st.st_rdev) != 3 {
+        bail!(
+            "/dev/null in the container is not the 1:3 character device: refusing to mask with it"
+        );
+    }
+    Ok(fd)
+}
+
+fn make_devices(spec: &Spec, root: BorrowedFd<'_>, in_userns: bool) -> Result<()> {
+    let mut devs = devices::defaults();
+    if let Some(l) = spec.linux() {
+        for (i, d) in l.devices().iter().flatten().enumerate() {
+            let d = devices::from_spec(i, d)?;
+            devs.retain(|x| x.path != d.path);
+            devs.push(d);
+        }
+    }
+    for d in &devs {
+        devices::create(root, d, in_userns)?;
+    }
+    devices::symlinks(root)
+}
+
+/// Makes the prepared rootfs the process's `/`.
+pub fn enter(p: &Prepared, no_pivot: bool) -> Result<()> {
+    nix::unistd::fchdir(p.root.as_fd()).context("chdir into the rootfs")?;
+    if no_pivot {
+        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+            .context("moving the rootfs onto / (--no-pivot)")?;
+        nix::unistd::chroot(".").context("chroot into the rootfs (--no-pivot)")?;
+    } else {
+        crate::sys::mount::pivot_root_dot().context("pivot_root into the rootfs")?;
+        // The old root is now stacked on "/": detach it so no host path stays reachable.
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .context("making the old root a slave before unmounting it")?;
+        umount2(".", MntFlags::MNT_DETACH).context("unmounting the old root")?;
+    }
+    nix::unistd::chdir("/").context("chdir to the new /")?;
+    Ok(())
+}
+
+/// Masked and read-only paths, rootfs propagation and a read-only root, after `enter`.
+pub fn finish(spec: &Spec) -> Result<()> {
+    let root = std::fs::File::open("/")
+        .map(OwnedFd::from)
+        .context("opening /")?;
+    if let Some(l) = spec.linux() {
+        let masked = l.masked_paths().as_deref().unwrap_or_default();
+        let devnull = if masked.is_empty() {
+            None
+        } else {
+            Some(open_devnull(root.as_fd())?)
+        };
+        for path in masked {
+            let devnull = devnull
+                .as_ref()
+                .expect("opened when there are masked paths");
+            mask(root.as_fd(), Path::new(path), devnull.as_fd())
+                .with_context(|| format!("linux.maskedPaths: {path}"))?;
+        }
+        for path in l.readonly_paths().iter().flatten() {
+            readonly(root.as_fd(), Path::new(path))
+                .with_context(|| format!("linux.readonlyPaths: {path}"))?;
+        }
+    }
+    if let Some(f) = rootfs_propagation(spec)? {
+        mount(None::<&str>, "/", None::<&str>, f, None::<&str>)
+            .context("linux.rootfsPropagation: applying it to /")?;
+    }
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        let attr = MountAttr {
+            attr_set: m::MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        m::mount_setattr(root.as_fd(), false, &attr)
+            .context("root.readonly: remounting / read-only")?;
+    }
+    Ok(())
+}
+
+fn open_existing(root: BorrowedFd<'_>, path: &Path) -> Result<Option<OwnedFd>> {
+    match open_in_root(root, path, libc::O_PATH | libc::O_NOFOLLOW) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e).context("opening it"),
+    }
+}
+
+/// Directories get an empty read-only tmpfs, everything else the host's /dev/null.
+fn mask(root: BorrowedFd<'_>, path: &Path, devnull: BorrowedFd<'_>) -> Result<()> {
+    let Some(target) = open_existing(root, path)? else {
+        return Ok(());
+    };
+    let st = fstat(target.as_fd()).context("stat")?;
+    let tree = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+        let fs = m::fsopen("tmpfs").context("creating a tmpfs")?;
+        m::fsmount(fs.as_fd(), m::MOUNT_ATTR_RDONLY).context("creating a read-only tmpfs")?
+    } else {
+        m::open_tree(devnull, Path::new(""), m::OPEN_TREE_CLONE).context("cloning /dev/null")?
+    };
+    m::move_mount(tree.as_fd(), target.as_fd()).context("mounting over it")
+}
+
+fn readonly(root: BorrowedFd<'_>, path: &Path) -> Result<()> {
+    let Some(target) = open_existing(root, path)? else {
+        return Ok(());
+    };
+    let tree = m::open_tree(
+        target.as_fd(),
+        Path::new(""),
+        m::OPEN_TREE_CLONE | m::AT_RECURSIVE,
+    )
+    .context("cloning its mount tree")?;
+    let attr = MountAttr {
+        attr_set: m::MOUNT_ATTR_RDONLY,
+        ..Default::default()
+    };
+    m::mount_setattr(tree.as_fd(), true, &attr).context("making it read-only")?;
+    m::move_mount(tree.as_fd(), target.as_fd()).context("mounting over it")
+}

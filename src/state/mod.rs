@@ -1,0 +1,281 @@
+//! The container store: `<root>/<id>/` holds `state.json` and, until `start`, `exec.fifo`.
+//!
+//! Every command that touches a container takes an exclusive flock on its directory first, so
+//! concurrent commands on one id serialise (runc does not lock across processes; we do).
+//! state.json is replaced atomically (write to a temp file, then rename). The status is never
+//! read from the file: it is derived from the kernel each time (see [`status`]).
+
+mod status;
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+pub use status::{proc_start_time, Status};
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// What skiff records about a container. Facts that can change (is it running?) are not
+/// stored; they are derived from `pid` + `start_time` + the exec fifo + the cgroup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub id: String,
+    /// Pid of the container's init in skiff's pid namespace.
+    pub pid: i32,
+    /// The init's start time (clock ticks since boot, /proc/<pid>/stat field 22): a pid that
+    /// was reused by another process has another start time.
+    pub start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    #[serde(default)]
+    pub owner: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    /// The container's cgroup v2 directory (absolute).
+    pub cgroup: Option<PathBuf>,
+    /// Directories skiff created for the cgroup, deepest first: what delete removes.
+    #[serde(default)]
+    pub cgroup_created: Vec<PathBuf>,
+    /// Whether the container has its own pid namespace (if not, killing init leaves the other
+    /// processes alive and delete must kill the whole cgroup).
+    pub own_pid_ns: bool,
+    /// Hooks still to run after create (poststart, poststop), copied from config.json so that
+    /// later commands do not depend on the bundle staying unchanged.
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+}
+
+/// The state JSON that `skiff state` prints: runtime-spec's fields plus runc's extras
+/// (rootfs, created, owner), in runc's field order.
+#[derive(Debug, Serialize)]
+pub struct PublicState<'a> {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
+    pub owner: &'a str,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: &'a HashMap<String, String>,
+}
+
+impl State {
+    pub fn public(&self, status: Status) -> PublicState<'_> {
+        PublicState {
+            oci_version: crate::cli::SPEC_VERSION,
+            id: &self.id,
+            // runc reports pid 0 once the container is stopped: the number may already
+            // belong to an unrelated process.
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            status,
+            bundle: &self.bundle,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            owner: &self.owner,
+            annotations: &self.annotations,
+        }
+    }
+}
+
+/// Rejects ids that could escape the state root or confuse the clients that print them.
+pub fn validate_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        bail!("invalid container id: must not be empty");
+    }
+    if id == "." || id == ".." || id.contains('/') {
+        bail!("invalid container id {id:?}: must not be \".\", \"..\" or contain '/'");
+    }
+    if id.chars().any(|c| c.is_control()) {
+        bail!("invalid container id {id:?}: must not contain control characters");
+    }
+    if id.len() > 1024 {
+        bail!("invalid container id: longer than 1024 bytes");
+    }
+    Ok(())
+}
+
+/// "container X does not exist": clients match the words `does not exist`, and
+/// `delete --force` treats it as success.
+#[derive(Debug)]
+pub struct NotFound(pub String);
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "container {} does not exist", self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
+
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A container directory held under its exclusive lock (released on drop).
+#[derive(Debug)]
+pub struct Locked {
+    pub dir: PathBuf,
+    lock: Flock<File>,
+}
+
+impl Store {
+    pub fn new(root: &Path) -> Self {
+        Store {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates and locks the directory of a new container; fails if the id is taken.
+    pub fn create(&self, id: &str) -> Result<Locked> {
+        validate_id(id)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .with_context(|| format!("creating state root {}", self.root.display()))?;
+        let dir = self.root.join(id);
+        match fs::DirBuilder::new().mode(0o711).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                bail!("container with id {id} already exists")
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("creating state directory {}", dir.display()))
+            }
+        }
+        lock(dir)
+    }
+
+    /// Locks an existing container and loads its state.
+    pub fn open(&self, id: &str) -> Result<(Locked, State)> {
+        validate_id(id)?;
+        let dir = self.root.join(id);
+        let locked = match lock(dir) {
+            Ok(l) => l,
+            Err(e) if is_not_found(&e) => return Err(NotFound(id.to_string()).into()),
+            Err(e) => return Err(e),
+        };
+        // The creator may have failed and removed the directory while we waited for the lock.
+        let path = locked.dir.join(STATE_FILE);
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(NotFound(id.to_string()).into())
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let state =
+            serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
+        Ok((locked, state))
+    }
+
+    /// The ids of all containers (directories) under the root, sorted.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.root.display())),
+        };
+        let mut ids: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+    })
+}
+
+fn lock(dir: PathBuf) -> Result<Locked> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(&dir)
+        .with_context(|| format!("opening {}", dir.display()))?;
+    let lock = Flock::lock(f, FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .with_context(|| format!("locking {}", dir.display()))?;
+    Ok(Locked { dir, lock })
+}
+
+impl Locked {
+    pub fn fifo(&self) -> PathBuf {
+        self.dir.join(EXEC_FIFO)
+    }
+
+    /// The lock's fd, which a forked child must close so the lock dies with the parent.
+    pub fn lock_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.lock.as_fd()
+    }
+
+    /// Writes state.json atomically.
+    pub fn save(&self, state: &State) -> Result<()> {
+        let tmp = self.dir.join(".state.json.tmp");
+        let path = self.dir.join(STATE_FILE);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(&serde_json::to_vec(state)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
+        Ok(())
+    }
+
+    /// Derives the current status from the kernel (see [`status::derive`]).
+    pub fn status(&self, state: &State) -> Status {
+        status::derive(state, &self.fifo())
+    }
+
+    /// Removes the container directory (the lock stays held until drop).
+    pub fn remove(&self) -> Result<()> {
+        fs::remove_dir_all(&self.dir).with_context(|| format!("removing {}", self.dir.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_escape_or_confuse_are_rejected() {
+        for bad in ["", ".", "..", "a/b", "/abs", "a\nb", "a\u{7f}"] {
+            assert!(validate_id(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["a", "abc-123_x.y", "64hex0123456789abcdef"] {
+            validate_id(good).unwrap();
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Small process-attribute syscalls without a safe wrapper in nix.
+
+use std::io;
+
+/// close_range(first, ~0, CLOSE_RANGE_CLOEXEC): marks every fd >= `first` close-on-exec so no
+/// runtime fd reaches the container process (CVE-2024-21626 class), while fds the process
+/// must keep (stdio, --preserve-fds) stay below `first`.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: integer arguments only; marking fds close-on-exec invalidates no Rust-owned fd.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    super::cvt(ret).map(drop)
+}
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring, so containers do not
+/// share the runtime's (and each other's) keys.
+pub fn join_session_keyring(name: &str) -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+    let c = std::ffi::CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in keyring name"))?;
+    // SAFETY: NUL-terminated name; returns a key serial, no memory is written.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, c.as_ptr()) };
+    super::cvt(ret).map(drop)
+}
+
+/// setdomainname(2).
+pub fn setdomainname(name: &str) -> io::Result<()> {
+    // SAFETY: pointer and length of a live byte slice.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    super::cvt(ret as libc::c_long).map(drop)
+}
+
+/// setrlimit(2) with a raw resource number (the OCI names map 1:1 onto RLIMIT_*).
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: valid rlimit pointer; the resource number is checked by the kernel.
+    let ret = unsafe { libc::setrlimit(resource as _, &lim) };
+    super::cvt(ret as libc::c_long).map(drop)
+}
+
+/// getrlimit(2): (soft, hard).
+pub fn getrlimit(resource: u32) -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out pointer.
+    let ret = unsafe { libc::getrlimit(resource as _, &mut lim) };
+    super::cvt(ret as libc::c_long)?;
+    Ok((lim.rlim_cur, lim.rlim_max))
+}
+
+/// umask(2); returns the previous mask.
+pub fn umask(mask: u32) -> u32 {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+/// setgroups(2) with the given supplementary groups (may be empty).
+pub fn setgroups(gids: &[u32]) -> io::Result<()> {
+    // SAFETY: pointer and length of a live slice of gid_t.
+    let ret = unsafe { libc::setgroups(gids.len(), gids.as_ptr()) };
+    super::cvt(ret as libc::c_long).map(drop)
+}
+
+/// getcwd(2) as a raw syscall: unlike libc's wrapper it reports ENOENT-style
+/// "(unreachable)" cwds as an error we can check for (CVE-2024-21626).
+pub fn getcwd() -> io::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: buf is writable for its full length.
+    let ret = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+    let n = super::cvt(ret)? as usize;
+    buf.truncate(n.saturating_sub(1));
+    if !buf.starts_with(b"/") {
+        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    }
+    Ok(std::ffi::OsString::from_vec(buf).into())
+}
+
+/// poll(2), retrying on EINTR; returns how many fds have events.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    let n = super::cvt_retry(|| {
+        // SAFETY: `fds` is a live, writable slice of pollfd of the length we pass.
+        unsafe {
+            libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) as libc::c_long
+        }
+    })?;
+    Ok(n as usize)
+}
+
+/// _exit(2): ends the process at once, without running atexit handlers or flushing stdio
+/// buffers that belong to the parent's copy of the address space (we are a clone of it).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust-owned state.
+    unsafe { libc::_exit(code) }
+}
