@@ -1,1 +1,13 @@
-//! Integration tests: placeholder, filled in next.
+//! skiff's integration tests: the real binary, as root, on busybox bundles, asserting what
+//! the kernel shows (namespace inodes, mount table, cgroup files, capability masks...).
+//! Every test uses its own state root under /run/skiff-test and checks on drop that nothing
+//! (state directory, cgroup, mount) is left behind.
+
+mod common;
+
+mod cli;
+mod errors;
+mod lifecycle;
+mod namespaces;
+mod process;
+mod rootfs;

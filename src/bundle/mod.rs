@@ -40,7 +40,8 @@ pub fn parse(text: &[u8]) -> Result<Spec> {
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            if path == "." || path.is_empty() {
+            if path == "." || path == "?" || path.is_empty() || inner.is_syntax() || inner.is_eof()
+            {
                 bail!("invalid JSON: {inner}")
             }
             bail!("{path}: {inner}")

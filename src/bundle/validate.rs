@@ -186,8 +186,5 @@ fn unsupported(spec: &Spec) -> Result<()> {
     if l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) {
         no("linux.mountLabel")?;
     }
-    if l.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
-        no("linux.timeOffsets")?;
-    }
     Ok(())
 }

@@ -38,6 +38,9 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     close_parent_fds(&l.close_in_child);
     enter_namespaces(l, end)?;
     let pid = end.wait_go()?;
+    if l.plan.new_user {
+        become_userns_root()?;
+    }
     let proc = Proc::open()?;
     if l.plan.new_time {
         time_namespace(l, &proc)?;
@@ -140,6 +143,18 @@ fn enter_namespaces(l: &Launch<'_>, end: &ChildEnd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// In a new user namespace we still carry the host's ids, which are unmapped there: files we
+/// create would fail with EOVERFLOW. Become the namespace's root (the maps are written now).
+fn become_userns_root() -> Result<()> {
+    let root = (nix::unistd::Gid::from_raw(0), nix::unistd::Uid::from_raw(0));
+    crate::sys::misc::setgroups(&[])
+        .context("dropping supplementary groups in the user namespace")?;
+    nix::unistd::setresgid(root.0, root.0, root.0)
+        .context("becoming gid 0 of the user namespace (is gid 0 in linux.gidMappings?)")?;
+    nix::unistd::setresuid(root.1, root.1, root.1)
+        .context("becoming uid 0 of the user namespace (is uid 0 in linux.uidMappings?)")
 }
 
 /// linux.timeOffsets can only be written while no process is in the new time namespace, so

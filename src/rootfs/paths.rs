@@ -3,6 +3,8 @@
 //! was itself resolved in-root, so swapping a component for a symlink mid-way cannot redirect
 //! the creation to the host (CVE-2024-45310 class).
 
+use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
@@ -35,30 +37,55 @@ pub fn open_dir(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
     open_in_root(root, path, libc::O_PATH | libc::O_DIRECTORY)
 }
 
-/// `mkdir -p` inside the root; returns an O_PATH fd of the final directory.
+/// `mkdir -p` inside the root; returns an O_PATH fd of the final directory. A component that
+/// is a dangling symlink is followed the way the kernel would follow it with the rootfs as
+/// `/` (the directories it names are created inside the rootfs), never onto the host.
 pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<OwnedFd> {
+    let mut todo: VecDeque<OsString> = components(path).into_iter().map(OsString::from).collect();
     let mut cur = PathBuf::from("/");
     let mut fd = open_dir(root, &cur).context("opening the rootfs")?;
-    for c in components(path) {
-        let next = cur.join(c);
+    let mut links = 0;
+    while let Some(c) = todo.pop_front() {
+        let next = cur.join(&c);
         match open_dir(root, &next) {
-            Ok(f) => fd = f,
+            Ok(f) => {
+                (fd, cur) = (f, next);
+                continue;
+            }
+            Err(e) if io_kind(&e, libc::ENOENT) => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("opening directory {}", next.display()))
+            }
+        }
+        match nix::sys::stat::mkdirat(fd.as_fd(), c.as_os_str(), Mode::from_bits_truncate(mode)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("creating directory {}", next.display()))
+            }
+        }
+        match open_dir(root, &next) {
+            Ok(f) => (fd, cur) = (f, next),
             Err(e) if io_kind(&e, libc::ENOENT) => {
-                match nix::sys::stat::mkdirat(fd.as_fd(), c, Mode::from_bits_truncate(mode)) {
-                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-                    Err(e) => {
-                        return Err(e)
-                            .with_context(|| format!("creating directory {}", next.display()))
-                    }
+                // It exists but does not resolve: a dangling symlink. Follow it in-root.
+                links += 1;
+                if links > 40 {
+                    bail!("too many levels of symbolic links under {}", path.display());
                 }
-                fd = open_dir(root, &next)
-                    .with_context(|| format!("opening directory {}", next.display()))?;
+                let target = nix::fcntl::readlinkat(fd.as_fd(), c.as_os_str())
+                    .with_context(|| format!("reading symlink {}", next.display()))?;
+                let target = PathBuf::from(target);
+                if target.is_absolute() {
+                    cur = PathBuf::from("/");
+                    fd = open_dir(root, &cur).context("opening the rootfs")?;
+                }
+                for t in components(&target).into_iter().rev() {
+                    todo.push_front(t.to_os_string());
+                }
             }
             Err(e) => {
                 return Err(e).with_context(|| format!("opening directory {}", next.display()))
             }
         }
-        cur = next;
     }
     Ok(fd)
 }

@@ -1,0 +1,331 @@
+//! Test harness: busybox bundles, a private state root per test, the real skiff binary, and
+//! a leak check after every test (state directory, cgroup, processes).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{json, Value};
+
+pub fn skiff_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_skiff")
+}
+
+/// Tests need root (namespaces, mounts, cgroups). Returns false (and prints SKIP) otherwise.
+pub fn is_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIP: integration tests need root");
+    false
+}
+
+pub fn busybox() -> Option<&'static str> {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+}
+
+macro_rules! require_root {
+    () => {
+        if !$crate::common::is_root() {
+            return;
+        }
+        if $crate::common::busybox().is_none() {
+            eprintln!("SKIP: busybox-static is not installed (apt-get install busybox-static)");
+            return;
+        }
+    };
+}
+pub(crate) use require_root;
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A bundle in a fresh temp directory: rootfs with busybox and its applets, a config.json
+/// derived from `skiff spec`, and a state root only this test uses.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub id: String,
+    pub config: Value,
+}
+
+const APPLETS: &[&str] = &[
+    "sh",
+    "cat",
+    "echo",
+    "id",
+    "ls",
+    "mount",
+    "sleep",
+    "true",
+    "false",
+    "hostname",
+    "grep",
+    "stat",
+    "touch",
+    "readlink",
+    "ps",
+    "test",
+    "mkdir",
+    "umask",
+    "head",
+    "wc",
+    "kill",
+    "env",
+    "pwd",
+    "domainname",
+    "dd",
+    "rm",
+    "sed",
+    "tr",
+    "nproc",
+    "seq",
+    "date",
+    "mknod",
+    "chmod",
+    "ln",
+    "printf",
+    "uname",
+    "cut",
+    "sort",
+    "tee",
+    "timeout",
+    "nc",
+    "ip",
+    "uptime",
+    "ulimit",
+];
+
+impl Bundle {
+    pub fn new(name: &str) -> Bundle {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("{name}-{}-{n}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("skiff-it-{tag}"));
+        let root = PathBuf::from(format!("/run/skiff-test/{tag}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rootfs = dir.join("rootfs");
+        for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "root"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::copy(busybox().unwrap(), rootfs.join("bin/busybox")).unwrap();
+        for a in APPLETS {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+        }
+        std::fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+        let out = Command::new(skiff_bin())
+            .args(["spec", "--bundle"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skiff spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut config: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        config["process"]["terminal"] = json!(false);
+        Bundle {
+            dir,
+            root,
+            id: format!("it-{tag}"),
+            config,
+        }
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    pub fn args(&mut self, args: &[&str]) -> &mut Self {
+        self.config["process"]["args"] = json!(args);
+        self
+    }
+
+    /// Runs a shell script as the container process.
+    pub fn sh(&mut self, script: &str) -> &mut Self {
+        self.args(&["sh", "-c", script])
+    }
+
+    /// Atomically (a concurrent skiff may be reading it).
+    pub fn write_config(&self) {
+        let tmp = self.dir.join(".config.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&self.config).unwrap()).unwrap();
+        std::fs::rename(&tmp, self.dir.join("config.json")).unwrap();
+    }
+
+    /// `skiff --root <ours> ARGS...`, config written first; stdin closed. stdout and stderr
+    /// go through files, not pipes: a created init inherits them and would keep a pipe open
+    /// (and `output()` waiting) until the container exits.
+    pub fn skiff(&self, args: &[&str]) -> Output {
+        self.write_config();
+        output_via_files(self.command(args).stdin(Stdio::null()))
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(skiff_bin());
+        c.arg("--root").arg(&self.root).args(args);
+        c
+    }
+
+    /// `run` with the bundle; returns (status code, stdout, stderr).
+    pub fn run(&self) -> (i32, String, String) {
+        let b = self.dir.to_str().unwrap().to_string();
+        let out = self.skiff(&["run", "--bundle", &b, &self.id]);
+        (
+            out.status.code().unwrap_or(-1),
+            text(&out.stdout),
+            text(&out.stderr),
+        )
+    }
+
+    /// `run`, asserting success; returns stdout.
+    pub fn run_ok(&self) -> String {
+        let (code, out, err) = self.run();
+        assert_eq!(code, 0, "skiff run failed\nstdout: {out}\nstderr: {err}");
+        out
+    }
+
+    pub fn create(&self) -> Output {
+        let b = self.dir.to_str().unwrap().to_string();
+        self.skiff(&["create", "--bundle", &b, &self.id])
+    }
+
+    pub fn create_ok(&self) {
+        let out = self.create();
+        assert!(out.status.success(), "create failed: {}", text(&out.stderr));
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.skiff(args);
+        assert!(
+            out.status.success(),
+            "skiff {args:?} failed: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    pub fn state(&self) -> Value {
+        let out = self.skiff(&["state", &self.id]);
+        assert!(out.status.success(), "state failed: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn status(&self) -> String {
+        self.state()["status"].as_str().unwrap().to_string()
+    }
+
+    /// The cgroup v2 directory skiff uses by default for this container.
+    pub fn default_cgroup(&self) -> PathBuf {
+        cgroup2_mount()
+            .join(own_cgroup().trim_start_matches('/'))
+            .join(&self.id)
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        // Best effort, then check nothing of ours is left (a leak fails the test).
+        let _ = self.command(&["delete", "--force", &self.id]).output();
+        let leftovers = std::fs::read_dir(&self.root)
+            .map(|d| d.count())
+            .unwrap_or(0);
+        let cg = self.default_cgroup();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir(&self.root);
+        if !std::thread::panicking() {
+            assert_eq!(
+                leftovers,
+                0,
+                "state directory {} not cleaned up",
+                self.root.display()
+            );
+            assert!(!cg.exists(), "cgroup {} left behind", cg.display());
+            assert!(
+                !mounts().contains(self.dir.to_str().unwrap()),
+                "mounts left behind"
+            );
+        }
+    }
+}
+
+/// Runs `cmd` with stdout/stderr captured through temporary files.
+pub fn output_via_files(cmd: &mut Command) -> Output {
+    let n = SEQ.fetch_add(1, Ordering::SeqCst);
+    let base = std::env::temp_dir().join(format!("skiff-it-out-{}-{n}", std::process::id()));
+    let (o, e) = (base.with_extension("out"), base.with_extension("err"));
+    let status = cmd
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap())
+        .status()
+        .unwrap();
+    let out = Output {
+        status,
+        stdout: std::fs::read(&o).unwrap(),
+        stderr: std::fs::read(&e).unwrap(),
+    };
+    let _ = std::fs::remove_file(&o);
+    let _ = std::fs::remove_file(&e);
+    out
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub fn mounts() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+pub fn cgroup2_mount() -> PathBuf {
+    let mi = mounts();
+    mi.lines()
+        .find_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let mnt = pre.split_whitespace().nth(4)?;
+            (post.split_whitespace().next()? == "cgroup2").then(|| PathBuf::from(mnt))
+        })
+        .expect("a cgroup2 mount")
+}
+
+pub fn own_cgroup() -> String {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        .unwrap()
+}
+
+pub fn host_ns(name: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{name}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub fn pid_alive(pid: i64) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
+}
+
+/// Waits up to `ms` for `f` to hold.
+pub fn wait_for(ms: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    f()
+}
