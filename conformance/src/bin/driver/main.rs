@@ -1,0 +1,99 @@
+//! driver: generates one bundle per case, drives the runtime under test only
+//! through the OCI operations (create, start, state, kill, delete), and
+//! reports TAP version 13 plus a closing `N passed, N failed, N skipped`.
+
+mod cases;
+mod harness;
+
+use harness::*;
+use regex::Regex;
+
+fn usage() -> ! {
+    eprintln!("usage: driver --runtime PATH --probe PATH [--busybox PATH] [--filter REGEX] [--list] [--keep] [--timeout SECS]");
+    std::process::exit(2)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut runtime = None;
+    let mut probe = None;
+    let mut busybox = "/bin/busybox".to_string();
+    let mut filter = None;
+    let mut list = false;
+    let mut keep = false;
+    let mut timeout = 30u64;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--runtime" => runtime = args.next(),
+            "--probe" => probe = args.next(),
+            "--busybox" => busybox = args.next().unwrap_or_else(|| usage()),
+            "--filter" => filter = args.next(),
+            "--list" => list = true,
+            "--keep" => keep = true,
+            "--timeout" => timeout = args.next().and_then(|s| s.parse().ok()).unwrap_or_else(|| usage()),
+            "-h" | "--help" => usage(),
+            _ => usage(),
+        }
+    }
+    let all = cases::all();
+    let re = filter.map(|f| Regex::new(&f).unwrap_or_else(|e| {
+        eprintln!("bad --filter: {e}");
+        std::process::exit(2)
+    }));
+    let selected: Vec<&Case> = all.iter().filter(|c| re.as_ref().map(|r| r.is_match(&c.id)).unwrap_or(true)).collect();
+    if list {
+        for c in &selected {
+            let g = match &c.needs {
+                Needs::None => String::new(),
+                n => format!("  [{}]", n.describe()),
+            };
+            println!("{}  ({}){g}", c.id, c.section);
+        }
+        return;
+    }
+    let Some(runtime) = runtime else { usage() };
+    let Some(probe) = probe else { usage() };
+    let cx = match Ctx::new(&runtime, &probe, &busybox, keep, timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("driver: setup failed: {e}");
+            std::process::exit(2)
+        }
+    };
+    println!("TAP version 13");
+    println!("# runtime: {} ({})", runtime, cx.runtime_version());
+    println!("# host: {}", cx.host.describe());
+    println!("1..{}", selected.len());
+    let (mut p, mut f, mut s) = (0, 0, 0);
+    for (i, c) in selected.iter().enumerate() {
+        let n = i + 1;
+        let v = match c.needs.unmet(&cx.host) {
+            Some(reason) => V::Skip(reason),
+            None => cx.run_case(c),
+        };
+        match v {
+            V::Pass => {
+                p += 1;
+                println!("ok {n} - {} ({})", c.id, c.section);
+            }
+            V::Skip(r) => {
+                s += 1;
+                println!("ok {n} - {} ({}) # SKIP {}", c.id, c.section, r.replace('\n', " "));
+            }
+            V::Fail(msg) => {
+                f += 1;
+                println!("not ok {n} - {} ({})", c.id, c.section);
+                println!("  ---");
+                println!("  spec: {:?}", c.spec);
+                println!("  message: |");
+                for l in msg.lines().take(60) {
+                    println!("    {l}");
+                }
+                println!("  ...");
+            }
+        }
+    }
+    cx.finish();
+    println!("{p} passed, {f} failed, {s} skipped");
+    std::process::exit(if f > 0 { 1 } else { 0 });
+}
