@@ -855,13 +855,40 @@ fn check_readonly(cfg: &Value, mi: &[MountEnt]) {
             let t = format!("{}/.probe-ro-test", p.trim_end_matches('/'));
             let r = fs::write(&t, b"x");
             let _ = fs::remove_file(&t);
-            r.err().and_then(|e| e.raw_os_error())
+            match r.err().and_then(|e| e.raw_os_error()) {
+                // Some filesystems (procfs) refuse new files before the ro check:
+                // open an existing file inside for writing instead.
+                Some(e) if e != libc::EROFS => first_file(p, 3).map(|f| fs::OpenOptions::new().write(true).open(f).err().and_then(|e| e.raw_os_error())).unwrap_or(Some(e)),
+                other => other,
+            }
         } else {
             fs::OpenOptions::new().write(true).open(p).err().and_then(|e| e.raw_os_error())
         };
         let ok = ro == Some(true) && write_err == Some(libc::EROFS);
         verdict(&check, ok, format!("ro mount at path: {ro:?}; write errno {write_err:?} (want EROFS {})", libc::EROFS));
     }
+}
+
+fn first_file(dir: &str, depth: u32) -> Option<String> {
+    let mut subdirs = vec![];
+    for e in fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        let Ok(m) = fs::symlink_metadata(&p) else { continue };
+        if m.is_file() && m.permissions().mode() & 0o200 != 0 {
+            return Some(p.display().to_string());
+        }
+        if m.is_dir() {
+            subdirs.push(p.display().to_string());
+        }
+    }
+    if depth > 0 {
+        for d in subdirs {
+            if let Some(f) = first_file(&d, depth - 1) {
+                return Some(f);
+            }
+        }
+    }
+    None
 }
 
 fn dev_check(check: &str, path: &str, ty: &str, major: u64, minor: u64, mode: Option<u32>, uid: Option<u32>, gid: Option<u32>) {

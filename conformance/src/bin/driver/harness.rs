@@ -383,7 +383,7 @@ if [ -n "$pid" ]; then
 fi
 if [ -e "$d/../started" ]; then echo yes > "$d/$name.user-started"; else echo no > "$d/$name.user-started"; fi
 echo "$name" >> "$d/log"
-[ -n "$4" ] && sleep "$4"
+[ -n "$4" ] && exec sleep "$4"
 exit $rc
 "#;
 
@@ -643,6 +643,7 @@ impl Report {
         }
         V::Pass
     }
+    #[allow(dead_code)]
     pub fn find(&self, name: &str) -> Option<&(String, Option<bool>, String)> {
         self.checks.iter().find(|c| c.0 == name)
     }
