@@ -8,6 +8,7 @@ mod common;
 mod cli;
 mod errors;
 mod lifecycle;
+mod man;
 mod namespaces;
 mod process;
 mod rootfs;

@@ -42,7 +42,7 @@ pub fn sysctls(spec: &Spec, proc: &Proc) -> Result<()> {
 
 pub fn rlimit_resource(t: PosixRlimitType) -> u32 {
     use PosixRlimitType as R;
-    (match t {
+    match t {
         R::RlimitCpu => libc::RLIMIT_CPU,
         R::RlimitFsize => libc::RLIMIT_FSIZE,
         R::RlimitData => libc::RLIMIT_DATA,
@@ -59,7 +59,7 @@ pub fn rlimit_resource(t: PosixRlimitType) -> u32 {
         R::RlimitNice => libc::RLIMIT_NICE,
         R::RlimitRtprio => libc::RLIMIT_RTPRIO,
         R::RlimitRttime => libc::RLIMIT_RTTIME,
-    }) as u32
+    }
 }
 
 pub fn rlimits(p: &Process) -> Result<()> {

@@ -80,7 +80,7 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
         side.go(pid)?;
     }
     loop {
-        match side.next()? {
+        match side.next_request()? {
             Request::MapIds => {
                 write_id_maps(pid, spec)?;
                 side.maps_done()?;

@@ -171,7 +171,7 @@ impl ParentSide {
     }
 
     /// Waits for the child's next request, writing its log lines to the log meanwhile.
-    pub fn next(&mut self) -> Result<Request> {
+    pub fn next_request(&mut self) -> Result<Request> {
         loop {
             let msg = match self.end.0.recv()? {
                 None => bail!("container init exited during setup"),
@@ -253,19 +253,19 @@ mod tests {
         let (p, c) = pair().unwrap();
         let mut p = ParentSide::new(p, true, true);
         c.0.send(&Msg::MapIds).unwrap();
-        assert_eq!(p.next().unwrap(), Request::MapIds);
+        assert_eq!(p.next_request().unwrap(), Request::MapIds);
         p.maps_done().unwrap();
         assert_eq!(c.0.recv().unwrap(), Some(Msg::MapsDone));
         c.init_pid(42).unwrap();
-        assert_eq!(p.next().unwrap(), Request::InitPid(42));
+        assert_eq!(p.next_request().unwrap(), Request::InitPid(42));
         p.go(42).unwrap();
         assert_eq!(c.wait_go().unwrap(), 42);
         c.log(Level::Debug, "hello".into());
         c.0.send(&Msg::RunHooks).unwrap();
-        assert_eq!(p.next().unwrap(), Request::RunHooks);
+        assert_eq!(p.next_request().unwrap(), Request::RunHooks);
         p.hooks_done().unwrap();
         c.ready().unwrap();
-        assert_eq!(p.next().unwrap(), Request::Ready);
+        assert_eq!(p.next_request().unwrap(), Request::Ready);
     }
 
     #[test]
@@ -273,7 +273,10 @@ mod tests {
         let (p, c) = pair().unwrap();
         let mut p = ParentSide::new(p, false, false);
         c.error("mounting /proc: EPERM".into());
-        assert_eq!(p.next().unwrap_err().to_string(), "mounting /proc: EPERM");
+        assert_eq!(
+            p.next_request().unwrap_err().to_string(),
+            "mounting /proc: EPERM"
+        );
     }
 
     #[test]
@@ -281,7 +284,11 @@ mod tests {
         let (p, c) = pair().unwrap();
         let mut p = ParentSide::new(p, false, false);
         c.ready().unwrap();
-        assert!(p.next().unwrap_err().to_string().contains("protocol error"));
+        assert!(p
+            .next_request()
+            .unwrap_err()
+            .to_string()
+            .contains("protocol error"));
     }
 
     #[test]
@@ -289,7 +296,7 @@ mod tests {
         let (p, c) = pair().unwrap();
         let mut p = ParentSide::new(p, true, true);
         c.init_pid(7).unwrap();
-        assert!(p.next().is_err());
+        assert!(p.next_request().is_err());
     }
 
     #[test]
@@ -298,10 +305,10 @@ mod tests {
         let mut p = ParentSide::new(p, false, false);
         p.go(1).unwrap();
         c.0.send(&Msg::RunHooks).unwrap();
-        assert_eq!(p.next().unwrap(), Request::RunHooks);
+        assert_eq!(p.next_request().unwrap(), Request::RunHooks);
         p.hooks_done().unwrap();
         c.0.send(&Msg::RunHooks).unwrap();
-        assert!(p.next().is_err());
+        assert!(p.next_request().is_err());
     }
 
     #[test]
@@ -310,7 +317,7 @@ mod tests {
         let mut p = ParentSide::new(p, false, false);
         drop(c);
         assert!(p
-            .next()
+            .next_request()
             .unwrap_err()
             .to_string()
             .contains("exited during setup"));
