@@ -9,5 +9,6 @@ pub mod namespaces;
 pub mod process;
 pub mod procfs;
 pub mod rootfs;
+pub mod seccomp;
 pub mod state;
 pub mod sys;

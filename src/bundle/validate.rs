@@ -19,6 +19,7 @@ pub fn validate(spec: &Spec, dir: &Path) -> Result<PathBuf> {
     process(spec)?;
     namespaces(spec)?;
     mounts(spec)?;
+    seccomp(spec)?;
     unsupported(spec)?;
     Ok(rootfs)
 }
@@ -139,6 +140,15 @@ fn mounts(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// Compiles `linux.seccomp`, so a profile that cannot be honoured fails `create` with the field
+/// named instead of failing later inside the container's init.
+fn seccomp(spec: &Spec) -> Result<()> {
+    if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        crate::seccomp::compile(s)?;
+    }
+    Ok(())
+}
+
 /// Fields whose effect skiff cannot provide yet: refuse them by name instead of running a
 /// container that silently lacks a requested restriction.
 fn unsupported(spec: &Spec) -> Result<()> {
@@ -165,9 +175,6 @@ fn unsupported(spec: &Spec) -> Result<()> {
         }
     }
     let Some(l) = spec.linux() else { return Ok(()) };
-    if l.seccomp().is_some() {
-        no("linux.seccomp")?;
-    }
     if l.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
         no("linux.sysctl")?;
     }

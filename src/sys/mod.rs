@@ -10,6 +10,7 @@ pub mod fs;
 pub mod misc;
 pub mod mount;
 pub mod pidfd;
+pub mod seccomp;
 
 use std::io;
 

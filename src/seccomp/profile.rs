@@ -1,0 +1,422 @@
+//! From the OCI `linux.seccomp` object to a [`Plan`]: per ABI, the ordered rules of every
+//! syscall number, with actions encoded as seccomp return values. Every error names the
+//! config field.
+
+use std::collections::BTreeMap;
+
+use anyhow::{ensure, Context, Result};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction as Act, LinuxSeccompFilterFlag as OciFlag,
+    LinuxSeccompOperator as OciOp,
+};
+
+use super::{tables, Flags};
+
+// Return values, from linux/seccomp.h.
+pub(super) const RET_KILL_PROCESS: u32 = 0x8000_0000;
+pub(super) const RET_KILL_THREAD: u32 = 0x0000_0000;
+pub(super) const RET_TRAP: u32 = 0x0003_0000;
+pub(super) const RET_ERRNO: u32 = 0x0005_0000;
+pub(super) const RET_USER_NOTIF: u32 = 0x7fc0_0000;
+pub(super) const RET_TRACE: u32 = 0x7ff0_0000;
+pub(super) const RET_LOG: u32 = 0x7ffc_0000;
+pub(super) const RET_ALLOW: u32 = 0x7fff_0000;
+
+/// The kernel clamps larger errno values to this (MAX_ERRNO).
+const MAX_ERRNO: u32 = 4095;
+
+pub(super) const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+pub(super) const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+pub(super) const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+pub(super) const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// A syscall ABI the compiler has a table for. x32 shares AUDIT_ARCH_X86_64 with x86_64 and
+/// is told apart by the X32 bit in the syscall number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Abi {
+    X86_64,
+    X32,
+    X86,
+    Aarch64,
+}
+
+impl Abi {
+    pub(super) fn native() -> Option<Abi> {
+        if cfg!(target_arch = "x86_64") {
+            Some(Abi::X86_64)
+        } else if cfg!(target_arch = "aarch64") {
+            Some(Abi::Aarch64)
+        } else {
+            None
+        }
+    }
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Abi::X86_64 => "SCMP_ARCH_X86_64",
+            Abi::X32 => "SCMP_ARCH_X32",
+            Abi::X86 => "SCMP_ARCH_X86",
+            Abi::Aarch64 => "SCMP_ARCH_AARCH64",
+        }
+    }
+
+    pub(super) fn audit_arch(self) -> u32 {
+        match self {
+            Abi::X86_64 | Abi::X32 => AUDIT_ARCH_X86_64,
+            Abi::X86 => AUDIT_ARCH_I386,
+            Abi::Aarch64 => AUDIT_ARCH_AARCH64,
+        }
+    }
+
+    /// 32-bit ABIs pass 32-bit arguments: only the low word of each is compared, as
+    /// libseccomp does.
+    pub(super) fn wide_args(self) -> bool {
+        matches!(self, Abi::X86_64 | Abi::Aarch64)
+    }
+
+    pub(super) fn lookup(self, name: &str) -> Option<u32> {
+        let table = match self {
+            Abi::X86_64 => tables::X86_64,
+            Abi::X32 => tables::X32,
+            Abi::X86 => tables::X86,
+            Abi::Aarch64 => tables::AARCH64,
+        };
+        table
+            .binary_search_by(|(n, _)| (*n).cmp(name))
+            .ok()
+            .map(|i| table[i].1)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Op {
+    Ne,
+    Lt,
+    Le,
+    Eq,
+    Ge,
+    Gt,
+    /// `(arg & mask) == value`.
+    MaskedEq {
+        mask: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Cond {
+    pub index: u32,
+    pub op: Op,
+    pub value: u64,
+}
+
+/// Matches when every condition holds (an empty list always matches).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Rule {
+    pub conds: Vec<Cond>,
+    pub action: u32,
+}
+
+#[derive(Debug)]
+pub(super) struct AbiPlan {
+    pub abi: Abi,
+    /// Syscall number -> its rules, in profile order; the first that matches decides.
+    pub syscalls: BTreeMap<u32, Vec<Rule>>,
+    /// The largest syscall number the profile names for this ABI (runc's -ENOSYS stub).
+    pub max_nr: Option<u32>,
+}
+
+#[derive(Debug)]
+pub(super) struct Plan {
+    pub default: u32,
+    pub abis: Vec<AbiPlan>,
+    /// Return -ENOSYS for syscall numbers above `max_nr` (newer than the profile).
+    pub enosys: bool,
+    pub flags: Flags,
+    pub notify: bool,
+}
+
+pub(super) fn plan(s: &LinuxSeccomp) -> Result<Plan> {
+    let default = action(
+        s.default_action(),
+        s.default_errno_ret(),
+        "linux.seccomp.defaultErrnoRet",
+    )?;
+    ensure!(
+        default != RET_USER_NOTIF,
+        "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action (the \
+         runtime needs write(2) to hand the listener fd over after loading the filter)"
+    );
+    let abis = abis(s.architectures().as_deref().unwrap_or_default())?;
+    let mut plans: Vec<AbiPlan> = abis
+        .iter()
+        .map(|&abi| AbiPlan {
+            abi,
+            syscalls: BTreeMap::new(),
+            max_nr: None,
+        })
+        .collect();
+
+    let mut unknown: Vec<&str> = Vec::new();
+    let mut known_any = false;
+    let mut notify = false;
+    let entries = s.syscalls().as_deref().unwrap_or_default();
+    for (i, sc) in entries.iter().enumerate() {
+        let field = format!("linux.seccomp.syscalls[{i}]");
+        ensure!(
+            !sc.names().is_empty(),
+            "{field}.names: must name at least one syscall"
+        );
+        let act = action(sc.action(), sc.errno_ret(), &format!("{field}.errnoRet"))?;
+        let rules = rules(sc.args().as_deref().unwrap_or_default(), act, &field)?;
+        for name in sc.names() {
+            ensure!(!name.is_empty(), "{field}.names: empty syscall name");
+            if act == RET_USER_NOTIF {
+                ensure!(
+                    name != "write",
+                    "{field}: SCMP_ACT_NOTIFY cannot be used for write(2) (the runtime \
+                     needs it to hand the listener fd over after loading the filter)"
+                );
+                notify = true;
+            }
+            let mut found = false;
+            for p in &mut plans {
+                let Some(nr) = p.abi.lookup(name) else {
+                    continue;
+                };
+                found = true;
+                p.max_nr = p.max_nr.max(Some(nr));
+                p.syscalls
+                    .entry(nr)
+                    .or_default()
+                    .extend(rules.iter().cloned());
+            }
+            if found {
+                known_any = true;
+            } else if !unknown.contains(&name.as_str()) {
+                unknown.push(name);
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        crate::logging::warn(&format!(
+            "linux.seccomp.syscalls: ignoring syscalls unknown on {}: {}",
+            abis.iter().map(|a| a.name()).collect::<Vec<_>>().join(", "),
+            unknown.join(", ")
+        ));
+    }
+    ensure!(
+        entries.is_empty() || known_any,
+        "linux.seccomp.syscalls: none of the syscall names is known (for example {:?}), so \
+         the filter would apply defaultAction to every syscall",
+        unknown.first().copied().unwrap_or_default()
+    );
+    for p in &mut plans {
+        for rules in p.syscalls.values_mut() {
+            simplify(rules, default);
+        }
+    }
+
+    let flags = flags(s.flags().as_deref().unwrap_or_default(), notify);
+    // runc's rule: only a non-permissive default gets -ENOSYS for unknown newer syscalls,
+    // since a permissive one already lets them reach the kernel.
+    let permissive = matches!(default & 0xffff_0000, RET_ALLOW | RET_LOG | RET_TRACE);
+    Ok(Plan {
+        default,
+        abis: plans,
+        enosys: !permissive,
+        flags,
+        notify,
+    })
+}
+
+/// The seccomp return value of an OCI action.
+fn action(a: Act, errno_ret: Option<u32>, field: &str) -> Result<u32> {
+    Ok(match a {
+        Act::ScmpActKill | Act::ScmpActKillThread => RET_KILL_THREAD,
+        Act::ScmpActKillProcess => RET_KILL_PROCESS,
+        Act::ScmpActTrap => RET_TRAP,
+        Act::ScmpActErrno => {
+            let e = errno_ret.unwrap_or(libc::EPERM as u32);
+            ensure!(
+                e <= MAX_ERRNO,
+                "{field}: {e} is not an errno value (0-{MAX_ERRNO})"
+            );
+            RET_ERRNO | e
+        }
+        Act::ScmpActTrace => {
+            let msg = errno_ret.unwrap_or(libc::EPERM as u32);
+            ensure!(
+                msg <= 0xffff,
+                "{field}: {msg} does not fit the 16-bit SCMP_ACT_TRACE message"
+            );
+            RET_TRACE | msg
+        }
+        Act::ScmpActLog => RET_LOG,
+        Act::ScmpActNotify => RET_USER_NOTIF,
+        Act::ScmpActAllow => RET_ALLOW,
+    })
+}
+
+/// The supported ABIs among `archs`, native first, without duplicates. Architectures without
+/// a table are left out with a warning: their syscalls then get the bad-architecture action
+/// (kill), which is stricter, never looser, than what the profile asked for.
+fn abis(archs: &[Arch]) -> Result<Vec<Abi>> {
+    let native = Abi::native()
+        .context("linux.seccomp: seccomp filters are not supported on this architecture")?;
+    let mut out = vec![native];
+    let mut skipped = Vec::new();
+    for a in archs {
+        let abi = match a {
+            Arch::ScmpArchNative => native,
+            Arch::ScmpArchX86_64 => Abi::X86_64,
+            Arch::ScmpArchX32 => Abi::X32,
+            Arch::ScmpArchX86 => Abi::X86,
+            Arch::ScmpArchAarch64 => Abi::Aarch64,
+            other => {
+                skipped.push(other.to_string());
+                continue;
+            }
+        };
+        if !out.contains(&abi) {
+            out.push(abi);
+        }
+    }
+    if !skipped.is_empty() {
+        crate::logging::warn(&format!(
+            "linux.seccomp.architectures: no syscall table for {}; syscalls made through \
+             them will be killed",
+            skipped.join(", ")
+        ));
+    }
+    Ok(out)
+}
+
+/// The rules one OCI entry makes. Comparisons on different arguments are ANDed into one rule.
+/// When several compare the same argument, each becomes a rule of its own (ORed), as runc
+/// does: libseccomp cannot compare an argument twice in one rule and profiles rely on it.
+fn rules(
+    args: &[oci_spec::runtime::LinuxSeccompArg],
+    action: u32,
+    field: &str,
+) -> Result<Vec<Rule>> {
+    let mut conds = Vec::with_capacity(args.len());
+    for (j, a) in args.iter().enumerate() {
+        ensure!(
+            a.index() < 6,
+            "{field}.args[{j}].index: {} is out of range (syscalls have arguments 0-5)",
+            a.index()
+        );
+        let (op, value) = match a.op() {
+            OciOp::ScmpCmpNe => (Op::Ne, a.value()),
+            OciOp::ScmpCmpLt => (Op::Lt, a.value()),
+            OciOp::ScmpCmpLe => (Op::Le, a.value()),
+            OciOp::ScmpCmpEq => (Op::Eq, a.value()),
+            OciOp::ScmpCmpGe => (Op::Ge, a.value()),
+            OciOp::ScmpCmpGt => (Op::Gt, a.value()),
+            OciOp::ScmpCmpMaskedEq => (
+                Op::MaskedEq { mask: a.value() },
+                a.value_two().unwrap_or_default(),
+            ),
+        };
+        conds.push(Cond {
+            index: a.index() as u32,
+            op,
+            value,
+        });
+    }
+    let mut seen = [false; 6];
+    let repeated = conds
+        .iter()
+        .any(|c| std::mem::replace(&mut seen[c.index as usize], true));
+    Ok(if repeated {
+        conds
+            .into_iter()
+            .map(|c| Rule {
+                conds: vec![c],
+                action,
+            })
+            .collect()
+    } else {
+        vec![Rule { conds, action }]
+    })
+}
+
+/// Drops what can never change the outcome: rules after the first unconditional one, and
+/// trailing rules whose action is the default anyway.
+fn simplify(rules: &mut Vec<Rule>, default: u32) {
+    if let Some(i) = rules.iter().position(|r| r.conds.is_empty()) {
+        rules.truncate(i + 1);
+    }
+    while rules.last().is_some_and(|r| r.action == default) {
+        rules.pop();
+    }
+}
+
+/// The seccomp(2) flags for the profile's `flags`. WAIT_KILLABLE_RECV only means something
+/// (and is only accepted by the kernel) together with a listener.
+fn flags(oci: &[OciFlag], notify: bool) -> Flags {
+    let mut f = Flags::empty();
+    for flag in oci {
+        f |= match flag {
+            OciFlag::SeccompFilterFlagLog => Flags::LOG,
+            OciFlag::SeccompFilterFlagSpecAllow => Flags::SPEC_ALLOW,
+            OciFlag::SeccompFilterFlagTsync => Flags::TSYNC,
+            OciFlag::SeccompFilterFlagWaitKillableRecv if notify => Flags::WAIT_KILLABLE_RECV,
+            OciFlag::SeccompFilterFlagWaitKillableRecv => {
+                crate::logging::debug(
+                    "linux.seccomp.flags: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV ignored: no \
+                     rule uses SCMP_ACT_NOTIFY",
+                );
+                Flags::empty()
+            }
+        };
+    }
+    if notify {
+        f |= Flags::NEW_LISTENER;
+        // The kernel refuses TSYNC with NEW_LISTENER unless TSYNC failures report ESRCH.
+        if f.contains(Flags::TSYNC) {
+            f |= Flags::TSYNC_ESRCH;
+        }
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_sorted_and_resolve() {
+        for t in [tables::X86_64, tables::X32, tables::X86, tables::AARCH64] {
+            assert!(t.windows(2).all(|w| w[0].0 < w[1].0));
+        }
+        assert_eq!(Abi::X86_64.lookup("getpid"), Some(39));
+        assert_eq!(Abi::X86.lookup("getpid"), Some(20));
+        assert_eq!(Abi::X32.lookup("getpid"), Some(X32_SYSCALL_BIT | 39));
+        assert_eq!(Abi::X32.lookup("execve"), Some(X32_SYSCALL_BIT | 520));
+        assert_eq!(Abi::Aarch64.lookup("getpid"), Some(172));
+        assert_eq!(Abi::X86_64.lookup("socketcall"), None);
+        assert_eq!(Abi::X86.lookup("socketcall"), Some(102));
+        assert_eq!(Abi::X86_64.lookup("listns"), Some(470));
+    }
+
+    #[test]
+    fn simplify_drops_unreachable_and_redundant_rules() {
+        let c = Cond {
+            index: 0,
+            op: Op::Eq,
+            value: 1,
+        };
+        let r = |conds: Vec<Cond>, action| Rule { conds, action };
+        let mut rules = vec![
+            r(vec![c], RET_ALLOW),
+            r(vec![], RET_LOG),
+            r(vec![c], RET_TRAP),
+        ];
+        simplify(&mut rules, RET_ERRNO | 1);
+        assert_eq!(rules.len(), 2);
+        let mut rules = vec![r(vec![c], RET_ALLOW), r(vec![c], RET_ERRNO | 1)];
+        simplify(&mut rules, RET_ERRNO | 1);
+        assert_eq!(rules.len(), 1);
+    }
+}
