@@ -12,3 +12,4 @@ mod man;
 mod namespaces;
 mod process;
 mod rootfs;
+mod seccomp;

@@ -16,6 +16,9 @@ pub struct Bundle {
     pub dir: PathBuf,
     pub rootfs: PathBuf,
     pub spec: Spec,
+    /// `linux.seccomp` compiled (so a profile that cannot be honoured fails before anything
+    /// is created, and the init inherits the program ready to load).
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 pub const CONFIG: &str = "config.json";
@@ -28,7 +31,19 @@ pub fn load(dir: &Path) -> Result<Bundle> {
     let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let spec = parse(&text).with_context(|| format!("{}", path.display()))?;
     let rootfs = validate(&spec, &dir).with_context(|| format!("{}", path.display()))?;
-    Ok(Bundle { dir, rootfs, spec })
+    let seccomp = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::seccomp::compile)
+        .transpose()
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(Bundle {
+        dir,
+        rootfs,
+        spec,
+        seccomp,
+    })
 }
 
 /// Parses config.json; on a type error the message starts with the JSON path of the field

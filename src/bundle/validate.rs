@@ -19,7 +19,6 @@ pub fn validate(spec: &Spec, dir: &Path) -> Result<PathBuf> {
     process(spec)?;
     namespaces(spec)?;
     mounts(spec)?;
-    seccomp(spec)?;
     unsupported(spec)?;
     Ok(rootfs)
 }
@@ -136,15 +135,6 @@ fn mounts(spec: &Spec) -> Result<()> {
             !m.destination().as_os_str().is_empty(),
             "mounts[{i}].destination: must not be empty"
         );
-    }
-    Ok(())
-}
-
-/// Compiles `linux.seccomp`, so a profile that cannot be honoured fails `create` with the field
-/// named instead of failing later inside the container's init.
-fn seccomp(spec: &Spec) -> Result<()> {
-    if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        crate::seccomp::compile(s)?;
     }
     Ok(())
 }

@@ -79,6 +79,11 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
             .context("creating a session keyring (use --no-new-keyring to skip)")?;
     }
     let env = identity::environment(process);
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let (Some(f), false) = (&l.bundle.seccomp, nnp) {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before caps are dropped.
+        crate::seccomp::load(f, f.flags()).context("linux.seccomp: loading the filter")?;
+    }
     identity::switch_user(process)?;
     identity::chdir(process)?;
     let exe = identity::lookup(process, &env)?;
@@ -96,6 +101,10 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         &state,
     )?;
     drop(proc);
+    if let (Some(f), true) = (&l.bundle.seccomp, nnp) {
+        // As late as possible: the fewest syscalls run under the container's filter.
+        crate::seccomp::load(f, f.flags()).context("linux.seccomp: loading the filter")?;
+    }
     identity::exec(&exe, process, &env)
 }
 

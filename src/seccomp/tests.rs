@@ -447,25 +447,28 @@ fn long_jumps_are_correct() {
 }
 
 #[test]
-fn validation_compiles_the_profile() {
+fn loading_a_bundle_compiles_the_profile() {
     let dir = std::env::temp_dir().join(format!("skiff-seccomp-validate-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("rootfs")).unwrap();
     let mut cfg = json!({
         "ociVersion": "1.0.2",
         "root": {"path": "rootfs"},
         "process": {"cwd": "/", "args": ["/bin/true"], "user": {"uid": 0, "gid": 0}},
-        "linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO",
+        "linux": {"namespaces": [{"type": "mount"}],
+                  "seccomp": {"defaultAction": "SCMP_ACT_ERRNO",
                               "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]}}
     });
-    let spec = crate::bundle::parse(cfg.to_string().as_bytes()).unwrap();
-    crate::bundle::validate(&spec, &dir).expect("a valid profile passes validation");
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    let b = crate::bundle::load(&dir).expect("a valid profile passes");
+    assert!(b.seccomp.is_some());
     cfg["linux"]["seccomp"]["syscalls"][0]["args"] =
         json!([{"index": 9, "value": 0, "op": "SCMP_CMP_EQ"}]);
-    let spec = crate::bundle::parse(cfg.to_string().as_bytes()).unwrap();
-    let err = format!("{:#}", crate::bundle::validate(&spec, &dir).unwrap_err());
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    let err = format!("{:#}", crate::bundle::load(&dir).unwrap_err());
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(
         err.contains("linux.seccomp.syscalls[0].args[0].index"),
         "{err}"
     );
+    assert!(err.contains("config.json"), "{err}");
 }
