@@ -13,3 +13,4 @@ mod namespaces;
 mod process;
 mod rootfs;
 mod seccomp;
+mod tty;

@@ -198,7 +198,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         anyhow::bail!("no command given (try --help)");
     };
     match cmd {
-        Command::Create(a) => container::create(g, &a.opts, &a.id).map(|_| 0),
+        Command::Create(a) => container::create(g, &a.opts, &a.id, None).map(|_| 0),
         Command::Start(a) => container::start(g, &a.id).map(|()| 0),
         Command::State(a) => container::state(g, &a.id).map(|()| 0),
         Command::Kill(a) => container::kill(g, &a.id, &a.signal, a.all).map(|()| 0),
