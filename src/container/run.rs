@@ -34,7 +34,7 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
     } else {
         (None, None)
     };
-    let c = create(g, &a.opts, &a.id, theirs.map(OwnedFd::from))?;
+    let c = create(g, &a.opts, &a.id, theirs)?;
     let master = match &ours {
         Some(s) => Some(crate::tty::recv_fd(s.as_fd())?),
         None => None,

@@ -379,7 +379,9 @@ for a in "$@"; do printf '%s\n' "$a"; done > "$d/$name.args"
 env > "$d/$name.env"
 pid=$(sed -n 's/.*"pid"[^0-9]*\([0-9][0-9]*\).*/\1/p' "$d/$name.stdin")
 if [ -n "$pid" ]; then
-  if [ -r "/proc/$pid/cmdline" ]; then tr '\000' ' ' < "/proc/$pid/cmdline" > "$d/$name.cmdline"; else echo gone > "$d/$name.cmdline"; fi
+  c=$(tr '\000' ' ' < "/proc/$pid/cmdline" 2>/dev/null)
+  # An empty cmdline is a zombie: the process is gone.
+  if [ -n "$c" ]; then echo "$c" > "$d/$name.cmdline"; else echo gone > "$d/$name.cmdline"; fi
 fi
 if [ -e "$d/../started" ]; then echo yes > "$d/$name.user-started"; else echo no > "$d/$name.user-started"; fi
 echo "$name" >> "$d/log"
