@@ -7,6 +7,7 @@ mod common;
 
 mod cli;
 mod errors;
+mod exec;
 mod hooks;
 mod lifecycle;
 mod man;

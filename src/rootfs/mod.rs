@@ -8,7 +8,7 @@
 
 mod devices;
 mod mounts;
-mod options;
+pub mod options;
 mod paths;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
