@@ -85,7 +85,7 @@ pub enum Command {
     /// Write a default config.json into a bundle directory
     Spec(SpecArgs),
     /// Run a new process inside a running container
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Print the runtime-spec features skiff supports, as JSON
     Features,
 }
