@@ -19,6 +19,7 @@ pub fn validate(spec: &Spec, dir: &Path) -> Result<PathBuf> {
     process(spec)?;
     namespaces(spec)?;
     mounts(spec)?;
+    hooks(spec)?;
     unsupported(spec)?;
     Ok(rootfs)
 }
@@ -135,6 +136,35 @@ fn mounts(spec: &Spec) -> Result<()> {
             !m.destination().as_os_str().is_empty(),
             "mounts[{i}].destination: must not be empty"
         );
+    }
+    Ok(())
+}
+
+/// Hook paths are absolute and timeouts positive (config.md, POSIX-platform hooks).
+fn hooks(spec: &Spec) -> Result<()> {
+    let Some(h) = spec.hooks() else { return Ok(()) };
+    let kinds = [
+        ("prestart", h.prestart()),
+        ("createRuntime", h.create_runtime()),
+        ("createContainer", h.create_container()),
+        ("startContainer", h.start_container()),
+        ("poststart", h.poststart()),
+        ("poststop", h.poststop()),
+    ];
+    for (kind, list) in kinds {
+        for (i, hook) in list.iter().flatten().enumerate() {
+            ensure!(
+                hook.path().is_absolute(),
+                "hooks.{kind}[{i}].path: {:?} must be an absolute path",
+                hook.path()
+            );
+            if let Some(t) = hook.timeout() {
+                ensure!(
+                    t > 0,
+                    "hooks.{kind}[{i}].timeout: must be greater than zero, got {t}"
+                );
+            }
+        }
     }
     Ok(())
 }

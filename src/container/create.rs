@@ -111,7 +111,20 @@ fn create_locked(
         console: console.map(|c| c.as_fd()),
         close_in_child: vec![locked.lock_fd().as_raw_fd(), cgroup.dirfd.as_raw_fd()],
     };
-    let init = parent::spawn(&mut launch, cgroup.dirfd.as_fd())?;
+    let init = match parent::spawn(&mut launch, cgroup.dirfd.as_fd()) {
+        Ok(init) => init,
+        Err(e) => {
+            // The init is gone (spawn reaps it); hooks may have run: destroying the
+            // container includes its poststop hooks (runtime-spec lifecycle steps 12-13).
+            let hooks = bundle
+                .spec
+                .hooks()
+                .as_ref()
+                .and_then(|h| h.poststop().as_ref());
+            crate::hooks::run_all_warn("poststop", hooks, &launch.state_json("stopped", 0));
+            return Err(e);
+        }
+    };
     let start_time = state::proc_start_time(init.pid).context("reading the init's start time")?;
     let (cg_path, cg_created) = cgroup.keep();
     let state = State {

@@ -40,8 +40,11 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         None => None,
     };
     if let Err(e) = start_locked(&c.locked, &c.state, Some(c.init.pidfd.as_fd())) {
-        let _ = stop(&c.state);
-        let _ = destroy(&c.locked, &c.state);
+        // A failed start may already have destroyed the container (hook failures do).
+        if c.locked.dir.exists() {
+            let _ = stop(&c.state);
+            let _ = destroy(&c.locked, &c.state);
+        }
         return Err(e);
     }
     if a.detach {

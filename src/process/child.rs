@@ -99,13 +99,21 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
     end.ready()?;
     ready_sent.set(true);
-    wait_for_start(&proc, l.fifo)?;
+    let barrier = wait_for_start(&proc, l.fifo)?;
     let state = l.state_json("created", pid);
-    hooks::run_all(
+    let started = hooks::run_all(
         "startContainer",
         hooks.and_then(|h| h.start_container().as_ref()),
         &state,
-    )?;
+    );
+    // `start` waits for our verdict on the fifo: a byte '0', or 'E' and why we failed.
+    let verdict = match &started {
+        Ok(()) => b"0".to_vec(),
+        Err(e) => format!("E{e:#}").into_bytes(),
+    };
+    nix::unistd::write(&barrier, &verdict).context("writing to the exec fifo")?;
+    started?;
+    drop(barrier);
     drop(proc);
     if let (Some(f), true) = (&l.bundle.seccomp, nnp) {
         // As late as possible: the fewest syscalls run under the container's filter.
@@ -206,11 +214,8 @@ fn time_namespace(l: &Launch<'_>, proc: &Proc) -> Result<()> {
 }
 
 /// The create/start barrier: opening the fifo for writing blocks until `skiff start` opens
-/// it for reading; the byte we write tells start we are past it.
-fn wait_for_start(proc: &Proc, fifo: BorrowedFd<'_>) -> Result<()> {
-    let fd = proc
-        .reopen_own_fd(fifo, libc::O_WRONLY)
-        .context("opening the exec fifo")?;
-    nix::unistd::write(&fd, b"0").context("writing to the exec fifo")?;
-    Ok(())
+/// it for reading. The caller then writes its verdict (see `start`).
+fn wait_for_start(proc: &Proc, fifo: BorrowedFd<'_>) -> Result<std::os::fd::OwnedFd> {
+    proc.reopen_own_fd(fifo, libc::O_WRONLY)
+        .context("opening the exec fifo")
 }

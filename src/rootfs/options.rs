@@ -27,6 +27,12 @@ pub struct Options {
 /// Every option name skiff interprets itself (the rest are passed to the filesystem as data),
 /// as `features` reports them.
 pub const KNOWN: &[&str] = &[
+    "ratime",
+    "rnoatime",
+    "rnorelatime",
+    "rnostrictatime",
+    "rrelatime",
+    "rstrictatime",
     "async",
     "atime",
     "bind",
@@ -127,6 +133,11 @@ impl Options {
         self.attr_clr |= m::MOUNT_ATTR__ATIME;
     }
 
+    fn rec_atime(&mut self, attr: u64) {
+        self.rec_attr_set = (self.rec_attr_set & !m::MOUNT_ATTR__ATIME) | attr;
+        self.rec_attr_clr |= m::MOUNT_ATTR__ATIME;
+    }
+
     fn apply(&mut self, opt: &str) {
         use MsFlags as F;
         match opt {
@@ -170,6 +181,12 @@ impl Options {
             "unbindable" => self.propagation.push(F::MS_UNBINDABLE),
             "runbindable" => self.propagation.push(F::MS_UNBINDABLE | F::MS_REC),
             "idmap" | "ridmap" => self.idmap = true,
+            // The atime mode is one value, not a flag: setting it also clears the field.
+            "rnoatime" => self.rec_atime(m::MOUNT_ATTR_NOATIME),
+            "rstrictatime" => self.rec_atime(m::MOUNT_ATTR_STRICTATIME),
+            "rrelatime" | "ratime" | "rnorelatime" | "rnostrictatime" => {
+                self.rec_atime(m::MOUNT_ATTR_RELATIME)
+            }
             other => {
                 if let Some(attr) = recursive_attr(other) {
                     match attr {
