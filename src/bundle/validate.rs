@@ -19,6 +19,11 @@ pub fn validate(spec: &Spec, dir: &Path) -> Result<PathBuf> {
     process(spec)?;
     namespaces(spec)?;
     mounts(spec)?;
+    crate::sysctl::validate(spec)?;
+    crate::procattrs::validate(spec)?;
+    crate::lsm::validate(spec, crate::lsm::Host::detect())?;
+    crate::rootfs::idmapped::validate(spec)?;
+    crate::netdev::validate(spec)?;
     unsupported(spec)?;
     Ok(rootfs)
 }
@@ -118,6 +123,23 @@ fn namespaces(spec: &Spec) -> Result<()> {
     if maps && !has(LinuxNamespaceType::User) {
         bail!("linux.uidMappings: id mappings need a user namespace in linux.namespaces");
     }
+    let offsets = linux.is_some_and(|l| l.time_offsets().as_ref().is_some_and(|o| !o.is_empty()));
+    let time = nss
+        .into_iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::Time);
+    match time {
+        None if offsets => {
+            bail!("linux.timeOffsets: time offsets need a time namespace in linux.namespaces")
+        }
+        Some(t) if offsets && t.path().as_ref().is_some_and(|p| !p.as_os_str().is_empty()) => {
+            bail!(
+                "linux.timeOffsets: a joined time namespace keeps its own offsets (give either \
+                 a path or timeOffsets)"
+            )
+        }
+        _ => {}
+    }
     if new_user {
         let l = linux.expect("namespaces come from linux");
         ensure!(
@@ -139,49 +161,18 @@ fn mounts(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// Fields whose effect skiff cannot provide yet: refuse them by name instead of running a
+/// Fields whose effect skiff cannot provide: refuse them by name instead of running a
 /// container that silently lacks a requested restriction.
 fn unsupported(spec: &Spec) -> Result<()> {
-    let no =
-        |field: &str| -> Result<()> { bail!("{field}: not supported by this version of skiff") };
-    if let Some(p) = spec.process() {
-        if p.apparmor_profile()
-            .as_deref()
-            .is_some_and(|s| !s.is_empty())
-        {
-            no("process.apparmorProfile")?;
-        }
-        if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
-            no("process.selinuxLabel")?;
-        }
-        if p.io_priority().is_some() {
-            no("process.ioPriority")?;
-        }
-        if p.scheduler().is_some() {
-            no("process.scheduler")?;
-        }
-        if p.exec_cpu_affinity().is_some() {
-            no("process.execCPUAffinity")?;
-        }
-    }
     let Some(l) = spec.linux() else { return Ok(()) };
-    if l.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
-        no("linux.sysctl")?;
-    }
     if l.intel_rdt().is_some() {
-        no("linux.intelRdt")?;
-    }
-    if l.personality().is_some() {
-        no("linux.personality")?;
-    }
-    if l.memory_policy().is_some() {
-        no("linux.memoryPolicy")?;
-    }
-    if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        no("linux.netDevices")?;
-    }
-    if l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) {
-        no("linux.mountLabel")?;
+        if !Path::new("/sys/fs/resctrl/schemata").exists() {
+            bail!(
+                "linux.intelRdt: this host has no resctrl filesystem at /sys/fs/resctrl \
+                 (Intel RDT / AMD QoS is not available or not mounted)"
+            );
+        }
+        bail!("linux.intelRdt: not supported by this version of skiff");
     }
     Ok(())
 }

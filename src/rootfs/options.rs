@@ -21,7 +21,9 @@ pub struct Options {
     pub recursive: bool,
     /// Options passed to the filesystem (`mode=755`, `size=65536k`, ...).
     pub data: Vec<String>,
+    /// `idmap` or `ridmap` (the latter maps every mount of the tree).
     pub idmap: bool,
+    pub idmap_recursive: bool,
 }
 
 impl Default for Options {
@@ -37,6 +39,7 @@ impl Default for Options {
             recursive: false,
             data: Vec::new(),
             idmap: false,
+            idmap_recursive: false,
         }
     }
 }
@@ -111,7 +114,14 @@ impl Options {
             "rslave" => self.propagation.push(F::MS_SLAVE | F::MS_REC),
             "unbindable" => self.propagation.push(F::MS_UNBINDABLE),
             "runbindable" => self.propagation.push(F::MS_UNBINDABLE | F::MS_REC),
-            "idmap" | "ridmap" => self.idmap = true,
+            "idmap" => {
+                self.idmap = true;
+                self.idmap_recursive = false;
+            }
+            "ridmap" => {
+                self.idmap = true;
+                self.idmap_recursive = true;
+            }
             other => {
                 if let Some(attr) = recursive_attr(other) {
                     match attr {
