@@ -7,6 +7,7 @@ mod common;
 
 mod cli;
 mod errors;
+mod fields;
 mod hooks;
 mod lifecycle;
 mod man;
