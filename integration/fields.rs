@@ -482,3 +482,26 @@ fn socket_activation_fds_pass_with_listen_env() {
     assert!(first.len() <= 4, "{out}");
     assert!(!out.contains("LISTEN_FDS=2"), "{out}");
 }
+
+#[test]
+fn user_namespace_console_belongs_to_the_container() {
+    require_root!();
+    let mut b = Bundle::new("userns-console");
+    userns(&mut b);
+    b.config["process"]["terminal"] = json!(true);
+    b.sh("stat -c '%n %u:%g %t' /dev/console /dev/pts/0 /dev/pts");
+    b.write_config();
+    let bundle = b.dir.to_str().unwrap().to_string();
+    let out = b
+        .command(&["run", "--bundle", &bundle, &b.id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout).replace('\r', "");
+    // The pty is the container devpts's (major 136 = 0x88), owned by the container's root and
+    // its tty group (devpts gid=5), all mapped ids.
+    assert!(s.contains("/dev/console 0:5 88"), "{s}");
+    assert!(s.contains("/dev/pts/0 0:5 88"), "{s}");
+    assert!(s.contains("/dev/pts 0:0"), "{s}");
+}
