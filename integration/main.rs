@@ -7,6 +7,7 @@ mod common;
 
 mod cli;
 mod errors;
+mod exec;
 mod fields;
 mod hooks;
 mod lifecycle;
@@ -15,4 +16,5 @@ mod namespaces;
 mod process;
 mod rootfs;
 mod seccomp;
+mod security;
 mod tty;

@@ -131,10 +131,13 @@ fn create_locked(
         own_pid_ns: plan.own_pid_ns,
         hooks: bundle.spec.hooks().clone(),
     };
-    let recorded = locked.save(&state).and_then(|()| match &o.pid_file {
-        Some(p) => write_pid_file(p, init.pid),
-        None => Ok(()),
-    });
+    let recorded = locked
+        .save_spec(&bundle.spec)
+        .and_then(|()| locked.save(&state))
+        .and_then(|()| match &o.pid_file {
+            Some(p) => write_pid_file(p, init.pid),
+            None => Ok(()),
+        });
     if let Err(e) = recorded {
         let _ = crate::sys::pidfd::send_signal(init.pidfd.as_fd(), libc::SIGKILL);
         let _ = crate::sys::pidfd::wait(init.pidfd.as_fd(), false);

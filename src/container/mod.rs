@@ -4,6 +4,7 @@
 
 mod create;
 mod delete;
+mod exec;
 mod kill;
 mod query;
 mod run;
@@ -11,6 +12,7 @@ mod start;
 
 pub use create::{create, write_pid_file, Created};
 pub use delete::delete;
+pub use exec::exec;
 pub use kill::{kill, parse_signal};
 pub use query::{list, state};
 pub use run::run;

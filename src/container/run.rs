@@ -73,7 +73,7 @@ fn terminal_requested(a: &RunArgs) -> Result<bool> {
 
 /// Every signal we receive goes to the init, as runc forwards them; terminal data is
 /// relayed both ways; returns the init's exit status.
-fn wait_forwarding(init: BorrowedFd<'_>, master: Option<&OwnedFd>) -> Result<i32> {
+pub(super) fn wait_forwarding(init: BorrowedFd<'_>, master: Option<&OwnedFd>) -> Result<i32> {
     let mut set = SigSet::all();
     for s in [
         Signal::SIGCHLD,
@@ -182,10 +182,10 @@ fn copy_winsize(master: BorrowedFd<'_>) {
 
 /// Our own terminal in raw mode while relaying (keys go to the container as typed), restored
 /// on drop. Nothing to do when stdin is not a terminal.
-struct RawMode(Option<nix::sys::termios::Termios>);
+pub(super) struct RawMode(Option<nix::sys::termios::Termios>);
 
 impl RawMode {
-    fn enter() -> RawMode {
+    pub(super) fn enter() -> RawMode {
         use nix::sys::termios;
         let stdin = std::io::stdin();
         let Ok(saved) = termios::tcgetattr(&stdin) else {

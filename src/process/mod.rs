@@ -3,6 +3,7 @@
 //! sequence).
 
 mod child;
+pub mod exec;
 mod identity;
 pub mod parent;
 pub mod sync;

@@ -9,7 +9,7 @@
 mod devices;
 pub mod idmapped;
 mod mounts;
-mod options;
+pub mod options;
 mod paths;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -6,6 +6,7 @@
 //! context (which path, which spec field).
 
 pub mod clone;
+pub mod exe;
 pub mod fs;
 pub mod misc;
 pub mod mount;

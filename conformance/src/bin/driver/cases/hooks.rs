@@ -279,7 +279,7 @@ pub fn cases() -> Vec<Case> {
         }),
         case("config/hooks/timeout", S_HOOKS, "timeout (int, OPTIONAL) is the number of seconds before aborting the hook. (an aborted createRuntime hook is a failed hook: create MUST generate an error)", Needs::None, |cx| {
             let mut b = hooked(cx, "hooks-timeout", &[]);
-            let mut h = b.hook("createRuntime", &["0", "30"]);
+            let mut h = b.hook("createRuntime", &["0", "20"]);
             h["timeout"] = json!(1);
             b.push("/hooks/createRuntime", h);
             let c = Ctr::new(cx, b);
