@@ -505,3 +505,44 @@ fn user_namespace_console_belongs_to_the_container() {
     assert!(s.contains("/dev/pts/0 0:5 88"), "{s}");
     assert!(s.contains("/dev/pts 0:0"), "{s}");
 }
+
+#[test]
+fn exec_process_gets_its_cpu_affinity_io_priority_and_label_check() {
+    require_root!();
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("SKIP: needs two CPUs");
+        return;
+    }
+    let mut b = Bundle::new("exec-attrs");
+    b.args(&["sleep", "60"]);
+    b.create_ok();
+    b.ok(&["start", &b.id]);
+    let p = b.dir.join("process.json");
+    let process = |extra: serde_json::Value| {
+        let mut v = json!({
+            "args": ["sh", "-c", "grep Cpus_allowed_list /proc/self/status; ionice"],
+            "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+            "execCPUAffinity": {"initial": "0", "final": "1"},
+            "ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        std::fs::write(&p, v.to_string()).unwrap();
+    };
+    process(json!({}));
+    let out = b.ok(&["exec", "--process", p.to_str().unwrap(), &b.id]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0].split_whitespace().last(), Some("1"), "{out}");
+    assert_eq!(lines[1], "idle", "{out}");
+    if !std::path::Path::new("/sys/module/apparmor/parameters/enabled").exists() {
+        process(json!({"apparmorProfile": "skiff-test"}));
+        let out = b.skiff(&["exec", "--process", p.to_str().unwrap(), &b.id]);
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr).contains("process.apparmorProfile: AppArmor is not enabled"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}

@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Process, Spec};
 
 use crate::procfs::Proc;
 
@@ -52,44 +52,52 @@ fn nonempty(s: &Option<String>) -> Option<&str> {
     s.as_deref().filter(|s| !s.is_empty())
 }
 
+fn check_label(field: &str, s: &str) -> Result<()> {
+    if s.contains(['\n', '\0', '"']) {
+        bail!("{field}: {s:?} contains a newline, NUL or quote");
+    }
+    Ok(())
+}
+
+/// The LSM fields of a process (the container's, or one given to `exec`).
+pub fn validate_process(p: &Process, host: Host) -> Result<()> {
+    if let Some(l) = nonempty(p.selinux_label()) {
+        if !host.selinux {
+            bail!("process.selinuxLabel: SELinux is not enabled on this host");
+        }
+        check_label("process.selinuxLabel", l)?;
+    }
+    if let Some(l) = nonempty(p.apparmor_profile()) {
+        if !host.apparmor {
+            bail!("process.apparmorProfile: AppArmor is not enabled on this host");
+        }
+        check_label("process.apparmorProfile", l)?;
+    }
+    Ok(())
+}
+
 /// The LSM fields the spec sets, each checked against the host.
 pub fn validate(spec: &Spec, host: Host) -> Result<()> {
-    let p = spec.process().as_ref();
-    if p.and_then(|p| nonempty(p.selinux_label())).is_some() && !host.selinux {
-        bail!("process.selinuxLabel: SELinux is not enabled on this host");
+    if let Some(p) = spec.process() {
+        validate_process(p, host)?;
     }
-    if p.and_then(|p| nonempty(p.apparmor_profile())).is_some() && !host.apparmor {
-        bail!("process.apparmorProfile: AppArmor is not enabled on this host");
-    }
-    let mount_label = spec
+    if let Some(l) = spec
         .linux()
         .as_ref()
-        .and_then(|l| nonempty(l.mount_label()));
-    if mount_label.is_some() && !host.selinux {
-        bail!("linux.mountLabel: SELinux is not enabled on this host");
-    }
-    for s in [
-        p.and_then(|p| nonempty(p.selinux_label())),
-        p.and_then(|p| nonempty(p.apparmor_profile())),
-        mount_label,
-    ]
-    .into_iter()
-    .flatten()
+        .and_then(|l| nonempty(l.mount_label()))
     {
-        if s.contains(['\n', '\0', '"']) {
-            bail!("security label {s:?}: contains a newline, NUL or quote");
+        if !host.selinux {
+            bail!("linux.mountLabel: SELinux is not enabled on this host");
         }
+        check_label("linux.mountLabel", l)?;
     }
     Ok(())
 }
 
 /// The writes (file below /proc/<self>/, data) that request the exec labels.
-pub fn exec_writes(spec: &Spec, host: Host) -> Result<Vec<(&'static str, String)>> {
-    validate(spec, host)?;
+pub fn exec_writes(p: &Process, host: Host) -> Result<Vec<(&'static str, String)>> {
+    validate_process(p, host)?;
     let mut out = Vec::new();
-    let Some(p) = spec.process() else {
-        return Ok(out);
-    };
     if let Some(label) = nonempty(p.selinux_label()) {
         out.push(("attr/exec", label.to_string()));
     }
@@ -107,7 +115,20 @@ pub fn exec_writes(spec: &Spec, host: Host) -> Result<Vec<(&'static str, String)
 /// Requests the exec labels through the private procfs handle (in the init, before the
 /// capabilities are dropped).
 pub fn apply_exec_labels(spec: &Spec, proc: &Proc) -> Result<()> {
-    for (file, data) in exec_writes(spec, Host::detect())? {
+    match spec.process() {
+        Some(p) => apply_process_labels(p, proc),
+        None => Ok(()),
+    }
+}
+
+/// Whether the process asks for an exec label at all.
+pub fn wants_labels(p: &Process) -> bool {
+    nonempty(p.selinux_label()).is_some() || nonempty(p.apparmor_profile()).is_some()
+}
+
+/// The same for any process (`exec` calls this with its own process).
+pub fn apply_process_labels(p: &Process, proc: &Proc) -> Result<()> {
+    for (file, data) in exec_writes(p, Host::detect())? {
         let field = if data.starts_with("exec ") {
             "process.apparmorProfile"
         } else {
@@ -184,7 +205,7 @@ mod tests {
             apparmor_dir: true,
         };
         assert_eq!(
-            exec_writes(&s, all).unwrap(),
+            exec_writes(s.process().as_ref().unwrap(), all).unwrap(),
             vec![
                 ("attr/exec", "system_u:system_r:container_t:s0".to_string()),
                 ("attr/apparmor/exec", "exec prof".to_string()),
@@ -195,7 +216,7 @@ mod tests {
             ..all
         };
         assert_eq!(
-            exec_writes(&s, old).unwrap()[1],
+            exec_writes(s.process().as_ref().unwrap(), old).unwrap()[1],
             ("attr/exec", "exec prof".into())
         );
     }

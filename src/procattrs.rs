@@ -262,16 +262,8 @@ pub fn final_affinity(p: &Process) -> Result<()> {
 /// ioPriority, scheduler, personality and memoryPolicy, while the init still has its
 /// capabilities.
 pub fn apply(spec: &Spec) -> Result<()> {
-    let Some(p) = spec.process() else {
-        return Ok(());
-    };
-    if let Some((class, level)) = parse_io_priority(p)? {
-        sched::ioprio_set(class, level).context("process.ioPriority: ioprio_set")?;
-    }
-    if let Some(s) = p.scheduler() {
-        let attr = parse_scheduler(s)?;
-        sched::sched_setattr(&attr)
-            .with_context(|| format!("process.scheduler: sched_setattr({})", s.policy()))?;
+    if let Some(p) = spec.process() {
+        apply_process(p)?;
     }
     if let Some(l) = spec.linux() {
         if let Some(m) = l.memory_policy() {
@@ -283,6 +275,19 @@ pub fn apply(spec: &Spec) -> Result<()> {
             let v = parse_personality(pers)?;
             sched::personality(v).with_context(|| format!("linux.personality: {v:#x}"))?;
         }
+    }
+    Ok(())
+}
+
+/// The per-process fields (ioPriority, scheduler), for the init or an `exec` process.
+pub fn apply_process(p: &Process) -> Result<()> {
+    if let Some((class, level)) = parse_io_priority(p)? {
+        sched::ioprio_set(class, level).context("process.ioPriority: ioprio_set")?;
+    }
+    if let Some(s) = p.scheduler() {
+        let attr = parse_scheduler(s)?;
+        sched::sched_setattr(&attr)
+            .with_context(|| format!("process.scheduler: sched_setattr({})", s.policy()))?;
     }
     Ok(())
 }
