@@ -386,7 +386,7 @@ impl Virtual {
                 "veth",
                 "peer",
                 "name",
-                "vskiff-peer",
+                &format!("{name}p"),
             ]);
             assert!(out.status.success(), "ip link add: {}", text(&out.stderr));
         }
@@ -428,7 +428,7 @@ fn net_devices_move_into_the_container_and_die_with_it() {
     // A virtual device goes with its namespace (the kernel destroys it; a veth takes its
     // peer with it), as with runc.
     assert!(wait_for(5000, || !host_has_link(dummy.0)
-        && !host_has_link("vskiff-peer")));
+        && !host_has_link("dummy-skiff0p")));
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert!(!host_has_link(dummy.0), "the dummy came back to the host");
 }
@@ -545,4 +545,24 @@ fn exec_process_gets_its_cpu_affinity_io_priority_and_label_check() {
             text(&out.stderr)
         );
     }
+}
+
+#[test]
+fn a_failed_create_moves_net_devices_back() {
+    require_root!();
+    if Command::new("ip").arg("-V").output().is_err() {
+        eprintln!("SKIP: iproute2 is not installed");
+        return;
+    }
+    let dev = Virtual::create("dummy-skiff1");
+    let mut b = Bundle::new("netdev-revert");
+    b.config["linux"]["netDevices"] = json!({"dummy-skiff1": {"name": "ctr1"}});
+    b.config["hooks"] = json!({"createContainer": [{"path": "/bin/false"}]});
+    let err = create_err(&b);
+    assert!(err.contains("createContainer"), "{err}");
+    assert!(
+        host_has_link(dev.0),
+        "the device was not moved back to the host"
+    );
+    assert!(!host_has_link("ctr1"));
 }

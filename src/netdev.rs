@@ -87,12 +87,56 @@ pub enum Stage {
     Ready,
 }
 
+/// Devices moved into a container's network namespace. Unless [`Attached::keep`] is
+/// called, dropping it moves them back to the runtime's namespace under their host names
+/// (the spec requires reverting the move when creation fails; a virtual device would
+/// otherwise die with the namespace).
+#[derive(Debug)]
+pub struct Attached {
+    netns: OwnedFd,
+    /// (host name, name inside), in the order they were moved.
+    moved: Vec<(String, String)>,
+}
+
+impl Attached {
+    /// Creation succeeded: the devices stay in the container.
+    pub fn keep(mut self) {
+        self.moved.clear();
+    }
+
+    fn revert(&mut self) -> Result<()> {
+        if self.moved.is_empty() {
+            return Ok(());
+        }
+        let host = std::fs::File::open("/proc/self/ns/net").context("opening our netns")?;
+        let mut inside = Route::open_in(self.netns.as_fd())?;
+        let mut outside = Route::open()?;
+        for (name, new) in self.moved.drain(..).rev() {
+            let index = inside.index_of(&new)?;
+            inside.set_up(Link::Index(index), false)?;
+            inside.move_to(index, host.as_fd(), &name)?;
+            outside.set_up(Link::Name(&name), true)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        if let Err(e) = self.revert() {
+            crate::logging::warn(&format!(
+                "linux.netDevices: moving devices back after a failed create: {e:#}"
+            ));
+        }
+    }
+}
+
 /// Moves the devices if `stage` is the one at which this plan's network namespace exists
-/// (exactly one stage is, for any plan).
-pub fn attach(spec: &Spec, plan: &Plan, pid: i32, stage: Stage) -> Result<()> {
+/// (exactly one stage is, for any plan). On failure, what was already moved is moved back.
+pub fn attach(spec: &Spec, plan: &Plan, pid: i32, stage: Stage) -> Result<Option<Attached>> {
     let devs = devices(spec);
     if devs.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let joined = plan
         .join
@@ -106,20 +150,19 @@ pub fn attach(spec: &Spec, plan: &Plan, pid: i32, stage: Stage) -> Result<()> {
         Stage::Ready => !plan.fork && plan.unshare.contains(CloneFlags::CLONE_NEWNET),
     };
     if !now {
-        return Ok(());
+        return Ok(None);
     }
-    let opened;
     let netns = match joined {
-        Some(j) => j.fd.as_fd(),
-        None => {
-            opened = std::fs::File::open(format!("/proc/{pid}/ns/net"))
-                .map(OwnedFd::from)
-                .context("linux.netDevices: opening the container's network namespace")?;
-            opened.as_fd()
-        }
+        Some(j) => j.fd.try_clone(),
+        None => std::fs::File::open(format!("/proc/{pid}/ns/net")).map(OwnedFd::from),
+    }
+    .context("linux.netDevices: opening the container's network namespace")?;
+    let mut done = Attached {
+        netns,
+        moved: Vec::new(),
     };
     let mut host = Route::open().context("linux.netDevices: opening a netlink socket")?;
-    let mut inside = Route::open_in(netns)
+    let mut inside = Route::open_in(done.netns.as_fd())
         .context("linux.netDevices: opening a netlink socket in the container")?;
     for (name, new) in &devs {
         let field = format!("linux.netDevices.{name}");
@@ -128,13 +171,14 @@ pub fn attach(spec: &Spec, plan: &Plan, pid: i32, stage: Stage) -> Result<()> {
             as i32;
         host.set_up(Link::Index(index), false)
             .with_context(|| format!("{field}: taking it down"))?;
-        host.move_to(index, netns, new)
+        host.move_to(index, done.netns.as_fd(), new)
             .with_context(|| format!("{field}: moving it into the container as {new:?}"))?;
+        done.moved.push((name.clone(), new.clone()));
         inside
             .set_up(Link::Name(new), true)
             .with_context(|| format!("{field}: bringing {new:?} up in the container"))?;
     }
-    Ok(())
+    Ok(Some(done))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use nix::sys::socket::{
 };
 
 const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 0x01;
 const NLM_F_ACK: u16 = 0x04;
@@ -80,6 +81,20 @@ impl Route {
         self.newlink(index, 0, 0, &attrs)
     }
 
+    /// The index of interface `name` in this socket's namespace.
+    pub fn index_of(&mut self, name: &str) -> io::Result<i32> {
+        let mut body = vec![0u8; 16];
+        body[0] = libc::AF_UNSPEC as u8;
+        attr(&mut body, IFLA_IFNAME, &name_bytes(name));
+        let mut index = None;
+        self.transact(RTM_GETLINK, &body, |typ, payload| {
+            if typ == RTM_NEWLINK && payload.len() >= 8 {
+                index = Some(i32::from_ne_bytes(payload[4..8].try_into().unwrap()));
+            }
+        })?;
+        index.ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))
+    }
+
     fn newlink(&mut self, index: i32, flags: u32, change: u32, attrs: &[u8]) -> io::Result<()> {
         // struct ifinfomsg: family, pad, type, index, flags, change.
         let mut body = vec![libc::AF_UNSPEC as u8, 0, 0, 0];
@@ -92,6 +107,17 @@ impl Route {
 
     /// Sends one request and waits for its acknowledgement (or error).
     fn request(&mut self, typ: u16, body: &[u8]) -> io::Result<()> {
+        self.transact(typ, body, |_, _| {})
+    }
+
+    /// Sends one request; every reply message before the acknowledgement goes to `reply`
+    /// as (type, payload after the header).
+    fn transact(
+        &mut self,
+        typ: u16,
+        body: &[u8],
+        mut reply: impl FnMut(u16, &[u8]),
+    ) -> io::Result<()> {
         self.seq += 1;
         let len = 16 + body.len() as u32;
         let mut msg = Vec::with_capacity(len as usize);
@@ -117,13 +143,16 @@ impl Route {
                         "truncated netlink reply",
                     ));
                 }
-                if mtyp == NLMSG_ERROR && mseq == self.seq && mlen >= 20 {
-                    let err = i32::from_ne_bytes(h[16..20].try_into().unwrap());
-                    return if err == 0 {
-                        Ok(())
-                    } else {
-                        Err(io::Error::from_raw_os_error(-err))
-                    };
+                if mseq == self.seq {
+                    if mtyp == NLMSG_ERROR && mlen >= 20 {
+                        let err = i32::from_ne_bytes(h[16..20].try_into().unwrap());
+                        return if err == 0 {
+                            Ok(())
+                        } else {
+                            Err(io::Error::from_raw_os_error(-err))
+                        };
+                    }
+                    reply(mtyp, &h[16..mlen]);
                 }
                 off += (mlen + 3) & !3;
             }
