@@ -412,6 +412,11 @@ fn net_devices_move_into_the_container_and_die_with_it() {
         return;
     }
     let dummy = Virtual::create("dummy-skiff0");
+    let out = Command::new("ip")
+        .args(["addr", "add", "10.213.7.1/24", "dev", dummy.0])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let mut b = Bundle::new("netdev");
     b.config["linux"]["netDevices"] = json!({"dummy-skiff0": {"name": "ctr0"}});
     b.args(&["sleep", "30"]);
@@ -424,6 +429,10 @@ fn net_devices_move_into_the_container_and_die_with_it() {
         .unwrap_or_default();
     let up = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0) & 1;
     assert_eq!(up, 1, "ctr0 is not up inside: {flags:?}");
+    b.ok(&["start", &b.id]);
+    // The permanent global address came along (the kernel drops addresses on a move).
+    let addr = b.ok(&["exec", &b.id, "ip", "-o", "-4", "addr", "show", "ctr0"]);
+    assert!(addr.contains("inet 10.213.7.1/24"), "{addr}");
     b.ok(&["delete", "--force", &b.id]);
     // A virtual device goes with its namespace (the kernel destroys it; a veth takes its
     // peer with it), as with runc.
@@ -555,6 +564,10 @@ fn a_failed_create_moves_net_devices_back() {
         return;
     }
     let dev = Virtual::create("dummy-skiff1");
+    let ip = |args: &[&str]| Command::new("ip").args(args).output().unwrap();
+    assert!(ip(&["addr", "add", "10.213.8.1/24", "dev", dev.0])
+        .status
+        .success());
     let mut b = Bundle::new("netdev-revert");
     b.config["linux"]["netDevices"] = json!({"dummy-skiff1": {"name": "ctr1"}});
     b.config["hooks"] = json!({"createContainer": [{"path": "/bin/false"}]});

@@ -1,6 +1,7 @@
 //! `linux.netDevices`: host interfaces moved into the container's network namespace, under
 //! the name the entry gives (or their own), as runc does: the interface is taken down, moved
-//! and renamed in one RTM_NEWLINK request, and brought up inside.
+//! and renamed in one RTM_NEWLINK request, its permanent global addresses (which the kernel
+//! drops on the move) are added again inside, and it is brought up there.
 //!
 //! The parent does it as soon as the container's network namespace exists and before the
 //! init is told to go on, so the hooks and the init's sysctls see the device. Nothing is
@@ -16,7 +17,7 @@ use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::namespaces::Plan;
-use crate::sys::netlink::{Link, Route};
+use crate::sys::netlink::{Addr, Link, Route};
 
 /// (host name, name in the container), sorted by host name.
 fn devices(spec: &Spec) -> Vec<(String, String)> {
@@ -94,8 +95,8 @@ pub enum Stage {
 #[derive(Debug)]
 pub struct Attached {
     netns: OwnedFd,
-    /// (host name, name inside), in the order they were moved.
-    moved: Vec<(String, String)>,
+    /// (host name, name inside, addresses to restore), in the order they were moved.
+    moved: Vec<(String, String, Vec<Addr>)>,
 }
 
 impl Attached {
@@ -111,11 +112,15 @@ impl Attached {
         let host = std::fs::File::open("/proc/self/ns/net").context("opening our netns")?;
         let mut inside = Route::open_in(self.netns.as_fd())?;
         let mut outside = Route::open()?;
-        for (name, new) in self.moved.drain(..).rev() {
+        for (name, new, addrs) in self.moved.drain(..).rev() {
             let index = inside.index_of(&new)?;
             inside.set_up(Link::Index(index), false)?;
             inside.move_to(index, host.as_fd(), &name)?;
-            outside.set_up(Link::Name(&name), true)?;
+            let index = outside.index_of(&name)?;
+            for a in &addrs {
+                outside.add_address(index, a)?;
+            }
+            outside.set_up(Link::Index(index), true)?;
         }
         Ok(())
     }
@@ -169,11 +174,26 @@ pub fn attach(spec: &Spec, plan: &Plan, pid: i32, stage: Stage) -> Result<Option
         let index = nix::net::if_::if_nametoindex(name.as_str())
             .with_context(|| format!("{field}: no such interface on the host"))?
             as i32;
+        let addrs = host
+            .addresses(index)
+            .with_context(|| format!("{field}: listing its addresses"))?;
         host.set_up(Link::Index(index), false)
             .with_context(|| format!("{field}: taking it down"))?;
         host.move_to(index, done.netns.as_fd(), new)
             .with_context(|| format!("{field}: moving it into the container as {new:?}"))?;
-        done.moved.push((name.clone(), new.clone()));
+        let addrs: Vec<Addr> = addrs
+            .into_iter()
+            .filter(|a| a.is_permanent_global())
+            .collect();
+        done.moved.push((name.clone(), new.clone(), addrs.clone()));
+        let index = inside
+            .index_of(new)
+            .with_context(|| format!("{field}: finding {new:?} in the container"))?;
+        for a in &addrs {
+            inside
+                .add_address(index, a)
+                .with_context(|| format!("{field}: adding its address back in the container"))?;
+        }
         inside
             .set_up(Link::Name(new), true)
             .with_context(|| format!("{field}: bringing {new:?} up in the container"))?;

@@ -13,6 +13,18 @@ use nix::sys::socket::{
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
 const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const RTM_NEWADDR: u16 = 20;
+const RTM_GETADDR: u16 = 22;
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_DUMP: u16 = 0x300;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFA_BROADCAST: u16 = 4;
+const IFA_FLAGS: u16 = 8;
+const IFA_F_PERMANENT: u32 = 0x80;
+const RT_SCOPE_UNIVERSE: u8 = 0;
 const NLM_F_REQUEST: u16 = 0x01;
 const NLM_F_ACK: u16 = 0x04;
 const IFLA_IFNAME: u16 = 3;
@@ -24,6 +36,24 @@ const IFF_UP: u32 = 0x1;
 pub struct Route {
     fd: OwnedFd,
     seq: u32,
+}
+
+/// An interface address, as much of it as moving it to another namespace needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addr {
+    pub family: u8,
+    pub prefixlen: u8,
+    pub scope: u8,
+    pub flags: u32,
+    /// (IFA_* type, raw value) of IFA_ADDRESS, IFA_LOCAL and IFA_BROADCAST.
+    pub attrs: Vec<(u16, Vec<u8>)>,
+}
+
+impl Addr {
+    /// Configured by hand (permanent) with global scope: the ones worth carrying over.
+    pub fn is_permanent_global(&self) -> bool {
+        self.flags & IFA_F_PERMANENT != 0 && self.scope == RT_SCOPE_UNIVERSE
+    }
 }
 
 /// How a request names the interface.
@@ -95,6 +125,58 @@ impl Route {
         index.ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))
     }
 
+    /// Every address of interface `index`.
+    pub fn addresses(&mut self, index: i32) -> io::Result<Vec<Addr>> {
+        // struct ifaddrmsg: family, prefixlen, flags, scope, index.
+        let body = [libc::AF_UNSPEC as u8, 0, 0, 0, 0, 0, 0, 0];
+        let mut out = Vec::new();
+        self.transact_flags(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, &body, |typ, p| {
+            if typ != RTM_NEWADDR || p.len() < 8 {
+                return;
+            }
+            if u32::from_ne_bytes(p[4..8].try_into().unwrap()) as i32 != index {
+                return;
+            }
+            let mut a = Addr {
+                family: p[0],
+                prefixlen: p[1],
+                scope: p[3],
+                flags: p[2] as u32,
+                attrs: Vec::new(),
+            };
+            let mut off = 8;
+            while off + 4 <= p.len() {
+                let len = u16::from_ne_bytes(p[off..off + 2].try_into().unwrap()) as usize;
+                let typ = u16::from_ne_bytes(p[off + 2..off + 4].try_into().unwrap());
+                if len < 4 || off + len > p.len() {
+                    break;
+                }
+                let data = &p[off + 4..off + len];
+                match typ {
+                    IFA_ADDRESS | IFA_LOCAL | IFA_BROADCAST => a.attrs.push((typ, data.to_vec())),
+                    IFA_FLAGS if data.len() >= 4 => {
+                        a.flags = u32::from_ne_bytes(data[..4].try_into().unwrap())
+                    }
+                    _ => {}
+                }
+                off += (len + 3) & !3;
+            }
+            out.push(a);
+        })?;
+        Ok(out)
+    }
+
+    /// Adds `addr` to interface `index`.
+    pub fn add_address(&mut self, index: i32, addr: &Addr) -> io::Result<()> {
+        let mut body = vec![addr.family, addr.prefixlen, 0, addr.scope];
+        body.extend_from_slice(&(index as u32).to_ne_bytes());
+        for (typ, data) in &addr.attrs {
+            attr(&mut body, *typ, data);
+        }
+        let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        self.transact_flags(RTM_NEWADDR, flags, &body, |_, _| {})
+    }
+
     fn newlink(&mut self, index: i32, flags: u32, change: u32, attrs: &[u8]) -> io::Result<()> {
         // struct ifinfomsg: family, pad, type, index, flags, change.
         let mut body = vec![libc::AF_UNSPEC as u8, 0, 0, 0];
@@ -112,9 +194,15 @@ impl Route {
 
     /// Sends one request; every reply message before the acknowledgement goes to `reply`
     /// as (type, payload after the header).
-    fn transact(
+    fn transact(&mut self, typ: u16, body: &[u8], reply: impl FnMut(u16, &[u8])) -> io::Result<()> {
+        self.transact_flags(typ, NLM_F_REQUEST | NLM_F_ACK, body, reply)
+    }
+
+    /// The same with explicit flags; a dump ends with NLMSG_DONE instead of an ack.
+    fn transact_flags(
         &mut self,
         typ: u16,
+        flags: u16,
         body: &[u8],
         mut reply: impl FnMut(u16, &[u8]),
     ) -> io::Result<()> {
@@ -123,7 +211,7 @@ impl Route {
         let mut msg = Vec::with_capacity(len as usize);
         msg.extend_from_slice(&len.to_ne_bytes());
         msg.extend_from_slice(&typ.to_ne_bytes());
-        msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+        msg.extend_from_slice(&flags.to_ne_bytes());
         msg.extend_from_slice(&self.seq.to_ne_bytes());
         msg.extend_from_slice(&0u32.to_ne_bytes());
         msg.extend_from_slice(body);
@@ -144,6 +232,9 @@ impl Route {
                     ));
                 }
                 if mseq == self.seq {
+                    if mtyp == NLMSG_DONE {
+                        return Ok(());
+                    }
                     if mtyp == NLMSG_ERROR && mlen >= 20 {
                         let err = i32::from_ne_bytes(h[16..20].try_into().unwrap());
                         return if err == 0 {
