@@ -579,3 +579,36 @@ fn a_failed_create_moves_net_devices_back() {
     );
     assert!(!host_has_link("ctr1"));
 }
+
+#[test]
+fn mappings_with_a_joined_user_namespace_must_match_it() {
+    require_root!();
+    let mut owner = Bundle::new("userns-owner-join");
+    userns(&mut owner);
+    owner.args(&["sleep", "30"]);
+    owner.create_ok();
+    let pid = owner.state()["pid"].as_i64().unwrap();
+    let join = |b: &mut Bundle, host: u32| {
+        without_ns(b, "user");
+        add_ns(
+            b,
+            json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}),
+        );
+        b.config["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": host, "size": 65536}]);
+        b.config["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": host, "size": 65536}]);
+    };
+    let mut b = Bundle::new("userns-join-other");
+    join(&mut b, 200000);
+    let err = create_err(&b);
+    assert!(
+        err.contains("linux.uidMappings: the user namespace joined at"),
+        "{err}"
+    );
+    let mut b = Bundle::new("userns-join-same");
+    join(&mut b, 100000);
+    b.sh("cat /proc/self/uid_map");
+    let out = b.run_ok();
+    assert!(out.split_whitespace().eq(["0", "100000", "65536"]), "{out}");
+}

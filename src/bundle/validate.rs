@@ -140,6 +140,15 @@ fn namespaces(spec: &Spec) -> Result<()> {
         }
         _ => {}
     }
+    let joined_user = nss
+        .into_iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::User)
+        .and_then(|n| n.path().clone())
+        .filter(|p| !p.as_os_str().is_empty());
+    if let (Some(path), true) = (joined_user, maps) {
+        same_maps_as_joined(linux.expect("namespaces come from linux"), &path)?;
+    }
     if new_user {
         let l = linux.expect("namespaces come from linux");
         ensure!(
@@ -147,6 +156,62 @@ fn namespaces(spec: &Spec) -> Result<()> {
                 && l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()),
             "linux.uidMappings/gidMappings: a new user namespace needs both mappings"
         );
+    }
+    Ok(())
+}
+
+/// A joined user namespace keeps its own maps. containerd and CRI-O pass the maps too, so
+/// (like runc) matching ones are accepted and different ones are an error.
+fn same_maps_as_joined(l: &oci_spec::runtime::Linux, path: &Path) -> Result<()> {
+    let ns = std::fs::File::open(path).with_context(|| {
+        format!(
+            "linux.namespaces: opening user namespace {}",
+            path.display()
+        )
+    })?;
+    let (uid, gid) = crate::sys::userns::maps_of(std::os::fd::AsFd::as_fd(&ns))
+        .with_context(|| format!("linux.namespaces: reading the maps of {}", path.display()))?;
+    let norm = |text: &str| {
+        let mut v: Vec<Vec<u64>> = text
+            .lines()
+            .map(|l| {
+                l.split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            })
+            .filter(|v: &Vec<u64>| v.len() == 3)
+            .collect();
+        v.sort();
+        v
+    };
+    let spec = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        let mut v: Vec<Vec<u64>> = m
+            .into_iter()
+            .flatten()
+            .map(|m| vec![m.container_id() as u64, m.host_id() as u64, m.size() as u64])
+            .collect();
+        v.sort();
+        v
+    };
+    for (field, theirs, ours) in [
+        (
+            "linux.uidMappings",
+            norm(&uid),
+            spec(l.uid_mappings().as_ref()),
+        ),
+        (
+            "linux.gidMappings",
+            norm(&gid),
+            spec(l.gid_mappings().as_ref()),
+        ),
+    ] {
+        if !ours.is_empty() && ours != theirs {
+            bail!(
+                "{field}: the user namespace joined at {} has other mappings (give either the \
+                 path or matching mappings)",
+                path.display()
+            );
+        }
     }
     Ok(())
 }

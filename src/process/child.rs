@@ -40,7 +40,13 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     crate::procattrs::initial_affinity(l.bundle.spec.process().as_ref().context("process")?)?;
     enter_namespaces(l, end)?;
     let pid = end.wait_go()?;
-    if l.plan.new_user {
+    // A joined user namespace needs it as much as a new one (our host ids are unmapped there).
+    let joined_user = l
+        .plan
+        .join
+        .iter()
+        .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User);
+    if l.plan.new_user || joined_user {
         become_userns_root()?;
     }
     let proc = Proc::open()?;
