@@ -612,3 +612,35 @@ fn mappings_with_a_joined_user_namespace_must_match_it() {
     let out = b.run_ok();
     assert!(out.split_whitespace().eq(["0", "100000", "65536"]), "{out}");
 }
+
+#[test]
+fn ridmap_maps_the_whole_rbind_tree_and_idmap_only_its_top() {
+    require_root!();
+    let dir = HostDir::new("ridmap", 0);
+    let sub = dir.0.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "mode=755", "skiff-it-ridmap"])
+        .arg(&sub)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _umount = Umount(sub.clone());
+    for (opt, want_sub) in [("ridmap", "0"), ("idmap", "65534")] {
+        let mut b = Bundle::new("ridmap");
+        userns(&mut b);
+        std::fs::create_dir(b.rootfs().join("data")).unwrap();
+        push_mount(
+            &mut b,
+            json!({"destination": "/data", "type": "bind", "source": dir.0, "options": ["rbind", opt]}),
+        );
+        b.sh("stat -c '%u' /data /data/sub");
+        assert_eq!(b.run_ok(), format!("0\n{want_sub}\n"), "{opt}");
+    }
+}
