@@ -644,3 +644,19 @@ fn ridmap_maps_the_whole_rbind_tree_and_idmap_only_its_top() {
         assert_eq!(b.run_ok(), format!("0\n{want_sub}\n"), "{opt}");
     }
 }
+
+#[test]
+fn intel_rdt_without_resctrl_is_a_clear_error() {
+    require_root!();
+    if std::path::Path::new("/sys/fs/resctrl/schemata").exists() {
+        eprintln!("SKIP: this host has resctrl");
+        return;
+    }
+    let mut b = Bundle::new("rdt");
+    b.config["linux"]["intelRdt"] = json!({"closID": "skiff", "l3CacheSchema": "L3:0=f"});
+    let err = create_err(&b);
+    assert!(
+        err.contains("linux.intelRdt: this host has no resctrl filesystem"),
+        "{err}"
+    );
+}
