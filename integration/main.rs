@@ -8,6 +8,7 @@ mod common;
 mod cli;
 mod errors;
 mod exec;
+mod fields;
 mod hooks;
 mod lifecycle;
 mod man;

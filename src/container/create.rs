@@ -100,6 +100,7 @@ fn create_locked(
         .and_then(|l| l.cgroups_path().clone());
     let rel = cgroups::resolve(cgroups_path.as_deref(), &own, id)?;
     let cgroup = Cgroup::create(&mount, &rel)?;
+    let idmapped = crate::rootfs::idmapped::prepare(&bundle.spec, &bundle.dir)?;
     let mut launch = Launch {
         id,
         bundle,
@@ -107,6 +108,8 @@ fn create_locked(
         no_pivot: o.no_pivot,
         no_new_keyring: o.no_new_keyring,
         preserve_fds: o.preserve_fds,
+        listen_fds: crate::activation::listen_fds(),
+        idmapped: &idmapped,
         fifo: fifo.as_fd(),
         console: console.map(|c| c.as_fd()),
         close_in_child: vec![locked.lock_fd().as_raw_fd(), cgroup.dirfd.as_raw_fd()],

@@ -7,6 +7,7 @@
 //! 3. [`finish`]: maskedPaths, readonlyPaths, rootfsPropagation, root.readonly.
 
 mod devices;
+pub mod idmapped;
 mod mounts;
 pub mod options;
 mod paths;
@@ -55,7 +56,13 @@ fn rootfs_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
         .transpose()
 }
 
-pub fn prepare(spec: &Spec, bundle: &Path, rootfs: &Path, in_userns: bool) -> Result<Prepared> {
+pub fn prepare(
+    spec: &Spec,
+    bundle: &Path,
+    rootfs: &Path,
+    in_userns: bool,
+    idmapped: &idmapped::Idmapped,
+) -> Result<Prepared> {
     // Nothing we mount may propagate back to the host. A shared rootfsPropagation is applied
     // after pivot_root, which refuses shared mounts.
     // Only private or slave can be applied now: pivot_root refuses a shared new root, and an
@@ -79,8 +86,13 @@ pub fn prepare(spec: &Spec, bundle: &Path, rootfs: &Path, in_userns: bool) -> Re
         .map(OwnedFd::from)
         .with_context(|| format!("opening rootfs {}", rootfs.display()))?;
 
+    let ctx = mounts::Ctx {
+        bundle,
+        spec,
+        idmapped,
+    };
     for (i, mnt) in spec.mounts().iter().flatten().enumerate() {
-        mounts::mount_one(root.as_fd(), bundle, i, mnt)?;
+        mounts::mount_one(root.as_fd(), &ctx, i, mnt)?;
     }
     make_devices(spec, root.as_fd(), in_userns)?;
     if let Some(p) = spec.process() {

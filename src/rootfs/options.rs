@@ -21,7 +21,9 @@ pub struct Options {
     pub recursive: bool,
     /// Options passed to the filesystem (`mode=755`, `size=65536k`, ...).
     pub data: Vec<String>,
+    /// `idmap` or `ridmap` (the latter maps every mount of the tree).
     pub idmap: bool,
+    pub idmap_recursive: bool,
 }
 
 /// Every option name skiff interprets itself (the rest are passed to the filesystem as data),
@@ -101,6 +103,7 @@ impl Default for Options {
             recursive: false,
             data: Vec::new(),
             idmap: false,
+            idmap_recursive: false,
         }
     }
 }
@@ -180,7 +183,14 @@ impl Options {
             "rslave" => self.propagation.push(F::MS_SLAVE | F::MS_REC),
             "unbindable" => self.propagation.push(F::MS_UNBINDABLE),
             "runbindable" => self.propagation.push(F::MS_UNBINDABLE | F::MS_REC),
-            "idmap" | "ridmap" => self.idmap = true,
+            "idmap" => {
+                self.idmap = true;
+                self.idmap_recursive = false;
+            }
+            "ridmap" => {
+                self.idmap = true;
+                self.idmap_recursive = true;
+            }
             // The atime mode is one value, not a flag: setting it also clears the field.
             "rnoatime" => self.rec_atime(m::MOUNT_ATTR_NOATIME),
             "rstrictatime" => self.rec_atime(m::MOUNT_ATTR_STRICTATIME),
