@@ -16,5 +16,6 @@ mod namespaces;
 mod process;
 mod rootfs;
 mod seccomp;
+mod seccomp_notify;
 mod security;
 mod tty;

@@ -42,10 +42,16 @@ pub fn create(
             .map(connect_console)
             .transpose()?,
     };
+    // The seccomp agent's socket is a host path: connect now, the init inherits the socket.
+    let agent = seccomp_agent(&bundle)?;
     let plan = Plan::from_spec(&bundle.spec)?;
     let store = Store::new(&g.root);
     let locked = store.create(id)?;
-    match create_locked(&locked, &bundle, &plan, o, id, console.as_ref()) {
+    let fds = Fds {
+        console: console.as_ref(),
+        agent: agent.as_ref(),
+    };
+    match create_locked(&locked, &bundle, &plan, o, id, fds) {
         Ok((state, init)) => Ok(Created {
             locked,
             state,
@@ -71,14 +77,37 @@ fn check_supported(b: &Bundle, o: &CreateOpts) -> Result<()> {
     Ok(())
 }
 
+/// Connected sockets the init sends fds to.
+#[derive(Clone, Copy)]
+struct Fds<'a> {
+    console: Option<&'a OwnedFd>,
+    agent: Option<&'a OwnedFd>,
+}
+
+/// The connection to linux.seccomp.listenerPath when the filter uses SCMP_ACT_NOTIFY.
+fn seccomp_agent(bundle: &Bundle) -> Result<Option<OwnedFd>> {
+    match (
+        &bundle.seccomp,
+        bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref()),
+    ) {
+        (Some(f), Some(s)) => crate::seccomp::agent::connect(s, f),
+        _ => Ok(None),
+    }
+}
+
 fn create_locked(
     locked: &Locked,
     bundle: &Bundle,
     plan: &Plan,
     o: &CreateOpts,
     id: &str,
-    console: Option<&OwnedFd>,
+    fds: Fds<'_>,
 ) -> Result<(State, parent::Init)> {
+    let console = fds.console;
     let terminal = bundle
         .spec
         .process()
@@ -112,6 +141,15 @@ fn create_locked(
         idmapped: &idmapped,
         fifo: fifo.as_fd(),
         console: console.map(|c| c.as_fd()),
+        seccomp_agent: fds.agent.map(|a| crate::seccomp::Agent {
+            socket: a.as_fd(),
+            metadata: bundle
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.seccomp().as_ref())
+                .and_then(|s| s.listener_metadata().as_deref()),
+        }),
         close_in_child: vec![locked.lock_fd().as_raw_fd(), cgroup.dirfd.as_raw_fd()],
     };
     let init = match parent::spawn(&mut launch, cgroup.dirfd.as_fd()) {

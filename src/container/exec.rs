@@ -58,6 +58,19 @@ fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         .map(OwnedFd::from)
         .with_context(|| format!("opening cgroup {}", cg_path.display()))?;
     let (relay_end, console) = console_for(a, &process)?;
+    // The seccomp agent (a host path): connected here, the exec process inherits it.
+    let spec_seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let agent = match (&seccomp, spec_seccomp) {
+        (Some(f), Some(s)) => crate::seccomp::agent::connect(s, f)?,
+        _ => None,
+    };
+    let container_state = crate::hooks::state_json(
+        &state.id,
+        &locked.status(&state).to_string(),
+        state.pid,
+        &state.bundle,
+        &state.annotations,
+    );
     let (join, join_pid) = namespaces_to_join(state.pid)?;
     let mut e = Exec {
         init: init.as_fd(),
@@ -67,11 +80,19 @@ fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         join_pid,
         cgroup: cgroup.as_fd(),
         console: console.as_ref().map(|c| c.as_fd()),
+        seccomp_agent: agent.as_ref().map(|a| {
+            let agent = crate::seccomp::Agent {
+                socket: a.as_fd(),
+                metadata: spec_seccomp.and_then(|s| s.listener_metadata().as_deref()),
+            };
+            (agent, container_state.clone())
+        }),
         preserve_fds: a.preserve_fds,
         close_in_child: vec![locked.lock_fd().as_raw_fd(), cgroup.as_raw_fd()],
     };
     let child = spawn(&mut e)?;
     drop(console);
+    drop(agent);
     if let Some(p) = &a.pid_file {
         super::write_pid_file(p, child.pid)?;
     }

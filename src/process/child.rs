@@ -100,9 +100,19 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     let mut env = identity::environment(process);
     crate::activation::environment(&mut env, l.listen_fds);
     let nnp = process.no_new_privileges().unwrap_or(false);
-    if let (Some(f), false) = (&l.bundle.seccomp, nnp) {
+    let seccomp = l.bundle.seccomp.as_ref();
+    // For a NOTIFY filter: the container process state for the agent, built before loading.
+    let agent = match &l.seccomp_agent {
+        Some(a) => Some((
+            a.socket,
+            crate::seccomp::agent::process_state(pid, a.metadata, &l.state_json("creating", pid))?,
+        )),
+        None => None,
+    };
+    let agent = agent.as_ref().map(|(s, m)| (*s, m.as_slice()));
+    if let (Some(f), false) = (seccomp, nnp) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before caps are dropped.
-        crate::seccomp::load(f, f.flags()).context("linux.seccomp: loading the filter")?;
+        crate::seccomp::install(f, agent)?;
     }
     identity::switch_user(process)?;
     identity::chdir(process)?;
@@ -112,6 +122,17 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     let kept = l.listen_fds + l.preserve_fds;
     crate::sys::misc::cloexec_from(3 + kept).context("marking fds close-on-exec")?;
     crate::sys::misc::keep_across_exec(3, kept);
+    let late_seccomp = match seccomp {
+        // A NOTIFY filter's fd must reach the agent while `create` can still fail (not being
+        // able to send it is an error), so with no_new_privs it is loaded now, before Ready,
+        // rather than after the start barrier.
+        Some(f) if nnp && f.uses_notify() => {
+            crate::seccomp::install(f, agent)?;
+            None
+        }
+        Some(f) if nnp => Some(f),
+        _ => None,
+    };
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
     end.ready()?;
     ready_sent.set(true);
@@ -132,9 +153,9 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     drop(barrier);
     crate::procattrs::final_affinity(process)?;
     drop(proc);
-    if let (Some(f), true) = (&l.bundle.seccomp, nnp) {
+    if let Some(f) = late_seccomp {
         // As late as possible: the fewest syscalls run under the container's filter.
-        crate::seccomp::load(f, f.flags()).context("linux.seccomp: loading the filter")?;
+        crate::seccomp::install(f, None)?;
     }
     identity::exec(&exe, process, &env)
 }

@@ -6,7 +6,10 @@
 //! namespace; the child joins every other namespace of the init in one setns on the same
 //! pidfd (the kernel orders them, user namespace first, and a pidfd cannot be a reused pid),
 //! then applies the process (rlimits, terminal, user, capabilities, no_new_privs, seccomp,
-//! cwd), reports Ready and execs. There is no barrier: exec starts at once.
+//! cwd), reports Ready and execs. There is no barrier: exec starts at once. The seccomp filter
+//! is loaded as in create: before the user switch without no_new_privs, otherwise after
+//! Ready, except that a NOTIFY filter is always loaded (and its fd sent to the agent) before
+//! Ready, so a failed handoff fails the exec.
 //!
 //! ```text
 //!  parent                                   child
@@ -45,6 +48,9 @@ pub struct Exec<'a> {
     pub join_pid: bool,
     pub cgroup: BorrowedFd<'a>,
     pub console: Option<BorrowedFd<'a>>,
+    /// The seccomp agent (linux.seccomp.listenerPath) when the filter uses SCMP_ACT_NOTIFY,
+    /// and the container's state JSON it is sent along with the listener fd.
+    pub seccomp_agent: Option<(crate::seccomp::Agent<'a>, String)>,
     pub preserve_fds: u32,
     pub close_in_child: Vec<RawFd>,
 }
@@ -124,7 +130,7 @@ fn child(
     if !e.join.is_empty() {
         setns(e.init, e.join).context("joining the container's namespaces")?;
     }
-    end.wait_go()?;
+    let pid = end.wait_go()?;
     let p = e.process;
     nix::unistd::setsid().context("setsid")?;
     if p.terminal().unwrap_or(false) {
@@ -147,19 +153,39 @@ fn child(
         crate::lsm::apply_process_labels(p, &Proc::open()?)?;
     }
     let nnp = p.no_new_privileges().unwrap_or(false);
+    // For a NOTIFY filter: the process state for the agent (this process's pid, the
+    // container's state), built before loading.
+    let agent = match &e.seccomp_agent {
+        Some((a, state)) => Some((
+            a.socket,
+            crate::seccomp::agent::process_state(pid, a.metadata, state)?,
+        )),
+        None => None,
+    };
+    let agent = agent.as_ref().map(|(s, m)| (*s, m.as_slice()));
     if let (Some(f), false) = (e.seccomp, nnp) {
-        crate::seccomp::load(f, f.flags()).context("linux.seccomp: loading the filter")?;
+        crate::seccomp::install(f, agent)?;
     }
     identity::switch_user(p)?;
     identity::chdir(p)?;
     let exe = identity::lookup(p, &env)?;
     crate::sys::misc::cloexec_from(3 + e.preserve_fds).context("marking fds close-on-exec")?;
+    let late_seccomp = match e.seccomp {
+        // As in create: a NOTIFY filter's fd is handed over while exec can still report
+        // failure, so before Ready.
+        Some(f) if nnp && f.uses_notify() => {
+            crate::seccomp::install(f, agent)?;
+            None
+        }
+        Some(f) if nnp => Some(f),
+        _ => None,
+    };
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
     end.ready()?;
     ready.set(true);
     crate::procattrs::final_affinity(p)?;
-    if let (Some(f), true) = (e.seccomp, nnp) {
-        crate::seccomp::load(f, f.flags()).context("linux.seccomp: loading the filter")?;
+    if let Some(f) = late_seccomp {
+        crate::seccomp::install(f, None)?;
     }
     identity::exec(&exe, p, &env)
 }

@@ -32,6 +32,9 @@ pub struct Launch<'a> {
     pub fifo: BorrowedFd<'a>,
     /// Where the pty master goes when process.terminal is true: a connected console socket.
     pub console: Option<BorrowedFd<'a>>,
+    /// The seccomp agent at linux.seccomp.listenerPath, connected on the host, when the
+    /// filter uses SCMP_ACT_NOTIFY.
+    pub seccomp_agent: Option<crate::seccomp::Agent<'a>>,
     /// Parent fds the child must close at once (the state lock above all).
     pub close_in_child: Vec<RawFd>,
 }

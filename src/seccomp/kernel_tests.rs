@@ -206,7 +206,8 @@ fn notify_hands_back_a_working_listener() {
     let f = build(json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
-        "syscalls": [{"names": ["mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        "syscalls": [{"names": ["mkdirat"], "action": "SCMP_ACT_NOTIFY"}],
+        "listenerPath": "/run/agent.sock"
     }));
     assert!(f.flags().contains(Flags::NEW_LISTENER));
     let outcome = in_child(Some(&f), |listener| {
@@ -254,7 +255,8 @@ fn every_profile_flag_is_accepted_by_the_kernel() {
         let f = build(json!({
             "defaultAction": "SCMP_ACT_ALLOW",
             "flags": all,
-            "syscalls": [{"names": ["mkdirat"], "action": action}]
+            "syscalls": [{"names": ["mkdirat"], "action": action}],
+            "listenerPath": "/run/agent.sock"
         }));
         let outcome = in_child(Some(&f), |fd| {
             if fd.is_some() != notify {

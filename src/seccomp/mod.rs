@@ -19,8 +19,9 @@
 //! * If the default action is not permissive (ALLOW/LOG/TRACE), syscall numbers above the
 //!   largest one the profile names return ENOSYS (runc's patch), so programs probing for
 //!   newer syscalls than the profile knows fall back instead of failing with EPERM.
-//! * NOTIFY cannot be the default action nor apply to write(2), as in runc: the runtime needs
-//!   write(2) to hand the listener fd over after loading.
+//! * NOTIFY cannot be the default action nor apply to write(2), as in runc, nor to sendmsg(2),
+//!   which hands the listener fd to the agent at `listenerPath` after loading ([`agent`]);
+//!   NOTIFY needs a `listenerPath`.
 //!
 //! Why not the seccompiler crate: its `SeccompFilter` has a single match action for all
 //! rules (OCI gives every entry its own), targets exactly one architecture per program and
@@ -29,6 +30,7 @@
 //! to cover a second one. Wrapping it would mean compiling one program per (architecture,
 //! action) pair and re-linking their jumps, which is more code than the generator here.
 
+pub mod agent;
 mod bpf;
 mod codegen;
 mod profile;
@@ -47,6 +49,7 @@ use anyhow::{ensure, Context, Result};
 use oci_spec::runtime::LinuxSeccomp;
 
 pub use crate::sys::seccomp::SockFilter;
+pub use agent::{install, Agent};
 pub use bpf::MAX_INSNS;
 
 /// A compiled filter: the BPF program plus how it must be loaded.

@@ -176,6 +176,13 @@ pub(super) fn plan(s: &LinuxSeccomp) -> Result<Plan> {
                     "{field}: SCMP_ACT_NOTIFY cannot be used for write(2) (the runtime \
                      needs it to hand the listener fd over after loading the filter)"
                 );
+                // The fd goes to the agent with sendmsg(2) from under the new filter: a
+                // notified sendmsg would wait for an agent that has no fd yet.
+                ensure!(
+                    name != "sendmsg",
+                    "{field}: SCMP_ACT_NOTIFY cannot be used for sendmsg(2) (the runtime \
+                     sends the listener fd to linux.seccomp.listenerPath with it)"
+                );
                 notify = true;
             }
             let mut found = false;
@@ -216,6 +223,7 @@ pub(super) fn plan(s: &LinuxSeccomp) -> Result<Plan> {
         }
     }
 
+    listener(s, notify)?;
     let flags = flags(s.flags().as_deref().unwrap_or_default(), notify);
     // runc's rule: only a non-permissive default gets -ENOSYS for unknown newer syscalls,
     // since a permissive one already lets them reach the kernel.
@@ -227,6 +235,25 @@ pub(super) fn plan(s: &LinuxSeccomp) -> Result<Plan> {
         flags,
         notify,
     })
+}
+
+/// config-linux.md: the notification fd goes to the agent at listenerPath, so NOTIFY needs
+/// one; listenerMetadata "MUST NOT be set if listenerPath is not set".
+fn listener(s: &LinuxSeccomp, notify: bool) -> Result<()> {
+    let path = s
+        .listener_path()
+        .as_ref()
+        .filter(|p| !p.as_os_str().is_empty());
+    ensure!(
+        !notify || path.is_some(),
+        "linux.seccomp.listenerPath: a rule uses SCMP_ACT_NOTIFY, which needs a seccomp agent \
+         listening on a unix socket there to receive the notification fd"
+    );
+    ensure!(
+        path.is_some() || s.listener_metadata().as_deref().unwrap_or("").is_empty(),
+        "linux.seccomp.listenerMetadata: set without linux.seccomp.listenerPath"
+    );
+    Ok(())
 }
 
 /// The seccomp return value of an OCI action.

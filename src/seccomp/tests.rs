@@ -131,7 +131,10 @@ fn every_action_is_encoded() {
         if let Some(e) = errno {
             rule["errnoRet"] = json!(e);
         }
-        let f = build(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule]}));
+        let f = build(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule],
+                             "listenerPath": "/run/agent.sock"}),
+        );
         assert_eq!(x86_64(&f, GETPID, 0), want, "{action} {errno:?}");
         assert_eq!(x86_64(&f, GETCWD, 0), RET_ALLOW);
         assert_eq!(f.uses_notify(), action == "SCMP_ACT_NOTIFY");
@@ -334,7 +337,8 @@ fn flags_map_to_seccomp_flags() {
     let f = build(json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
-        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_NOTIFY"}]
+        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_NOTIFY"}],
+        "listenerPath": "/run/agent.sock"
     }));
     let want = Flags::TSYNC | Flags::TSYNC_ESRCH | Flags::NEW_LISTENER | Flags::WAIT_KILLABLE_RECV;
     assert_eq!(f.flags(), want);
@@ -372,6 +376,20 @@ fn invalid_profiles_name_the_field() {
                 {"names": ["getpid"], "action": "SCMP_ACT_ERRNO"},
                 {"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]}),
             "linux.seccomp.syscalls[1]: SCMP_ACT_NOTIFY cannot be used for write",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock",
+                   "syscalls": [{"names": ["sendmsg"], "action": "SCMP_ACT_NOTIFY"}]}),
+            "linux.seccomp.syscalls[0]: SCMP_ACT_NOTIFY cannot be used for sendmsg",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+            "linux.seccomp.listenerPath: a rule uses SCMP_ACT_NOTIFY",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "x"}),
+            "linux.seccomp.listenerMetadata: set without linux.seccomp.listenerPath",
         ),
         (
             json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [

@@ -1,8 +1,10 @@
 //! seccomp(2) SECCOMP_SET_MODE_FILTER: installs a classic-BPF program built by
-//! [`crate::seccomp`]. Plus, for the tests only, the few raw calls they make in a forked child.
+//! [`crate::seccomp`]; the user-notification ioctls a seccomp agent makes on the listener fd
+//! (skiff's tests play the agent). Plus, for the tests only, the few raw calls they make in a
+//! forked child.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 /// `struct sock_filter` from linux/filter.h: one classic-BPF instruction.
 #[repr(C)]
@@ -48,6 +50,63 @@ pub fn set_mode_filter(prog: &[SockFilter], flags: u32) -> io::Result<Option<Own
     };
     let ret = super::cvt(ret)?;
     Ok((flags & FLAG_NEW_LISTENER != 0).then(|| super::owned_fd(ret)))
+}
+
+/// One user notification (`struct seccomp_notif`): a syscall of `pid` waiting for an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Notif {
+    /// The cookie to answer with.
+    pub id: u64,
+    /// The caller, as the listener's pid namespace sees it.
+    pub pid: u32,
+    /// Syscall number, for `arch`.
+    pub nr: i32,
+    /// AUDIT_ARCH_* of the call.
+    pub arch: u32,
+    pub args: [u64; 6],
+}
+
+/// SECCOMP_IOCTL_NOTIF_RECV: waits for the next notification on a listener fd (what a
+/// seccomp agent does; skiff itself only hands the fd over).
+pub fn notif_recv(listener: BorrowedFd<'_>) -> io::Result<Notif> {
+    // SAFETY: seccomp_notif is plain data; all-zero is the input the kernel requires.
+    let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: `req` is a writable seccomp_notif, the size this ioctl is defined with.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV as _,
+            &mut req as *mut libc::seccomp_notif,
+        )
+    };
+    super::cvt(ret as libc::c_long)?;
+    Ok(Notif {
+        id: req.id,
+        pid: req.pid,
+        nr: req.data.nr,
+        arch: req.data.arch,
+        args: req.data.args,
+    })
+}
+
+/// SECCOMP_IOCTL_NOTIF_SEND: answers notification `id`. With `errno` 0 the syscall returns
+/// `val` in the target; otherwise it fails with `errno` (a positive errno number).
+pub fn notif_send(listener: BorrowedFd<'_>, id: u64, val: i64, errno: i32) -> io::Result<()> {
+    let mut resp = libc::seccomp_notif_resp {
+        id,
+        val,
+        error: -errno,
+        flags: 0,
+    };
+    // SAFETY: `resp` is a valid seccomp_notif_resp, the size this ioctl is defined with.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND as _,
+            &mut resp as *mut libc::seccomp_notif_resp,
+        )
+    };
+    super::cvt(ret as libc::c_long).map(drop)
 }
 
 /// Raw calls for the seccomp tests, which run them in a forked child after loading a filter.
@@ -175,36 +234,11 @@ pub mod test_support {
 
     /// One pending notification from a listener fd: (id, syscall number).
     pub fn notif_recv(listener: BorrowedFd<'_>) -> io::Result<(u64, i32)> {
-        // SAFETY: seccomp_notif is plain data; all-zero is the required input.
-        let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
-        // SAFETY: `req` is a writable seccomp_notif, the size this ioctl is defined with.
-        let ret = unsafe {
-            libc::ioctl(
-                listener.as_raw_fd(),
-                libc::SECCOMP_IOCTL_NOTIF_RECV as _,
-                &mut req as *mut libc::seccomp_notif,
-            )
-        };
-        super::super::cvt(ret as libc::c_long)?;
-        Ok((req.id, req.data.nr))
+        super::notif_recv(listener).map(|n| (n.id, n.nr))
     }
 
     /// Answers notification `id`: the syscall fails with `errno` in the target.
     pub fn notif_send_error(listener: BorrowedFd<'_>, id: u64, errno: i32) -> io::Result<()> {
-        let mut resp = libc::seccomp_notif_resp {
-            id,
-            val: 0,
-            error: -errno,
-            flags: 0,
-        };
-        // SAFETY: `resp` is a valid seccomp_notif_resp, the size this ioctl is defined with.
-        let ret = unsafe {
-            libc::ioctl(
-                listener.as_raw_fd(),
-                libc::SECCOMP_IOCTL_NOTIF_SEND as _,
-                &mut resp as *mut libc::seccomp_notif_resp,
-            )
-        };
-        super::super::cvt(ret as libc::c_long).map(drop)
+        super::notif_send(listener, id, 0, errno)
     }
 }
