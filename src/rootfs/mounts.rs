@@ -127,8 +127,22 @@ fn filesystem(
         bail!("type: missing (and the options hold no bind/rbind)");
     }
     let strict = matches!(fstype, "proc" | "sysfs");
-    paths::ensure_target(root, dest, false)?;
-    let target = paths::open_target(root, dest, strict)?;
+    let target = if strict {
+        // CVE-2019-19921, CVE-2023-27561, CVE-2023-28642: a /proc or /sys that is a symlink
+        // or not a directory is refused before anything is created through it; only a
+        // missing target is made (as a plain directory).
+        match paths::open_target(root, dest, true) {
+            Ok(fd) => fd,
+            Err(e) if is_enoent(&e) => {
+                paths::ensure_target(root, dest, false)?;
+                paths::open_target(root, dest, true)?
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        paths::ensure_target(root, dest, false)?;
+        paths::open_target(root, dest, false)?
+    };
     let source = mnt
         .source()
         .as_ref()
@@ -151,6 +165,11 @@ fn filesystem(
         recursive_attrs(fresh.as_fd(), o)?;
     }
     propagate(root, dest, o)
+}
+
+fn is_enoent(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.raw_os_error() == Some(libc::ENOENT))
 }
 
 fn recursive_attrs(fd: BorrowedFd<'_>, o: &Options) -> Result<()> {
