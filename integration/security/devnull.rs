@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 
 use serde_json::json;
 
-use super::fingerprint;
+use super::{fingerprint, ScratchNetns};
 use crate::common::{require_root, text, Bundle};
 
 /// The image's /dev is used as it is: no tmpfs on /dev from the spec.
@@ -33,46 +33,6 @@ fn masked_write_attempt(b: &mut Bundle, data: &str) {
     b.config["root"]["readonly"] = json!(false);
     // Through a "masked" path that is really the symlink's target, the container writes.
     b.sh(&format!("echo {data} > /etc/masked; echo wrote=$?"));
-}
-
-/// A network namespace only this test uses, held by a `sleep` we start (and kill).
-struct ScratchNetns(std::process::Child);
-
-impl ScratchNetns {
-    fn new() -> ScratchNetns {
-        let child = std::process::Command::new("unshare")
-            .args(["-n", "sleep", "60"])
-            .spawn()
-            .unwrap();
-        let ns = format!("/proc/{}/ns/net", child.id());
-        let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
-        assert!(
-            crate::common::wait_for(5000, || std::fs::read_link(&ns).is_ok_and(|l| l != ours)),
-            "unshare -n did not make a network namespace"
-        );
-        ScratchNetns(child)
-    }
-
-    fn path(&self) -> String {
-        format!("/proc/{}/ns/net", self.0.id())
-    }
-
-    /// A sysctl of that namespace, read from inside it.
-    fn sysctl(&self, rel: &str) -> String {
-        let out = std::process::Command::new("nsenter")
-            .args(["-t", &self.0.id().to_string(), "-n", "cat"])
-            .arg(format!("/proc/sys/{rel}"))
-            .output()
-            .unwrap();
-        text(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for ScratchNetns {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// /dev/null -> /proc/sys/net/ipv4/ip_forward, the exploit's shape (a procfs file of the

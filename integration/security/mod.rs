@@ -17,6 +17,8 @@ mod symlink_race;
 
 use std::path::{Path, PathBuf};
 
+use crate::common::text;
+
 /// A directory on the host, next to the bundle, that an attack tries to reach.
 pub fn scratch_dir(b: &crate::common::Bundle, name: &str) -> PathBuf {
     let d = b.dir.join(name);
@@ -62,5 +64,46 @@ pub fn fingerprint(path: &Path) -> Fingerprint {
         ino: m.ino(),
         mode: m.mode(),
         mtime: (m.mtime(), m.mtime_nsec()),
+    }
+}
+
+/// A network namespace only one test uses, held by a `sleep` it starts (and kills): a
+/// place where a vulnerable runtime's procfs write would land harmlessly but visibly.
+pub struct ScratchNetns(std::process::Child);
+
+impl ScratchNetns {
+    pub fn new() -> ScratchNetns {
+        let child = std::process::Command::new("unshare")
+            .args(["-n", "sleep", "60"])
+            .spawn()
+            .unwrap();
+        let ns = format!("/proc/{}/ns/net", child.id());
+        let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+        assert!(
+            crate::common::wait_for(5000, || std::fs::read_link(&ns).is_ok_and(|l| l != ours)),
+            "unshare -n did not make a network namespace"
+        );
+        ScratchNetns(child)
+    }
+
+    pub fn path(&self) -> String {
+        format!("/proc/{}/ns/net", self.0.id())
+    }
+
+    /// A sysctl of that namespace, read from inside it.
+    pub fn sysctl(&self, rel: &str) -> String {
+        let out = std::process::Command::new("nsenter")
+            .args(["-t", &self.0.id().to_string(), "-n", "cat"])
+            .arg(format!("/proc/sys/{rel}"))
+            .output()
+            .unwrap();
+        text(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for ScratchNetns {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
