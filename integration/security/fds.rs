@@ -1,8 +1,29 @@
-//! CVE-2024-21626: a host fd reaching the container, and a cwd outside it through one.
+//! CVE-2024-21626 (runc: a host directory fd leaked into the container process, reachable
+//! as /proc/self/fd/N, so process.cwd, `exec --cwd` or process.args through it led to the
+//! host filesystem).
+//!
+//! skiff marks every fd above stdio and the passed ones close-on-exec, closes the runtime's
+//! host directory fds in the child at once, resolves the cwd it creates in-root without
+//! magic links, and checks getcwd() after chdir. The attacks walk from every plausible fd
+//! number, with enough ".." to reach the host's / from any host directory, to a scratch
+//! host directory: nothing may appear there, and no host program may run.
 
 use serde_json::json;
 
+use super::{entries, scratch_dir};
 use crate::common::{require_root, text, Bundle};
+
+/// `/proc/self/fd/N` followed by enough ".." to climb from any host directory to `/`, then
+/// `target` (an absolute host path).
+fn through_fd(n: u32, target: &std::path::Path) -> String {
+    format!(
+        "/proc/self/fd/{n}/{}{}",
+        "../".repeat(24),
+        target.strip_prefix("/").unwrap().display()
+    )
+}
+
+const FDS: std::ops::RangeInclusive<u32> = 3..=15;
 
 #[test]
 fn a_cwd_through_a_passed_host_fd_is_refused() {
@@ -61,5 +82,109 @@ fn runtime_fds_never_reach_the_container_process() {
                 || line.contains(" /proc/"),
             "leaked fd: {line}\n{out}"
         );
+    }
+}
+
+fn running(name: &str) -> Bundle {
+    let mut b = Bundle::new(name);
+    b.config["process"]["env"] = json!(["PATH=/bin"]);
+    b.args(&["sleep", "60"]);
+    b.create_ok();
+    b.ok(&["start", &b.id]);
+    b
+}
+
+#[test]
+fn exec_cwd_through_a_proc_fd_never_reaches_the_host() {
+    require_root!();
+    let b = running("cve-2024-21626-exec-cwd");
+    let host = scratch_dir(&b, "host");
+    for n in FDS {
+        for cwd in [format!("/proc/self/fd/{n}"), through_fd(n, &host)] {
+            let out = b.skiff(&[
+                "exec",
+                "--cwd",
+                &cwd,
+                &b.id,
+                "sh",
+                "-c",
+                "touch escaped; echo RAN",
+            ]);
+            let (o, e) = (text(&out.stdout), text(&out.stderr));
+            assert!(
+                entries(&host).is_empty(),
+                "exec --cwd {cwd}: the process wrote into the host directory"
+            );
+            assert!(!o.contains("RAN"), "exec --cwd {cwd} ran: {o}");
+            assert!(!out.status.success(), "exec --cwd {cwd} succeeded");
+            assert!(e.contains("process.cwd"), "exec --cwd {cwd}: {e}");
+        }
+    }
+}
+
+#[test]
+fn a_program_through_a_proc_fd_is_never_a_host_file() {
+    require_root!();
+    let mut b = Bundle::new("cve-2024-21626-args");
+    let host = scratch_dir(&b, "host");
+    let evil = host.join("evil.sh");
+    std::fs::write(&evil, "#!/bin/sh\necho HOST-PROGRAM-RAN\n").unwrap();
+    std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The init's program (create fails when args[0] cannot be found, or exec fails).
+    for n in FDS {
+        let prog = through_fd(n, &evil);
+        b.args(&[&prog]);
+        let (code, out, _) = b.run();
+        assert!(
+            !out.contains("HOST-PROGRAM-RAN"),
+            "args[0] {prog} ran a host file"
+        );
+        assert_ne!(code, 0, "args[0] {prog} succeeded");
+    }
+    // An exec'd program.
+    b.args(&["sleep", "60"]);
+    b.create_ok();
+    b.ok(&["start", &b.id]);
+    for n in FDS {
+        let prog = through_fd(n, &evil);
+        let out = b.skiff(&["exec", &b.id, &prog]);
+        assert!(
+            !text(&out.stdout).contains("HOST-PROGRAM-RAN"),
+            "exec {prog} ran a host file"
+        );
+        assert!(!out.status.success(), "exec {prog} succeeded");
+    }
+}
+
+#[test]
+fn runtime_fds_never_reach_an_exec_process() {
+    require_root!();
+    let b = running("fdleak-exec");
+    let script = "for f in /proc/self/fd/*; do echo \"$f $(readlink $f)\"; done";
+    for extra in [
+        &[][..],
+        &["--preserve-fds", "0"][..],
+        &["--no-new-privs"][..],
+    ] {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(extra);
+        args.extend([b.id.as_str(), "sh", "-c", script]);
+        let out = b.ok(&args);
+        let fds: Vec<&str> = out
+            .lines()
+            .filter(|l| {
+                let fd: u32 = l
+                    .trim_start_matches("/proc/self/fd/")
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                // 0-2 are stdio; the shell's glob had the fd directory itself open (gone by
+                // the time readlink runs, so nothing after the name).
+                fd > 2 && !l.ends_with("/fd") && !l.ends_with(' ')
+            })
+            .collect();
+        assert!(fds.is_empty(), "exec {extra:?}: leaked fds {fds:?}\n{out}");
     }
 }
