@@ -1,7 +1,8 @@
 //! A private procfs handle for the container init.
 //!
-//! Every write skiff makes under /proc on behalf of a container (oom_score_adj, timens
-//! offsets, sysctls, the exec fifo reopen) goes through this handle: a fresh proc instance
+//! Every write the init makes under /proc on behalf of a container (timens offsets, sysctls,
+//! LSM labels, the exec fifo reopen) goes through this handle (oom_score_adj is written by the
+//! runtime itself, through the host's /proc, before the init starts its setup): a fresh proc instance
 //! from fsopen/fsmount that is attached nowhere, so the container cannot mount over, or
 //! redirect with symlinks, anything skiff later opens through it (CVE-2019-16884,
 //! CVE-2025-52881 classes). Paths below it are resolved with RESOLVE_BENEATH and without

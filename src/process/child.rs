@@ -85,10 +85,6 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     identity::uts(spec)?;
     identity::sysctls(spec, &proc)?;
     identity::rlimits(process)?;
-    if let Some(adj) = process.oom_score_adj() {
-        proc.write_self("oom_score_adj", &adj.to_string())
-            .context("process.oomScoreAdj")?;
-    }
     if !l.no_new_keyring {
         crate::sys::misc::join_session_keyring(&format!("_ses.{}", l.id))
             .context("creating a session keyring (use --no-new-keyring to skip)")?;

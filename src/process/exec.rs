@@ -66,6 +66,7 @@ pub fn spawn(e: &mut Exec<'_>) -> Result<Init> {
     } else {
         None
     };
+    super::parent::born_non_dumpable()?;
     let forked = clone3(0, Some(e.cgroup), true);
     if let (Some(own), Ok(Forked::Parent { .. }) | Err(_)) = (&own, &forked) {
         setns(own.as_fd(), CloneFlags::CLONE_NEWPID).context("returning to our pid namespace")?;
@@ -79,7 +80,9 @@ pub fn spawn(e: &mut Exec<'_>) -> Result<Init> {
     };
     drop(cend);
     let mut side = ParentSide::new(pend, false, false);
-    let result = side.go(pid).and_then(|()| side.next_request());
+    let result = super::set_oom_score_adj(pid, e.process)
+        .and_then(|()| side.go(pid))
+        .and_then(|()| side.next_request());
     match result {
         Ok(Request::Ready) => Ok(Init { pid, pidfd: fd }),
         Ok(other) => {
@@ -140,11 +143,6 @@ fn child(
         crate::tty::setup_in_container(socket, p.console_size())?;
     }
     identity::rlimits(p)?;
-    if let Some(adj) = p.oom_score_adj() {
-        Proc::open()?
-            .write_self("oom_score_adj", &adj.to_string())
-            .context("process.oomScoreAdj")?;
-    }
     let env = identity::environment(p);
     // ioPriority, scheduler (procattrs.rs) and the LSM exec labels (lsm.rs), while still
     // privileged and before any seccomp filter.

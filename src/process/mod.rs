@@ -11,6 +11,8 @@ pub mod sync;
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, RawFd};
 
+use anyhow::{Context, Result};
+
 use crate::bundle::Bundle;
 use crate::namespaces::Plan;
 
@@ -48,4 +50,19 @@ impl Launch<'_> {
     pub fn state_json(&self, status: &str, pid: i32) -> String {
         crate::hooks::state_json(self.id, status, pid, &self.bundle.dir, &self.annotations())
     }
+}
+
+/// process.oomScoreAdj, written by the runtime (host root, through the host's /proc) into
+/// its child before the Go message, so the container process inherits it. Not by the child
+/// itself: it is non-dumpable from birth (CVE-2016-9962), which makes its /proc files belong
+/// to the host's root, and in a new user namespace the child is that namespace's root, a
+/// different uid with no privilege over them (EACCES). `pid` is our unreaped child (or the
+/// init we hold a pidfd for), so it cannot name another process.
+pub fn set_oom_score_adj(pid: i32, process: &oci_spec::runtime::Process) -> Result<()> {
+    let Some(adj) = process.oom_score_adj() else {
+        return Ok(());
+    };
+    let path = format!("/proc/{pid}/oom_score_adj");
+    std::fs::write(&path, adj.to_string())
+        .with_context(|| format!("process.oomScoreAdj: writing {adj} to {path}"))
 }

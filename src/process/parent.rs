@@ -54,6 +54,7 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
         }
         None => None,
     };
+    born_non_dumpable()?;
     let forked = clone3(plan.clone.bits() as u64, Some(cgroup), true);
     if let Some(own) = own_pidns {
         // Back to our own pid namespace for later children (hooks run in the runtime's).
@@ -79,7 +80,9 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
     // linux.netDevices, as soon as the network namespace exists (netdev.rs); declared after
     // `child` so a failure moves the devices back before the init is killed.
     let mut netdevs = crate::netdev::attach(spec, plan, pid, crate::netdev::Stage::Cloned)?;
+    let process = spec.process().as_ref().context("process: missing")?;
     if !plan.fork {
+        super::set_oom_score_adj(pid, process)?;
         side.go(pid)?;
     }
     loop {
@@ -97,6 +100,7 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
                 {
                     netdevs = Some(a);
                 }
+                super::set_oom_score_adj(p, process)?;
                 side.go(p)?;
             }
             Request::RunHooks => {
@@ -130,6 +134,15 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
         a.keep();
     }
     Ok(child.disarm())
+}
+
+/// The child inherits dumpability at clone3, so it is non-dumpable from its first
+/// instruction rather than from its first prctl: a process already in a joined pid namespace
+/// (exec, or create into an existing one) with CAP_SYS_PTRACE could otherwise attach to it
+/// in between, while it still is host root in the host's mount namespace (CVE-2016-9962).
+/// The runtime itself stays non-dumpable too, which only keeps others out of it.
+pub fn born_non_dumpable() -> Result<()> {
+    nix::sys::prctl::set_dumpable(false).context("making skiff non-dumpable before clone3")
 }
 
 /// Writes /proc/<pid>/{uid,gid}_map from linux.uidMappings/gidMappings.

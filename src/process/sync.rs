@@ -6,11 +6,12 @@
 //! ```text
 //!  parent                                          child
 //!  ──────                                          ─────
-//!  validate, lock <root>/<id>, mkfifo exec.fifo, mkdir cgroup, open joined namespaces
+//!  validate, lock <root>/<id>, mkfifo exec.fifo, mkdir cgroup, open joined namespaces,
+//!  connect the console socket and (NOTIFY) the seccomp agent, become non-dumpable
 //!  [setns pid_for_children when joining a pid ns]
 //!  clone3(new namespaces | INTO_CGROUP | PIDFD) ─► born in its cgroup (and namespaces);
-//!                                                  drops the parent's fds, parent-death
-//!                                                  signal, not dumpable
+//!                                                  non-dumpable from birth; drops the
+//!                                                  parent's fds, parent-death signal
 //!  [clone3 made a user ns: write uid/gid maps]
 //!                                                  [plan.join: setns each, user first]
 //!                          ◄───────────────────── MapIds      (plan.unshare_user only,
@@ -20,17 +21,23 @@
 //!                          ◄───────────────────── InitPid{pid} (plan.fork only: the child
 //!  pidfd_open(pid), reap the child                  forked the init with CLONE_PARENT and
 //!                                                   exits; the init carries on from here)
+//!  write /proc/<pid>/oom_score_adj
 //!  Go{pid} ──────────────────────────────────────► init: time ns, mounts, devices
 //!                          ◄───────────────────── RunHooks    (only with prestart or
 //!  run prestart + createRuntime hooks                           createRuntime hooks)
 //!  HooksDone ────────────────────────────────────►
 //!                                                  createContainer hooks, pivot_root,
 //!                                                  masked/readonly paths, hostname,
-//!                                                  rlimits, user, caps, cwd, look up args[0]
+//!                                                  rlimits, [seccomp if !noNewPrivileges],
+//!                                                  user, caps, cwd, look up args[0],
+//!                                                  [seccomp if noNewPrivileges and NOTIFY]
+//!                                                  (NOTIFY: listener fd + process state
+//!                                                  to the agent on the inherited socket)
 //!                          ◄───────────────────── Ready
 //!  write state.json and --pid-file, exit           block opening exec.fifo for writing
 //!  ...
-//!  `skiff start`: open exec.fifo, read 1 byte ◄── write 1 byte, startContainer hooks, execve
+//!  `skiff start`: open exec.fifo, read 1 byte ◄── write 1 byte, startContainer hooks,
+//!                                                  [seccomp if noNewPrivileges], execve
 //! ```
 //!
 //! At any point the child may send `Log{level,msg}` (the parent writes it to the log: it is
