@@ -153,3 +153,31 @@ fn cgroups_path_cannot_leave_the_hierarchy() {
         assert!(!crate::common::cgroup2_mount().join("escape").exists());
     }
 }
+
+/// A linux.sysctl key is a path below /proc/sys: one that climbs out of the namespaced part
+/// (to kernel.core_pattern, host-global) is refused before anything is created.
+#[test]
+fn sysctl_keys_cannot_climb_to_host_sysctls() {
+    require_root!();
+    let before = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    for key in [
+        "net/../kernel/core_pattern",
+        "net.ipv4.conf.all.forwarding/../../../../../kernel.core_pattern",
+        "net.ipv4/../../kernel/core_pattern",
+    ] {
+        let mut b = Bundle::new("sysctl-escape");
+        b.config["linux"]["sysctl"] = json!({ key: "|/bin/false" });
+        b.args(&["true"]);
+        let out = b.create();
+        assert!(!out.status.success(), "sysctl {key:?} accepted");
+        assert!(
+            text(&out.stderr).contains("linux.sysctl"),
+            "{key}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        before
+    );
+}

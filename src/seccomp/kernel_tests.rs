@@ -347,3 +347,72 @@ fn docker_like_profile_compiles_fits_and_filters() {
     });
     assert_eq!(control, Outcome::Exited(0));
 }
+
+/// Not a test: `cargo test --release --lib bench_docker_like -- --ignored --nocapture` prints
+/// the median time to compile the Docker-default-like profile and to load it with seccomp(2)
+/// (each load in a fresh forked child, timed there with CLOCK_MONOTONIC around the syscall).
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn bench_docker_like_compile_and_load() {
+    const N: usize = 201;
+    let text = include_str!("testdata/docker-like.json");
+    let profile: oci_spec::runtime::LinuxSeccomp = serde_json::from_str(text).unwrap();
+    let median = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let mut compile_ns = Vec::with_capacity(N);
+    let mut f = None;
+    for _ in 0..N {
+        let t = Instant::now();
+        let c = compile(&profile).unwrap();
+        compile_ns.push(t.elapsed().as_nanos() as u64);
+        f = Some(c);
+    }
+    let f = f.unwrap();
+    let now = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec through a valid pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    };
+    let mut load_ns = Vec::with_capacity(N);
+    for _ in 0..N {
+        let (rd, wr) = nix::unistd::pipe().unwrap();
+        let outcome = in_child(None, |_| {
+            if nix::sys::prctl::set_no_new_privs().is_err() {
+                return 201;
+            }
+            let t0 = now();
+            if load(&f, f.flags()).is_err() {
+                return 202;
+            }
+            let took = now() - t0;
+            expect(sc::write(wr.as_fd(), &took.to_ne_bytes()), Ok(()), 203)
+        });
+        assert_eq!(outcome, Outcome::Exited(0));
+        drop(wr);
+        let mut buf = [0u8; 8];
+        assert_eq!(nix::unistd::read(&rd, &mut buf).unwrap(), 8);
+        load_ns.push(u64::from_ne_bytes(buf));
+    }
+    let (c, l) = (median(compile_ns), median(load_ns));
+    println!(
+        "docker-like profile ({} syscall names in {} entries, {} BPF instructions): median \
+         of {N}: compile {:.1} µs, load {:.1} µs, compile + load {:.1} µs",
+        profile
+            .syscalls()
+            .iter()
+            .flatten()
+            .map(|s| s.names().len())
+            .sum::<usize>(),
+        profile.syscalls().as_ref().map_or(0, |s| s.len()),
+        f.instructions().len(),
+        c as f64 / 1e3,
+        l as f64 / 1e3,
+        (c + l) as f64 / 1e3
+    );
+}
