@@ -57,15 +57,15 @@ fn container_ids_cannot_leave_the_state_root() {
     }
     let left = entries(&victim);
     let _ = std::fs::remove_dir_all(&victim);
+    let stray = b.root.parent().unwrap().join("x");
+    let escaped = stray.exists();
+    let _ = std::fs::remove_dir_all(&stray);
     assert_eq!(
         left,
         ["state.json"],
         "a command reached outside the state root"
     );
-    assert!(
-        !b.root.parent().unwrap().join("x").exists(),
-        "create made a directory outside the state root"
-    );
+    assert!(!escaped, "create made a directory outside the state root");
 }
 
 /// Container paths with ".." (absolute and relative) are clamped to the rootfs: nothing is
@@ -144,13 +144,20 @@ fn cgroups_path_cannot_leave_the_hierarchy() {
         b.config["linux"]["cgroupsPath"] = json!(p);
         b.args(&["true"]);
         let out = b.create();
+        // Only ever the cgroup2 hierarchy (never a v1 one), and removed if it was made.
+        let stray = crate::common::cgroup2_mount().join("escape");
+        let escaped = stray.exists();
+        let _ = std::fs::remove_dir(&stray);
+        assert!(
+            !escaped,
+            "cgroupsPath {p:?} made a cgroup outside its place"
+        );
         assert!(!out.status.success(), "cgroupsPath {p:?} accepted");
         assert!(
             text(&out.stderr).contains("linux.cgroupsPath"),
             "{p:?}: {}",
             text(&out.stderr)
         );
-        assert!(!crate::common::cgroup2_mount().join("escape").exists());
     }
 }
 
