@@ -27,10 +27,12 @@ pub fn create(g: &GlobalOpts, o: &CreateOpts, id: &str) -> Result<Created> {
     state::validate_id(id)?;
     let bundle = bundle::load(&o.bundle)?;
     check_supported(&bundle, o)?;
+    // Resources are checked (and the device program built) before anything is created.
+    let resources = cgroups::create_plan(&bundle.spec)?;
     let plan = Plan::from_spec(&bundle.spec)?;
     let store = Store::new(&g.root);
     let locked = store.create(id)?;
-    match create_locked(&locked, &bundle, &plan, o, id) {
+    match create_locked(&locked, &bundle, &plan, &resources, o, id) {
         Ok((state, init)) => Ok(Created {
             locked,
             state,
@@ -55,9 +57,6 @@ fn check_supported(b: &Bundle, o: &CreateOpts) -> Result<()> {
         }
         bail!("process.terminal: terminals are not supported by this version of skiff");
     }
-    if let Some(r) = b.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        cgroups::check_resources(r)?;
-    }
     Ok(())
 }
 
@@ -65,18 +64,19 @@ fn create_locked(
     locked: &Locked,
     bundle: &Bundle,
     plan: &Plan,
+    resources: &cgroups::resources::Plan,
     o: &CreateOpts,
     id: &str,
 ) -> Result<(State, parent::Init)> {
     let fifo = make_fifo(&locked.fifo())?;
     let (mount, own) = cgroups::host_layout()?;
-    let cgroups_path = bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().clone());
+    let linux = bundle.spec.linux().as_ref();
+    let cgroups_path = linux.and_then(|l| l.cgroups_path().clone());
     let rel = cgroups::resolve(cgroups_path.as_deref(), &own, id)?;
     let cgroup = Cgroup::create(&mount, &rel)?;
+    // Limits and the device program are in place before the init is born into the cgroup
+    // (CLONE_INTO_CGROUP); on failure dropping `cgroup` removes it again.
+    cgroups::apply::apply(&mount, &cgroup.path, cgroup.dirfd.as_fd(), resources)?;
     let mut launch = Launch {
         id,
         bundle,
@@ -101,6 +101,13 @@ fn create_locked(
         annotations: launch.annotations(),
         cgroup: Some(cg_path.clone()),
         cgroup_created: cg_created.clone(),
+        resources: linux.and_then(|l| l.resources().clone()),
+        device_paths: linux
+            .and_then(|l| l.devices().as_ref())
+            .into_iter()
+            .flatten()
+            .map(|d| d.path().to_string_lossy().into_owned())
+            .collect(),
         own_pid_ns: plan.own_pid_ns,
         hooks: bundle.spec.hooks().clone(),
     };
