@@ -284,7 +284,7 @@ fn memory(m: &LinuxMemory, p: &mut Plan) -> Result<()> {
 pub fn cpu_weight(shares: u64) -> u64 {
     match shares {
         0 => 0,
-        0..=2 => 1,
+        1..=2 => 1,
         262144.. => 10000,
         s => {
             let l = (s as f64).log2();

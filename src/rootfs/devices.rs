@@ -95,6 +95,12 @@ pub fn create(root: BorrowedFd<'_>, dev: &Dev, in_userns: bool) -> Result<()> {
     match r {
         Ok(()) => {}
         Err(nix::errno::Errno::EEXIST) => return Ok(()),
+        Err(nix::errno::Errno::EPERM) => bail!(
+            "creating device {}: EPERM (is mknod of it, {}:{}, denied by linux.resources.devices?)",
+            dev.path.display(),
+            dev.major,
+            dev.minor
+        ),
         Err(e) => return Err(e).with_context(|| format!("creating device {}", dev.path.display())),
     }
     fchownat(
