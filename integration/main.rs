@@ -7,9 +7,12 @@ mod common;
 
 mod cli;
 mod errors;
+mod exec;
+mod hooks;
 mod lifecycle;
 mod man;
 mod namespaces;
 mod process;
 mod rootfs;
 mod seccomp;
+mod tty;

@@ -12,3 +12,4 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod state;
 pub mod sys;
+pub mod tty;

@@ -26,7 +26,7 @@ pub use manager::{destroy, freeze, kill_all, pids, Cgroup};
 pub use mount::{find_mount, host_layout, own_cgroup, resolve};
 
 /// The `linux.devices` paths of a spec (the nodes that replace runc's default rules).
-fn created_devices(spec: &Spec) -> Vec<&str> {
+pub fn created_devices(spec: &Spec) -> Vec<&str> {
     spec.linux()
         .as_ref()
         .and_then(|l| l.devices().as_ref())

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+mod features;
 mod spec;
 pub mod update;
 
@@ -97,12 +98,73 @@ pub enum Command {
     Update(Box<UpdateArgs>),
     /// Write a default config.json into a bundle directory
     Spec(SpecArgs),
+    /// Run a new process inside a running container
+    Exec(Box<ExecArgs>),
+    /// Print the runtime-spec features skiff supports, as JSON
+    Features,
 }
 
 #[derive(Debug, Args)]
 pub struct IdArg {
     /// Container id
     pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// JSON file with the process to run (runtime-spec `process`), instead of CMD ARGS
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Allocate a terminal for the process
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Unix socket that receives the terminal's master fd
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Do not wait for the process: return once it runs
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Write the process's pid to FILE
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Working directory inside the container
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE), in addition to the container's
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Run as UID[:GID] (numeric)
+    #[arg(short = 'u', long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Additional group ids
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability to the bounding, effective and permitted sets
+    #[arg(short = 'c', long = "cap", value_name = "CAP")]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// AppArmor profile for the process
+    #[arg(long, value_name = "PROFILE")]
+    pub apparmor: Option<String>,
+    /// SELinux label for the process
+    #[arg(long, value_name = "LABEL")]
+    pub process_label: Option<String>,
+    /// Pass N additional file descriptors (from fd 3 on) to the process
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: u32,
+    /// Exec even when the container is paused
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// Run the process in this sub-cgroup of the container's cgroup
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+    /// Container id
+    pub id: String,
+    /// The program and its arguments (unless --process is given)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -240,7 +302,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         anyhow::bail!("no command given (try --help)");
     };
     match cmd {
-        Command::Create(a) => container::create(g, &a.opts, &a.id).map(|_| 0),
+        Command::Create(a) => container::create(g, &a.opts, &a.id, None).map(|_| 0),
         Command::Start(a) => container::start(g, &a.id).map(|()| 0),
         Command::State(a) => container::state(g, &a.id).map(|()| 0),
         Command::Kill(a) => container::kill(g, &a.id, &a.signal, a.all).map(|()| 0),
@@ -260,6 +322,11 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             container::update(g, &a.id, &r).map(|()| 0)
         }
         Command::Spec(a) => spec::write(&a.bundle, a.rootless).map(|()| 0),
+        Command::Exec(a) => container::exec(g, a),
+        Command::Features => {
+            println!("{}", serde_json::to_string_pretty(&features::document())?);
+            Ok(0)
+        }
     }
 }
 

@@ -23,16 +23,31 @@ pub struct Created {
     pub init: parent::Init,
 }
 
-pub fn create(g: &GlobalOpts, o: &CreateOpts, id: &str) -> Result<Created> {
+/// `console` is where the pty master goes when process.terminal is true: the connected
+/// `--console-socket`, or (for a foreground `run`) the caller's own socketpair end.
+pub fn create(
+    g: &GlobalOpts,
+    o: &CreateOpts,
+    id: &str,
+    console: Option<OwnedFd>,
+) -> Result<Created> {
     state::validate_id(id)?;
     let bundle = bundle::load(&o.bundle)?;
     check_supported(&bundle, o)?;
+    let console = match console {
+        Some(fd) => Some(fd),
+        None => o
+            .console_socket
+            .as_deref()
+            .map(connect_console)
+            .transpose()?,
+    };
     // Resources are checked (and the device program built) before anything is created.
     let resources = cgroups::create_plan(&bundle.spec)?;
     let plan = Plan::from_spec(&bundle.spec)?;
     let store = Store::new(&g.root);
     let locked = store.create(id)?;
-    match create_locked(&locked, &bundle, &plan, &resources, o, id) {
+    match create_locked(&locked, &bundle, &plan, &resources, o, id, console.as_ref()) {
         Ok((state, init)) => Ok(Created {
             locked,
             state,
@@ -49,13 +64,8 @@ pub fn create(g: &GlobalOpts, o: &CreateOpts, id: &str) -> Result<Created> {
 
 fn check_supported(b: &Bundle, o: &CreateOpts) -> Result<()> {
     let p = b.spec.process().as_ref().context("process: missing")?;
-    if p.terminal().unwrap_or(false) {
-        if o.console_socket.is_none() {
-            bail!(
-                "process.terminal is true: a --console-socket is required to receive the terminal"
-            );
-        }
-        bail!("process.terminal: terminals are not supported by this version of skiff");
+    if !p.terminal().unwrap_or(false) && o.console_socket.is_some() {
+        bail!("--console-socket given but process.terminal is false: there is no terminal to send");
     }
     Ok(())
 }
@@ -67,7 +77,20 @@ fn create_locked(
     resources: &cgroups::resources::Plan,
     o: &CreateOpts,
     id: &str,
+    console: Option<&OwnedFd>,
 ) -> Result<(State, parent::Init)> {
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if terminal && console.is_none() {
+        bail!(
+            "process.terminal is true: pass --console-socket to receive the terminal \
+             (or use `run` in the foreground)"
+        );
+    }
     let fifo = make_fifo(&locked.fifo())?;
     let (mount, own) = cgroups::host_layout()?;
     let linux = bundle.spec.linux().as_ref();
@@ -85,6 +108,7 @@ fn create_locked(
         no_new_keyring: o.no_new_keyring,
         preserve_fds: o.preserve_fds,
         fifo: fifo.as_fd(),
+        console: console.map(|c| c.as_fd()),
         close_in_child: vec![locked.lock_fd().as_raw_fd(), cgroup.dirfd.as_raw_fd()],
     };
     let init = parent::spawn(&mut launch, cgroup.dirfd.as_fd())?;
@@ -102,19 +126,16 @@ fn create_locked(
         cgroup: Some(cg_path.clone()),
         cgroup_created: cg_created.clone(),
         resources: linux.and_then(|l| l.resources().clone()),
-        device_paths: linux
-            .and_then(|l| l.devices().as_ref())
-            .into_iter()
-            .flatten()
-            .map(|d| d.path().to_string_lossy().into_owned())
-            .collect(),
         own_pid_ns: plan.own_pid_ns,
         hooks: bundle.spec.hooks().clone(),
     };
-    let recorded = locked.save(&state).and_then(|()| match &o.pid_file {
-        Some(p) => write_pid_file(p, init.pid),
-        None => Ok(()),
-    });
+    let recorded = locked
+        .save_spec(&bundle.spec)
+        .and_then(|()| locked.save(&state))
+        .and_then(|()| match &o.pid_file {
+            Some(p) => write_pid_file(p, init.pid),
+            None => Ok(()),
+        });
     if let Err(e) = recorded {
         let _ = crate::sys::pidfd::send_signal(init.pidfd.as_fd(), libc::SIGKILL);
         let _ = crate::sys::pidfd::wait(init.pidfd.as_fd(), false);
@@ -122,6 +143,12 @@ fn create_locked(
         return Err(e);
     }
     Ok((state, init))
+}
+
+fn connect_console(path: &Path) -> Result<OwnedFd> {
+    let s = std::os::unix::net::UnixStream::connect(path)
+        .with_context(|| format!("--console-socket: connecting to {}", path.display()))?;
+    Ok(s.into())
 }
 
 /// The exec fifo, world-writable so an init that switched to any uid can still open it; the

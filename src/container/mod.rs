@@ -5,6 +5,7 @@
 mod create;
 mod delete;
 mod events;
+mod exec;
 mod kill;
 mod pause;
 mod ps;
@@ -17,6 +18,7 @@ mod update;
 pub use create::{create, write_pid_file, Created};
 pub use delete::delete;
 pub use events::events;
+pub use exec::exec;
 pub use kill::{kill, parse_signal};
 pub use pause::pause;
 pub use ps::ps;

@@ -1,11 +1,13 @@
 //! `run`: create + start in one process, then (unless detached) forward signals to the
-//! container, wait for it, delete it and exit with its status.
+//! container, wait for it, delete it and exit with its status. With process.terminal and
+//! no --console-socket, `run` is its own console socket and relays the terminal.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
 use super::create::create;
 use super::delete::{destroy, stop};
@@ -16,7 +18,27 @@ use crate::sys::pidfd;
 
 /// Returns the container's exit status (128 + signal when it was killed).
 pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
-    let c = create(g, &a.opts, &a.id)?;
+    let bundle_terminal = terminal_requested(a)?;
+    let (ours, theirs) = if bundle_terminal && a.opts.console_socket.is_none() {
+        if a.detach {
+            bail!("process.terminal is true: a detached run needs --console-socket to receive the terminal");
+        }
+        let (x, y) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .context("creating the terminal socketpair")?;
+        (Some(x), Some(y))
+    } else {
+        (None, None)
+    };
+    let c = create(g, &a.opts, &a.id, theirs)?;
+    let master = match &ours {
+        Some(s) => Some(crate::tty::recv_fd(s.as_fd())?),
+        None => None,
+    };
     if let Err(e) = start_locked(&c.locked, &c.state, Some(c.init.pidfd.as_fd())) {
         let _ = stop(&c.state);
         let _ = destroy(&c.locked, &c.state);
@@ -27,7 +49,10 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
     }
     // Other commands (kill, state, exec) must reach the container while it runs.
     drop(c.locked);
-    let status = wait_forwarding(c.init.pidfd.as_fd())?;
+    let status = {
+        let _raw = master.as_ref().map(|_| RawMode::enter());
+        wait_forwarding(c.init.pidfd.as_fd(), master.as_ref())?
+    };
     if !a.keep {
         let (locked, state) = Store::new(&g.root).open(&a.id)?;
         stop(&state)?;
@@ -36,8 +61,19 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
     Ok(status)
 }
 
-/// Every signal we receive goes to the init, as runc forwards them; we exit with it.
-fn wait_forwarding(init: BorrowedFd<'_>) -> Result<i32> {
+fn terminal_requested(a: &RunArgs) -> Result<bool> {
+    let path = a.opts.bundle.join(crate::bundle::CONFIG);
+    let Ok(text) = std::fs::read(&path) else {
+        return Ok(false);
+    };
+    // Only a peek: create() loads and validates the bundle properly.
+    let v: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
+    Ok(v["process"]["terminal"].as_bool().unwrap_or(false))
+}
+
+/// Every signal we receive goes to the init, as runc forwards them; terminal data is
+/// relayed both ways; returns the init's exit status.
+pub(super) fn wait_forwarding(init: BorrowedFd<'_>, master: Option<&OwnedFd>) -> Result<i32> {
     let mut set = SigSet::all();
     for s in [
         Signal::SIGCHLD,
@@ -55,21 +91,37 @@ fn wait_forwarding(init: BorrowedFd<'_>) -> Result<i32> {
         .context("blocking signals")?;
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("signalfd")?;
+    if let Some(m) = master {
+        copy_winsize(m.as_fd());
+    }
+    let mut stdin_open = master.is_some();
+    let mut buf = [0u8; 8192];
     loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: init.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: sfd.as_fd().as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
+        let mut fds = vec![pollfd(init.as_raw_fd()), pollfd(sfd.as_fd().as_raw_fd())];
+        if let Some(m) = master {
+            fds.push(pollfd(m.as_raw_fd()));
+            if stdin_open {
+                fds.push(pollfd(0));
+            }
+        }
         crate::sys::misc::poll(&mut fds, -1).context("waiting for the container")?;
+        let stdout = std::io::stdout();
+        if let (Some(m), Some(p)) = (master, fds.get(2)) {
+            if p.revents != 0 {
+                // EIO once the last holder of the terminal exits; the exit is seen next.
+                relay(m.as_fd(), stdout.as_fd(), &mut buf);
+            }
+        }
+        if let (Some(m), Some(p)) = (master, fds.get(3)) {
+            if p.revents != 0 {
+                stdin_open = relay(std::io::stdin().as_fd(), m.as_fd(), &mut buf);
+            }
+        }
         if fds[0].revents != 0 {
+            if let Some(m) = master {
+                // Drain what the process wrote before it exited.
+                while relay_nonblocking(m.as_fd(), &mut buf) {}
+            }
             if let Some(exit) =
                 pidfd::wait(init, false).context("waiting for the container init")?
             {
@@ -77,7 +129,83 @@ fn wait_forwarding(init: BorrowedFd<'_>) -> Result<i32> {
             }
         }
         while let Ok(Some(info)) = sfd.read_signal() {
+            if info.ssi_signo == libc::SIGWINCH as u32 {
+                if let Some(m) = master {
+                    copy_winsize(m.as_fd());
+                }
+                continue;
+            }
             let _ = pidfd::send_signal(init, info.ssi_signo as i32);
+        }
+    }
+}
+
+fn pollfd(fd: i32) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+/// Copies one read's worth from `from` to `to`; false at EOF or on an error.
+fn relay(from: BorrowedFd<'_>, to: BorrowedFd<'_>, buf: &mut [u8]) -> bool {
+    let n = match nix::unistd::read(from, buf) {
+        Ok(0) | Err(_) => return false,
+        Ok(n) => n,
+    };
+    let mut data = &buf[..n];
+    while !data.is_empty() {
+        match nix::unistd::write(to, data) {
+            Ok(w) => data = &data[w..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+fn relay_nonblocking(master: BorrowedFd<'_>, buf: &mut [u8]) -> bool {
+    let mut p = [pollfd(master.as_raw_fd())];
+    match crate::sys::misc::poll(&mut p, 0) {
+        Ok(1) if p[0].revents & libc::POLLIN != 0 => relay(master, std::io::stdout().as_fd(), buf),
+        _ => false,
+    }
+}
+
+/// The container's terminal gets our terminal's size (when stdin is one).
+fn copy_winsize(master: BorrowedFd<'_>) {
+    if let Ok((rows, cols)) = crate::sys::tty::get_winsize(std::io::stdin().as_fd()) {
+        let _ = crate::sys::tty::set_winsize(master, rows, cols);
+    }
+}
+
+/// Our own terminal in raw mode while relaying (keys go to the container as typed), restored
+/// on drop. Nothing to do when stdin is not a terminal.
+pub(super) struct RawMode(Option<nix::sys::termios::Termios>);
+
+impl RawMode {
+    pub(super) fn enter() -> RawMode {
+        use nix::sys::termios;
+        let stdin = std::io::stdin();
+        let Ok(saved) = termios::tcgetattr(&stdin) else {
+            return RawMode(None);
+        };
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        let _ = termios::tcsetattr(&stdin, termios::SetArg::TCSANOW, &raw);
+        RawMode(Some(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                t,
+            );
         }
     }
 }

@@ -20,7 +20,12 @@ pub fn update(g: &GlobalOpts, id: &str, request: &LinuxResources) -> Result<()> 
     };
     let merged = resources::merge(&state.resources.clone().unwrap_or_default(), request)?;
     let devices = request.devices().as_ref().is_some_and(|d| !d.is_empty());
-    let paths: Vec<&str> = state.device_paths.iter().map(String::as_str).collect();
+    // The config as it was at create says which default device rules linux.devices replaced.
+    let spec = locked.load_spec().ok();
+    let paths = spec
+        .as_ref()
+        .map(cgroups::created_devices)
+        .unwrap_or_default();
     let plan = resources::plan(&merged, devices, &paths)?;
     let dir = std::fs::File::open(&cg)
         .map_err(|e| anyhow::anyhow!("opening the container's cgroup {}: {e}", cg.display()))?;

@@ -63,17 +63,23 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         &state,
     )?;
     crate::rootfs::enter(&prepared, l.no_pivot)?;
+    nix::unistd::setsid().context("setsid")?;
+    let process = spec.process().as_ref().context("process: missing")?;
+    if process.terminal().unwrap_or(false) {
+        let socket = l
+            .console
+            .context("process.terminal is true but there is no console socket")?;
+        crate::tty::setup_in_container(socket, process.console_size())?;
+    }
     crate::rootfs::finish(spec)?;
     drop(prepared);
     identity::uts(spec)?;
     identity::sysctls(spec, &proc)?;
-    let process = spec.process().as_ref().context("process: missing")?;
     identity::rlimits(process)?;
     if let Some(adj) = process.oom_score_adj() {
         proc.write_self("oom_score_adj", &adj.to_string())
             .context("process.oomScoreAdj")?;
     }
-    nix::unistd::setsid().context("setsid")?;
     if !l.no_new_keyring {
         crate::sys::misc::join_session_keyring(&format!("_ses.{}", l.id))
             .context("creating a session keyring (use --no-new-keyring to skip)")?;

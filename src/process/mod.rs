@@ -3,6 +3,7 @@
 //! sequence).
 
 mod child;
+pub mod exec;
 mod identity;
 pub mod parent;
 pub mod sync;
@@ -25,6 +26,8 @@ pub struct Launch<'a> {
     pub preserve_fds: u32,
     /// O_PATH fd of `<state>/exec.fifo`, reopened for writing by the init as the barrier.
     pub fifo: BorrowedFd<'a>,
+    /// Where the pty master goes when process.terminal is true: a connected console socket.
+    pub console: Option<BorrowedFd<'a>>,
     /// Parent fds the child must close at once (the state lock above all).
     pub close_in_child: Vec<RawFd>,
 }

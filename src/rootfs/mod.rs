@@ -8,7 +8,7 @@
 
 mod devices;
 mod mounts;
-mod options;
+pub mod options;
 mod paths;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -230,4 +230,9 @@ fn readonly(root: BorrowedFd<'_>, path: &Path) -> Result<()> {
     };
     m::mount_setattr(tree.as_fd(), true, &attr).context("making it read-only")?;
     m::move_mount(tree.as_fd(), target.as_fd()).context("mounting over it")
+}
+
+/// `mkdir -p` of a container path, resolved inside `root`; an O_PATH fd of the directory.
+pub fn mkdir_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd> {
+    paths::mkdir_all(root, path, 0o755)
 }

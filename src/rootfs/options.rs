@@ -24,6 +24,64 @@ pub struct Options {
     pub idmap: bool,
 }
 
+/// Every option name skiff interprets itself (the rest are passed to the filesystem as data),
+/// as `features` reports them.
+pub const KNOWN: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "idmap",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "ridmap",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "unbindable",
+];
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -87,7 +145,7 @@ impl Options {
             "noatime" => self.atime(F::MS_NOATIME, m::MOUNT_ATTR_NOATIME),
             "relatime" => self.atime(F::MS_RELATIME, m::MOUNT_ATTR_RELATIME),
             "strictatime" => self.atime(F::MS_STRICTATIME, m::MOUNT_ATTR_STRICTATIME),
-            "atime" | "norelatime" | "nostrictatime" => {}
+            "atime" | "norelatime" | "nostrictatime" | "defaults" => {}
             "sync" => self.flags |= F::MS_SYNCHRONOUS,
             "async" => self.flags &= !F::MS_SYNCHRONOUS,
             "dirsync" => self.flags |= F::MS_DIRSYNC,
@@ -154,6 +212,16 @@ fn recursive_attr(opt: &str) -> Option<(bool, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_known_option_is_interpreted_not_passed_as_data() {
+        for opt in KNOWN {
+            assert!(
+                Options::parse(&[opt]).data.is_empty(),
+                "{opt} fell through to data"
+            );
+        }
+    }
 
     #[test]
     fn runc_default_tmpfs_dev() {

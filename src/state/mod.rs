@@ -21,6 +21,7 @@ pub use status::{proc_start_time, Status};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+pub const SPEC_FILE: &str = "config.json";
 
 /// What skiff records about a container. Facts that can change (is it running?) are not
 /// stored; they are derived from `pid` + `start_time` + the exec fifo + the cgroup.
@@ -48,9 +49,6 @@ pub struct State {
     /// merges into them because some values depend on others (swap on memory, cpu.max).
     #[serde(default)]
     pub resources: Option<oci_spec::runtime::LinuxResources>,
-    /// The `linux.devices` paths, which replace runc's default device rules.
-    #[serde(default)]
-    pub device_paths: Vec<String>,
     /// Whether the container has its own pid namespace (if not, killing init leaves the other
     /// processes alive and delete must kill the whole cgroup).
     pub own_pid_ns: bool,
@@ -264,6 +262,21 @@ impl Locked {
     /// Derives the current status from the kernel (see [`status::derive`]).
     pub fn status(&self, state: &State) -> Status {
         status::derive(state, &self.fifo())
+    }
+
+    /// Keeps the container's config as it was at create: later commands (exec) use it, not
+    /// the bundle's config.json, which may have changed since (runtime-spec: changes after
+    /// create must not affect the container).
+    pub fn save_spec(&self, spec: &oci_spec::runtime::Spec) -> Result<()> {
+        let path = self.dir.join(SPEC_FILE);
+        std::fs::write(&path, serde_json::to_vec(spec)?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    pub fn load_spec(&self) -> Result<oci_spec::runtime::Spec> {
+        let path = self.dir.join(SPEC_FILE);
+        let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        crate::bundle::parse(&text).with_context(|| format!("{}", path.display()))
     }
 
     /// Removes the container directory (the lock stays held until drop).

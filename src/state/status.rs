@@ -94,7 +94,6 @@ mod tests {
             cgroup: None,
             cgroup_created: vec![],
             resources: None,
-            device_paths: vec![],
             own_pid_ns: true,
             hooks: None,
         };

@@ -12,6 +12,7 @@ pub mod misc;
 pub mod mount;
 pub mod pidfd;
 pub mod seccomp;
+pub mod tty;
 
 use std::io;
 

@@ -981,6 +981,16 @@ fn check_devices(cfg: &Value) {
         Err(e) => fail("linux.defaultDevices[/dev/ptmx]", format!("{e}")),
     }
     if cfg.pointer("/process/terminal").and_then(Value::as_bool) == Some(true) {
+        // SAFETY: isatty and ioctl(TIOCGWINSZ) on our own stdio.
+        let ttys: Vec<bool> = (0..3).map(|fd| unsafe { libc::isatty(fd) } == 1).collect();
+        verdict("process.terminal", ttys.iter().all(|&t| t), format!("isatty(0,1,2) = {ttys:?}"));
+        if let Some(cs) = cfg.pointer("/process/consoleSize") {
+            let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+            // SAFETY: fills ws.
+            let r = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) };
+            let (h, w) = (cs["height"].as_u64().unwrap_or(0), cs["width"].as_u64().unwrap_or(0));
+            verdict("process.consoleSize", r == 0 && ws.ws_row as u64 == h && ws.ws_col as u64 == w, format!("want {h}x{w} got {}x{} (ioctl {r})", ws.ws_row, ws.ws_col));
+        }
         let ok = fs::metadata("/dev/console").map(|m| m.file_type().is_char_device()).unwrap_or(false);
         verdict("linux.defaultDevices[/dev/console]", ok, "terminal: /dev/console must be the pty");
     }

@@ -379,7 +379,9 @@ for a in "$@"; do printf '%s\n' "$a"; done > "$d/$name.args"
 env > "$d/$name.env"
 pid=$(sed -n 's/.*"pid"[^0-9]*\([0-9][0-9]*\).*/\1/p' "$d/$name.stdin")
 if [ -n "$pid" ]; then
-  if [ -r "/proc/$pid/cmdline" ]; then tr '\000' ' ' < "/proc/$pid/cmdline" > "$d/$name.cmdline"; else echo gone > "$d/$name.cmdline"; fi
+  c=$(tr '\000' ' ' < "/proc/$pid/cmdline" 2>/dev/null)
+  # An empty cmdline is a zombie: the process is gone.
+  if [ -n "$c" ]; then echo "$c" > "$d/$name.cmdline"; else echo gone > "$d/$name.cmdline"; fi
 fi
 if [ -e "$d/../started" ]; then echo yes > "$d/$name.user-started"; else echo no > "$d/$name.user-started"; fi
 echo "$name" >> "$d/log"
@@ -692,4 +694,71 @@ pub fn is_alive(pid: i32) -> bool {
 
 pub fn ns_inode(pid: i32, f: &str) -> Option<u64> {
     fs::metadata(format!("/proc/{pid}/ns/{f}")).ok().map(|m| m.ino())
+}
+
+/// A --console-socket listener: receives the pty master from the runtime
+/// and collects everything the container writes to its terminal.
+pub struct Console {
+    pub path: PathBuf,
+    thread: Option<std::thread::JoinHandle<Result<String, String>>>,
+}
+
+impl Console {
+    pub fn new(dir: &Path) -> Result<Console, String> {
+        use std::os::unix::net::UnixListener;
+        let path = dir.join("console.sock");
+        let l = UnixListener::bind(&path).map_err(|e| format!("console socket: {e}"))?;
+        let thread = std::thread::spawn(move || -> Result<String, String> {
+            use std::os::unix::io::AsRawFd;
+            let (s, _) = l.accept().map_err(|e| e.to_string())?;
+            let fd = recv_fd(s.as_raw_fd())?;
+            let mut out = vec![];
+            let mut buf = [0u8; 4096];
+            loop {
+                // SAFETY: reading into our buffer from the received fd.
+                let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+                if n <= 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n as usize]);
+            }
+            // SAFETY: our fd.
+            unsafe { libc::close(fd) };
+            Ok(String::from_utf8_lossy(&out).replace('\r', ""))
+        });
+        Ok(Console { path, thread: Some(thread) })
+    }
+    pub fn output(mut self, secs: u64) -> Result<String, String> {
+        let t = self.thread.take().unwrap();
+        let t0 = Instant::now();
+        while !t.is_finished() {
+            if t0.elapsed() > Duration::from_secs(secs) {
+                return Err("terminal output did not end (pty master never hung up)".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        t.join().map_err(|_| "console thread panicked".to_string())?
+    }
+}
+
+fn recv_fd(sock: i32) -> Result<i32, String> {
+    let mut data = [0u8; 256];
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let mut cbuf = [0u64; 16];
+    // SAFETY: a zeroed msghdr pointing at our buffers; CMSG macros walk cbuf.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = std::mem::size_of_val(&cbuf);
+        if libc::recvmsg(sock, &mut msg, 0) < 0 {
+            return Err(format!("recvmsg: {}", std::io::Error::last_os_error()));
+        }
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
+            return Err("no SCM_RIGHTS fd on the console socket".into());
+        }
+        Ok(*(libc::CMSG_DATA(c) as *const i32))
+    }
 }

@@ -255,6 +255,19 @@ pub fn cases() -> Vec<Case> {
             b.set("/process/execCPUAffinity", json!({"initial": "0", "final": "0"}));
             Ok(())
         }),
+        case("config/process/terminal", S_PROC, "terminal (bool, OPTIONAL) specifies whether a terminal is attached to the process; /dev/console is set up if terminal is enabled (config-linux default devices); consoleSize (object, OPTIONAL)", Needs::None, |cx| {
+            let mut b = cx.bundle("terminal");
+            b.set("/process/terminal", json!(true));
+            b.set("/process/consoleSize", json!({"height": 33, "width": 101}));
+            let con = Console::new(&b.dir)?;
+            let mut c = Ctr::new(cx, b);
+            c.extra_create = vec!["--console-socket".into(), con.path.display().to_string()];
+            c.up()?;
+            c.wait_status("stopped", 20)?;
+            let out = con.output(10)?;
+            let r = parse_report(&out);
+            Ok(r.judge(&["process.terminal", "process.consoleSize", "linux.defaultDevices[/dev/console]"]))
+        }),
         probe_case("config/hostname", S_HOST, "hostname (string, OPTIONAL) specifies the container's hostname as seen by processes running inside the container.", Needs::None, &["hostname"], |_cx, b| {
             b.set("/hostname", json!("conformance-host"));
             Ok(())

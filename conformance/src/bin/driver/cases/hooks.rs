@@ -150,7 +150,8 @@ pub fn cases() -> Vec<Case> {
                 if v["bundle"].as_str() != Some(bp.as_str()) {
                     bad.push(format!("{name}: bundle {} want {bp}", v["bundle"]));
                 }
-                if !["creating", "created", "running", "stopped"].contains(&v["status"].as_str().unwrap_or("")) {
+                // Additional status values MAY be defined by the runtime.
+                if v["status"].as_str().map(str::is_empty).unwrap_or(true) {
                     bad.push(format!("{name}: status {}", v["status"]));
                 }
                 if *name != "poststop" && v["pid"].as_i64() != Some(pid as i64) {
@@ -278,7 +279,7 @@ pub fn cases() -> Vec<Case> {
         }),
         case("config/hooks/timeout", S_HOOKS, "timeout (int, OPTIONAL) is the number of seconds before aborting the hook. (an aborted createRuntime hook is a failed hook: create MUST generate an error)", Needs::None, |cx| {
             let mut b = hooked(cx, "hooks-timeout", &[]);
-            let mut h = b.hook("createRuntime", &["0", "30"]);
+            let mut h = b.hook("createRuntime", &["0", "20"]);
             h["timeout"] = json!(1);
             b.push("/hooks/createRuntime", h);
             let c = Ctr::new(cx, b);

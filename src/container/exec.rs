@@ -1,0 +1,263 @@
+//! `exec`: build the process (from --process, or from the container's own process with the
+//! command-line overrides, as runc does), check the container may take it, spawn it inside
+//! (process::exec) and wait for it unless detached.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Component, Path};
+
+use anyhow::{bail, Context, Result};
+use nix::sched::CloneFlags;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use oci_spec::runtime::{LinuxNamespaceType as T, Process};
+
+use super::run::{wait_forwarding, RawMode};
+use crate::cli::{ExecArgs, GlobalOpts};
+use crate::process::exec::{spawn, Exec};
+use crate::state::{Status, Store};
+
+/// Exit status of the process (255 when it could not be started, as runc).
+pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
+    match exec_inner(g, a) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            crate::logging::error(&format!("exec failed: {e:#}"));
+            if crate::logging::has_file() {
+                eprintln!("skiff: exec failed: {e:#}");
+            }
+            Ok(255)
+        }
+    }
+}
+
+fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
+    let (locked, state) = Store::new(&g.root).open(&a.id)?;
+    match locked.status(&state) {
+        Status::Running | Status::Created => {}
+        Status::Paused if a.ignore_paused => {}
+        Status::Paused => bail!("cannot exec in a paused container (use --ignore-paused)"),
+        _ => bail!("cannot exec in a stopped container"),
+    }
+    let spec = locked.load_spec()?;
+    let process = build_process(a, &spec)?;
+    if process.terminal().unwrap_or(false) && a.detach && a.console_socket.is_none() {
+        bail!("a detached exec with a terminal needs --console-socket to receive it");
+    }
+    if !process.terminal().unwrap_or(false) && a.console_socket.is_some() {
+        bail!("--console-socket given but the process has no terminal");
+    }
+    let seccomp = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::seccomp::compile)
+        .transpose()
+        .context("linux.seccomp")?;
+    let init = super::init_pidfd(&state)?.context("cannot exec in a stopped container")?;
+    let cg_path = cgroup_path(&state, a.cgroup.as_deref())?;
+    let cgroup = std::fs::File::open(&cg_path)
+        .map(OwnedFd::from)
+        .with_context(|| format!("opening cgroup {}", cg_path.display()))?;
+    let (relay_end, console) = console_for(a, &process)?;
+    let (join, join_pid) = namespaces_to_join(state.pid)?;
+    let mut e = Exec {
+        init: init.as_fd(),
+        process: &process,
+        seccomp: seccomp.as_ref(),
+        join,
+        join_pid,
+        cgroup: cgroup.as_fd(),
+        console: console.as_ref().map(|c| c.as_fd()),
+        preserve_fds: a.preserve_fds,
+        close_in_child: vec![locked.lock_fd().as_raw_fd(), cgroup.as_raw_fd()],
+    };
+    let child = spawn(&mut e)?;
+    drop(console);
+    if let Some(p) = &a.pid_file {
+        super::write_pid_file(p, child.pid)?;
+    }
+    // Other commands on this container must not wait for our process to end.
+    drop(locked);
+    let master = match &relay_end {
+        Some(s) => Some(crate::tty::recv_fd(s.as_fd())?),
+        None => None,
+    };
+    if a.detach {
+        return Ok(0);
+    }
+    let _raw = master.as_ref().map(|_| RawMode::enter());
+    wait_forwarding(child.pidfd.as_fd(), master.as_ref())
+}
+
+/// The process to run: --process FILE as given, or the container's process with the
+/// command-line overrides.
+fn build_process(a: &ExecArgs, spec: &oci_spec::runtime::Spec) -> Result<Process> {
+    if let Some(path) = &a.process {
+        let text = std::fs::read(path)
+            .with_context(|| format!("--process: reading {}", path.display()))?;
+        let de = &mut serde_json::Deserializer::from_slice(&text);
+        let p: Process = serde_path_to_error::deserialize(de)
+            .map_err(|e| anyhow::anyhow!("{}: {}: {}", path.display(), e.path(), e.inner()))?;
+        if p.args().as_deref().unwrap_or_default().is_empty() {
+            bail!(
+                "{}: args: must hold at least the program to run",
+                path.display()
+            );
+        }
+        return Ok(p);
+    }
+    if a.command.is_empty() {
+        bail!("exec needs a command to run (or --process FILE)");
+    }
+    let mut p = spec
+        .process()
+        .clone()
+        .context("the container has no process")?;
+    p.set_args(Some(a.command.clone()));
+    if let Some(cwd) = &a.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    let mut env = p.env().clone().unwrap_or_default();
+    env.extend(a.env.iter().cloned());
+    p.set_env(Some(env));
+    p.set_terminal(Some(a.tty));
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if let Some(u) = &a.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (u.as_str(), None),
+        };
+        let user = p.user_mut();
+        user.set_uid(
+            uid.parse()
+                .with_context(|| format!("--user: {uid:?} is not a numeric uid"))?,
+        );
+        if let Some(g) = gid {
+            user.set_gid(
+                g.parse()
+                    .with_context(|| format!("--user: {g:?} is not a numeric gid"))?,
+            );
+        }
+    }
+    if !a.additional_gids.is_empty() {
+        let user = p.user_mut();
+        let mut gids = user.additional_gids().clone().unwrap_or_default();
+        gids.extend(&a.additional_gids);
+        user.set_additional_gids(Some(gids));
+    }
+    if !a.cap.is_empty() {
+        add_caps(&mut p, &a.cap)?;
+    }
+    if let Some(ap) = &a.apparmor {
+        p.set_apparmor_profile(Some(ap.clone()));
+    }
+    if let Some(l) = &a.process_label {
+        p.set_selinux_label(Some(l.clone()));
+    }
+    Ok(p)
+}
+
+/// --cap adds to bounding, effective and permitted, and to ambient only when the process
+/// already has inheritable capabilities: never to inheritable (CVE-2022-29162).
+fn add_caps(p: &mut Process, names: &[String]) -> Result<()> {
+    let mut caps = p.capabilities().clone().unwrap_or_default();
+    let has_inheritable = caps.inheritable().as_ref().is_some_and(|s| !s.is_empty());
+    for n in names {
+        let name = if n.starts_with("CAP_") {
+            n.clone()
+        } else {
+            format!("CAP_{}", n.to_uppercase())
+        };
+        let c: oci_spec::runtime::Capability =
+            serde_json::from_value(serde_json::Value::String(name))
+                .map_err(|_| anyhow::anyhow!("--cap: unknown capability {n:?}"))?;
+        let with = |set: &Option<oci_spec::runtime::Capabilities>| {
+            let mut set = set.clone().unwrap_or_default();
+            set.insert(c);
+            Some(set)
+        };
+        caps.set_bounding(with(caps.bounding()));
+        caps.set_effective(with(caps.effective()));
+        caps.set_permitted(with(caps.permitted()));
+        if has_inheritable {
+            caps.set_ambient(with(caps.ambient()));
+        }
+    }
+    p.set_capabilities(Some(caps));
+    Ok(())
+}
+
+fn cgroup_path(state: &crate::state::State, sub: Option<&str>) -> Result<std::path::PathBuf> {
+    let base = state
+        .cgroup
+        .clone()
+        .context("the container has no cgroup")?;
+    let Some(sub) = sub.filter(|s| !s.is_empty()) else {
+        return Ok(base);
+    };
+    // runc also accepts "controller:path" for cgroup v1; on v2 only the path matters.
+    let sub = sub.rsplit_once(':').map_or(sub, |(_, p)| p);
+    let rel = Path::new(sub.trim_start_matches('/'));
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        bail!("--cgroup: {sub:?} must be a path below the container's cgroup");
+    }
+    let path = base.join(rel);
+    if !path.is_dir() {
+        bail!("--cgroup: {} does not exist", path.display());
+    }
+    Ok(path)
+}
+
+/// A connected console socket (--console-socket), or for a foreground -t our own pair:
+/// (our end to receive the master on, the end the process sends it through).
+fn console_for(a: &ExecArgs, p: &Process) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    if !p.terminal().unwrap_or(false) {
+        return Ok((None, None));
+    }
+    if let Some(path) = &a.console_socket {
+        let s = std::os::unix::net::UnixStream::connect(path)
+            .with_context(|| format!("--console-socket: connecting to {}", path.display()))?;
+        return Ok((None, Some(s.into())));
+    }
+    let (x, y) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("creating the terminal socketpair")?;
+    Ok((Some(x), Some(y)))
+}
+
+/// The init's namespaces that are not ours, as setns flags (pid separately).
+fn namespaces_to_join(pid: i32) -> Result<(CloneFlags, bool)> {
+    let mut flags = CloneFlags::empty();
+    let mut pid_ns = false;
+    for t in [
+        T::User,
+        T::Mount,
+        T::Network,
+        T::Ipc,
+        T::Uts,
+        T::Cgroup,
+        T::Time,
+        T::Pid,
+    ] {
+        let name = crate::namespaces::proc_name(t);
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{name}"));
+        let ours = std::fs::read_link(format!("/proc/self/ns/{name}"));
+        match (theirs, ours) {
+            (Ok(a), Ok(b)) if a == b => {}
+            (Ok(_), Ok(_)) if t == T::Pid => pid_ns = true,
+            (Ok(_), Ok(_)) => flags |= crate::namespaces::clone_flag(t),
+            // A namespace type this kernel lacks: nothing to join.
+            (Err(_), Err(_)) => {}
+            (Err(e), _) | (_, Err(e)) => {
+                return Err(e)
+                    .with_context(|| format!("reading the {name} namespace of the container"))
+            }
+        }
+    }
+    Ok((flags, pid_ns))
+}

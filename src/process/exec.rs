@@ -1,0 +1,156 @@
+//! `exec`: a new process inside a running container.
+//!
+//! The sequence is the create protocol's short form (see `sync.rs`): the parent enters the
+//! container's pid namespace for its children (setns on the init's pidfd), clone3s the child
+//! straight into the container's cgroup (CLONE_INTO_CGROUP) and goes back to its own pid
+//! namespace; the child joins every other namespace of the init in one setns on the same
+//! pidfd (the kernel orders them, user namespace first, and a pidfd cannot be a reused pid),
+//! then applies the process (rlimits, terminal, user, capabilities, no_new_privs, seccomp,
+//! cwd), reports Ready and execs. There is no barrier: exec starts at once.
+//!
+//! ```text
+//!  parent                                   child
+//!  setns(init pidfd, NEWPID) for children
+//!  clone3(INTO_CGROUP | PIDFD) ───────────► setns(init pidfd, user|mnt|net|ipc|uts|cgroup|time)
+//!  setns back to our own pid namespace
+//!  Go{pid} ───────────────────────────────► setsid, terminal, rlimits, user, caps, cwd, lookup
+//!                          ◄─────────────── Ready (or Error)
+//!  pid file, then wait or detach            execve
+//! ```
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
+
+use anyhow::{bail, Context, Result};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::prctl;
+use nix::sys::signal::Signal;
+use oci_spec::runtime::Process;
+
+use super::identity;
+use super::parent::Init;
+use super::sync::{self, ChildEnd, ParentSide, Request};
+use crate::procfs::Proc;
+use crate::sys::clone::{clone3, Forked};
+use crate::sys::pidfd;
+
+/// What the exec'd process gets. Prepared by the caller before clone3.
+#[derive(Debug)]
+pub struct Exec<'a> {
+    pub init: BorrowedFd<'a>,
+    pub process: &'a Process,
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
+    /// Namespaces of the init that differ from ours (pid is handled apart).
+    pub join: CloneFlags,
+    pub join_pid: bool,
+    pub cgroup: BorrowedFd<'a>,
+    pub console: Option<BorrowedFd<'a>>,
+    pub preserve_fds: u32,
+    pub close_in_child: Vec<RawFd>,
+}
+
+pub fn spawn(e: &mut Exec<'_>) -> Result<Init> {
+    let (pend, cend) = sync::pair()?;
+    e.close_in_child.push(pend.raw_fd());
+    let own = if e.join_pid {
+        let own = File::open("/proc/self/ns/pid").context("opening our own pid namespace")?;
+        setns(e.init, CloneFlags::CLONE_NEWPID)
+            .context("entering the container's pid namespace")?;
+        Some(own)
+    } else {
+        None
+    };
+    let forked = clone3(0, Some(e.cgroup), true);
+    if let (Some(own), Ok(Forked::Parent { .. }) | Err(_)) = (&own, &forked) {
+        setns(own.as_fd(), CloneFlags::CLONE_NEWPID).context("returning to our pid namespace")?;
+    }
+    let (pid, fd) = match forked.context("clone3 of the exec process")? {
+        Forked::Child => {
+            drop(pend);
+            child_main(e, cend)
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd.context("clone3 returned no pidfd")?),
+    };
+    drop(cend);
+    let mut side = ParentSide::new(pend, false, false);
+    let result = side.go(pid).and_then(|()| side.next_request());
+    match result {
+        Ok(Request::Ready) => Ok(Init { pid, pidfd: fd }),
+        Ok(other) => {
+            kill(&fd);
+            bail!("protocol error: unexpected {other:?} from the exec process")
+        }
+        Err(err) => {
+            kill(&fd);
+            Err(err)
+        }
+    }
+}
+
+fn kill(fd: &std::os::fd::OwnedFd) {
+    let _ = pidfd::send_signal(fd.as_fd(), libc::SIGKILL);
+    let _ = pidfd::wait(fd.as_fd(), false);
+}
+
+fn child_main(e: &Exec<'_>, end: ChildEnd) -> ! {
+    let ready = std::cell::Cell::new(false);
+    let err = match child(e, &end, &ready) {
+        Ok(never) => match never {},
+        Err(err) => err,
+    };
+    let msg = format!("{err:#}");
+    if ready.get() {
+        crate::logging::error(&msg);
+    } else {
+        end.error(msg);
+    }
+    crate::sys::misc::exit_now(255)
+}
+
+fn child(
+    e: &Exec<'_>,
+    end: &ChildEnd,
+    ready: &std::cell::Cell<bool>,
+) -> Result<std::convert::Infallible> {
+    // Non-dumpable until execve: a container process must not ptrace us or open our
+    // /proc/<pid>/exe while we still hold host resources (CVE-2016-9962, CVE-2019-5736).
+    prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
+    prctl::set_dumpable(false).context("making the exec process non-dumpable")?;
+    for fd in &e.close_in_child {
+        let _ = nix::unistd::close(*fd);
+    }
+    if !e.join.is_empty() {
+        setns(e.init, e.join).context("joining the container's namespaces")?;
+    }
+    end.wait_go()?;
+    let p = e.process;
+    nix::unistd::setsid().context("setsid")?;
+    if p.terminal().unwrap_or(false) {
+        let socket = e
+            .console
+            .context("process.terminal is true but there is no console socket")?;
+        crate::tty::setup_in_container(socket, p.console_size())?;
+    }
+    identity::rlimits(p)?;
+    if let Some(adj) = p.oom_score_adj() {
+        Proc::open()?
+            .write_self("oom_score_adj", &adj.to_string())
+            .context("process.oomScoreAdj")?;
+    }
+    let env = identity::environment(p);
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    if let (Some(f), false) = (e.seccomp, nnp) {
+        crate::seccomp::load(f, f.flags()).context("linux.seccomp: loading the filter")?;
+    }
+    identity::switch_user(p)?;
+    identity::chdir(p)?;
+    let exe = identity::lookup(p, &env)?;
+    crate::sys::misc::cloexec_from(3 + e.preserve_fds).context("marking fds close-on-exec")?;
+    prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
+    end.ready()?;
+    ready.set(true);
+    if let (Some(f), true) = (e.seccomp, nnp) {
+        crate::seccomp::load(f, f.flags()).context("linux.seccomp: loading the filter")?;
+    }
+    identity::exec(&exe, p, &env)
+}
