@@ -5,6 +5,7 @@
 
 mod common;
 
+mod cgroups;
 mod cli;
 mod errors;
 mod exec;
