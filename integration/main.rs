@@ -9,6 +9,7 @@ mod cgroups;
 mod cli;
 mod errors;
 mod exec;
+mod guest;
 mod hooks;
 mod lifecycle;
 mod man;
