@@ -17,4 +17,5 @@ mod namespaces;
 mod process;
 mod rootfs;
 mod seccomp;
+mod security;
 mod tty;

@@ -1,6 +1,6 @@
 use clap::Parser;
 
-use skiff::cli::{self, Cli, LogFormat};
+use skiff::cli::{self, Cli, Command, LogFormat};
 use skiff::logging;
 
 fn main() {
@@ -8,6 +8,17 @@ fn main() {
     if cli.global.version {
         print!("{}", cli::version_text());
         return;
+    }
+    // The commands that put processes into containers run from a sealed copy of skiff, so
+    // no container can ever reach (and overwrite) the binary on the host (CVE-2019-5736).
+    if matches!(
+        cli.command,
+        Some(Command::Create(_) | Command::Run(_) | Command::Exec(_))
+    ) {
+        if let Err(e) = skiff::sys::exe::reexec_sealed() {
+            eprintln!("skiff: cannot re-execute from a sealed copy of the binary: {e}");
+            std::process::exit(1);
+        }
     }
     let g = &cli.global;
     logging::init(g.log.as_deref(), g.log_format == LogFormat::Json, g.debug);

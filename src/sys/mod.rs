@@ -7,6 +7,7 @@
 
 pub mod bpf;
 pub mod clone;
+pub mod exe;
 pub mod fs;
 pub mod misc;
 pub mod mount;
