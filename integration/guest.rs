@@ -223,7 +223,7 @@ fn loop_device() -> Option<(u32, u32, String)> {
 }
 
 #[test]
-fn io_max_throttles_reads_of_a_block_device() {
+fn io_max_throttles_reads_and_per_device_weight_is_set() {
     require_controllers!("io");
     let Some((major, minor, path)) = loop_device() else {
         eprintln!("SKIP: no loop device with a backing file (scripts/guest-tests makes one)");
@@ -237,17 +237,34 @@ fn io_max_throttles_reads_of_a_block_device() {
             {"allow": false, "access": "rwm"},
             {"allow": true, "type": "b", "major": major, "minor": minor, "access": "rw"}
         ],
-        "blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]}
+        "blockIO": {
+            "weightDevice": [{"major": major, "minor": minor, "weight": 100}],
+            "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
+            "throttleWriteBpsDevice": [{"major": major, "minor": minor, "rate": 2097152}],
+            "throttleReadIOPSDevice": [{"major": major, "minor": minor, "rate": 1000}],
+            "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 0}]
+        }
     }));
     b.sh(&format!(
         "s=$(date +%s); head -c 4194304 {path} | wc -c; echo elapsed=$(( $(date +%s) - s ))"
     ));
     b.create_ok();
     let io_max = b.cg_read("io.max");
-    assert!(
-        io_max.starts_with(&format!("{major}:{minor} rbps=1048576")),
-        "io.max: {io_max}"
+    assert_eq!(
+        io_max,
+        format!("{major}:{minor} rbps=1048576 wbps=2097152 riops=1000 wiops=max"),
+        "a rate of 0 is no limit"
     );
+    let dev = format!("{major}:{minor}");
+    let qos = std::fs::read_to_string("/sys/fs/cgroup/io.cost.qos").unwrap_or_default();
+    if b.default_cgroup().join("io.bfq.weight").exists() {
+        assert!(b.cg_read("io.bfq.weight").contains(&format!("{dev} 100")));
+    } else if qos.contains(&format!("{dev} enable=1")) {
+        let w = b.cg_read("io.weight");
+        assert!(w.contains(&format!("{dev} 910")), "io.weight: {w}");
+    } else {
+        eprintln!("note: iocost is off for {dev}: per-device io.weight not checked");
+    }
     b.ok(&["delete", &b.id]);
     let out = b.run_ok();
     assert!(out.lines().any(|l| l.trim() == "4194304"), "{out}");
