@@ -342,3 +342,34 @@ fn memory_low_swap_unified_and_update_with_check_before_update() {
         assert_eq!(b.cg_read("memory.swap.max"), "max");
     }
 }
+
+#[test]
+fn controllers_are_enabled_down_a_nested_cgroups_path() {
+    require_controllers!("pids", "memory");
+    let top = format!("it-nest-{}", std::process::id());
+    let mount = crate::common::cgroup2_mount();
+    let mut b = Bundle::new("guest-nest");
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{top}/a/b"));
+    b.resources(json!({"pids": {"limit": 7}, "memory": {"limit": 50331648}}));
+    b.args(&["sleep", "60"]);
+    b.start_ok();
+    let cg = mount.join(&top).join("a/b");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap().trim().to_string();
+    assert_eq!(read(&cg.join("pids.max")), "7");
+    assert_eq!(read(&cg.join("memory.max")), "50331648");
+    for dir in [mount.clone(), mount.join(&top), mount.join(&top).join("a")] {
+        let enabled = read(&dir.join("cgroup.subtree_control"));
+        for c in ["pids", "memory"] {
+            assert!(
+                enabled.split_whitespace().any(|e| e == c),
+                "{c} not enabled in {}: {enabled}",
+                dir.display()
+            );
+        }
+    }
+    b.ok(&["delete", "--force", &b.id]);
+    assert!(
+        !mount.join(&top).exists(),
+        "the parents skiff created were left behind"
+    );
+}
