@@ -21,6 +21,8 @@ pub struct Created {
     pub locked: Locked,
     pub state: State,
     pub init: parent::Init,
+    /// process.terminal: the pty master went to the console socket.
+    pub terminal: bool,
 }
 
 /// `console` is where the pty master goes when process.terminal is true: the connected
@@ -50,6 +52,12 @@ pub fn create(
             locked,
             state,
             init,
+            terminal: bundle
+                .spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.terminal())
+                .unwrap_or(false),
         }),
         Err(e) => {
             if let Err(ce) = locked.remove() {
