@@ -9,6 +9,7 @@ mod cgroups;
 mod cli;
 mod errors;
 mod exec;
+mod fields;
 mod guest;
 mod hooks;
 mod lifecycle;

@@ -1,8 +1,9 @@
 //! Running OCI hooks: the hook's path and args (args[0] is argv[0]), its env only, the
 //! container state JSON on stdin, and a timeout after which it is killed. The hook's stdout
-//! and stderr go to the runtime's stderr.
+//! and stderr both go to the runtime's stderr (stdout may be a client's data channel).
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +22,19 @@ pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Resul
     Ok(())
 }
 
+/// Runs every hook even when some fail, logging each failure as a warning (poststop, and
+/// the cleanup after a failed create or start).
+pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) {
+    for (i, h) in hooks.into_iter().flatten().enumerate() {
+        if let Err(e) = run(h, state_json) {
+            crate::logging::warn(&format!(
+                "hooks.{kind}[{i}] ({}): {e:#}",
+                h.path().display()
+            ));
+        }
+    }
+}
+
 fn run(h: &Hook, state_json: &str) -> Result<()> {
     let mut cmd = Command::new(h.path());
     let args = h.args().as_deref().unwrap_or_default();
@@ -34,8 +48,13 @@ fn run(h: &Hook, state_json: &str) -> Result<()> {
             cmd.env(k, v);
         }
     }
+    let out = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null());
     cmd.stdin(Stdio::piped())
-        .stdout(Stdio::inherit())
+        .stdout(out)
         .stderr(Stdio::inherit());
     let mut child = cmd.spawn().context("starting hook")?;
     if let Some(mut stdin) = child.stdin.take() {

@@ -19,6 +19,12 @@ pub fn validate(spec: &Spec, dir: &Path) -> Result<PathBuf> {
     process(spec)?;
     namespaces(spec)?;
     mounts(spec)?;
+    hooks(spec)?;
+    crate::sysctl::validate(spec)?;
+    crate::procattrs::validate(spec)?;
+    crate::lsm::validate(spec, crate::lsm::Host::detect())?;
+    crate::rootfs::idmapped::validate(spec)?;
+    crate::netdev::validate(spec)?;
     unsupported(spec)?;
     Ok(rootfs)
 }
@@ -118,6 +124,32 @@ fn namespaces(spec: &Spec) -> Result<()> {
     if maps && !has(LinuxNamespaceType::User) {
         bail!("linux.uidMappings: id mappings need a user namespace in linux.namespaces");
     }
+    let offsets = linux.is_some_and(|l| l.time_offsets().as_ref().is_some_and(|o| !o.is_empty()));
+    let time = nss
+        .into_iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::Time);
+    match time {
+        None if offsets => {
+            bail!("linux.timeOffsets: time offsets need a time namespace in linux.namespaces")
+        }
+        Some(t) if offsets && t.path().as_ref().is_some_and(|p| !p.as_os_str().is_empty()) => {
+            bail!(
+                "linux.timeOffsets: a joined time namespace keeps its own offsets (give either \
+                 a path or timeOffsets)"
+            )
+        }
+        _ => {}
+    }
+    let joined_user = nss
+        .into_iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::User)
+        .and_then(|n| n.path().clone())
+        .filter(|p| !p.as_os_str().is_empty());
+    if let (Some(path), true) = (joined_user, maps) {
+        same_maps_as_joined(linux.expect("namespaces come from linux"), &path)?;
+    }
     if new_user {
         let l = linux.expect("namespaces come from linux");
         ensure!(
@@ -125,6 +157,62 @@ fn namespaces(spec: &Spec) -> Result<()> {
                 && l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()),
             "linux.uidMappings/gidMappings: a new user namespace needs both mappings"
         );
+    }
+    Ok(())
+}
+
+/// A joined user namespace keeps its own maps. containerd and CRI-O pass the maps too, so
+/// (like runc) matching ones are accepted and different ones are an error.
+fn same_maps_as_joined(l: &oci_spec::runtime::Linux, path: &Path) -> Result<()> {
+    let ns = std::fs::File::open(path).with_context(|| {
+        format!(
+            "linux.namespaces: opening user namespace {}",
+            path.display()
+        )
+    })?;
+    let (uid, gid) = crate::sys::userns::maps_of(std::os::fd::AsFd::as_fd(&ns))
+        .with_context(|| format!("linux.namespaces: reading the maps of {}", path.display()))?;
+    let norm = |text: &str| {
+        let mut v: Vec<Vec<u64>> = text
+            .lines()
+            .map(|l| {
+                l.split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            })
+            .filter(|v: &Vec<u64>| v.len() == 3)
+            .collect();
+        v.sort();
+        v
+    };
+    let spec = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        let mut v: Vec<Vec<u64>> = m
+            .into_iter()
+            .flatten()
+            .map(|m| vec![m.container_id() as u64, m.host_id() as u64, m.size() as u64])
+            .collect();
+        v.sort();
+        v
+    };
+    for (field, theirs, ours) in [
+        (
+            "linux.uidMappings",
+            norm(&uid),
+            spec(l.uid_mappings().as_ref()),
+        ),
+        (
+            "linux.gidMappings",
+            norm(&gid),
+            spec(l.gid_mappings().as_ref()),
+        ),
+    ] {
+        if !ours.is_empty() && ours != theirs {
+            bail!(
+                "{field}: the user namespace joined at {} has other mappings (give either the \
+                 path or matching mappings)",
+                path.display()
+            );
+        }
     }
     Ok(())
 }
@@ -139,49 +227,47 @@ fn mounts(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// Fields whose effect skiff cannot provide yet: refuse them by name instead of running a
+/// Hook paths are absolute and timeouts positive (config.md, POSIX-platform hooks).
+fn hooks(spec: &Spec) -> Result<()> {
+    let Some(h) = spec.hooks() else { return Ok(()) };
+    let kinds = [
+        ("prestart", h.prestart()),
+        ("createRuntime", h.create_runtime()),
+        ("createContainer", h.create_container()),
+        ("startContainer", h.start_container()),
+        ("poststart", h.poststart()),
+        ("poststop", h.poststop()),
+    ];
+    for (kind, list) in kinds {
+        for (i, hook) in list.iter().flatten().enumerate() {
+            ensure!(
+                hook.path().is_absolute(),
+                "hooks.{kind}[{i}].path: {:?} must be an absolute path",
+                hook.path()
+            );
+            if let Some(t) = hook.timeout() {
+                ensure!(
+                    t > 0,
+                    "hooks.{kind}[{i}].timeout: must be greater than zero, got {t}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fields whose effect skiff cannot provide: refuse them by name instead of running a
 /// container that silently lacks a requested restriction.
 fn unsupported(spec: &Spec) -> Result<()> {
-    let no =
-        |field: &str| -> Result<()> { bail!("{field}: not supported by this version of skiff") };
-    if let Some(p) = spec.process() {
-        if p.apparmor_profile()
-            .as_deref()
-            .is_some_and(|s| !s.is_empty())
-        {
-            no("process.apparmorProfile")?;
-        }
-        if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
-            no("process.selinuxLabel")?;
-        }
-        if p.io_priority().is_some() {
-            no("process.ioPriority")?;
-        }
-        if p.scheduler().is_some() {
-            no("process.scheduler")?;
-        }
-        if p.exec_cpu_affinity().is_some() {
-            no("process.execCPUAffinity")?;
-        }
-    }
     let Some(l) = spec.linux() else { return Ok(()) };
-    if l.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
-        no("linux.sysctl")?;
-    }
     if l.intel_rdt().is_some() {
-        no("linux.intelRdt")?;
-    }
-    if l.personality().is_some() {
-        no("linux.personality")?;
-    }
-    if l.memory_policy().is_some() {
-        no("linux.memoryPolicy")?;
-    }
-    if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        no("linux.netDevices")?;
-    }
-    if l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) {
-        no("linux.mountLabel")?;
+        if !Path::new("/sys/fs/resctrl/schemata").exists() {
+            bail!(
+                "linux.intelRdt: this host has no resctrl filesystem at /sys/fs/resctrl \
+                 (Intel RDT / AMD QoS is not available or not mounted)"
+            );
+        }
+        bail!("linux.intelRdt: not supported by this version of skiff");
     }
     Ok(())
 }

@@ -21,6 +21,8 @@ pub struct Created {
     pub locked: Locked,
     pub state: State,
     pub init: parent::Init,
+    /// process.terminal: the pty master went to the console socket.
+    pub terminal: bool,
 }
 
 /// `console` is where the pty master goes when process.terminal is true: the connected
@@ -52,6 +54,12 @@ pub fn create(
             locked,
             state,
             init,
+            terminal: bundle
+                .spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.terminal())
+                .unwrap_or(false),
         }),
         Err(e) => {
             if let Err(ce) = locked.remove() {
@@ -100,6 +108,7 @@ fn create_locked(
     // Limits and the device program are in place before the init is born into the cgroup
     // (CLONE_INTO_CGROUP); on failure dropping `cgroup` removes it again.
     cgroups::apply::apply(&mount, &cgroup.path, cgroup.dirfd.as_fd(), resources)?;
+    let idmapped = crate::rootfs::idmapped::prepare(&bundle.spec, &bundle.dir)?;
     let mut launch = Launch {
         id,
         bundle,
@@ -107,11 +116,26 @@ fn create_locked(
         no_pivot: o.no_pivot,
         no_new_keyring: o.no_new_keyring,
         preserve_fds: o.preserve_fds,
+        listen_fds: crate::activation::listen_fds(),
+        idmapped: &idmapped,
         fifo: fifo.as_fd(),
         console: console.map(|c| c.as_fd()),
         close_in_child: vec![locked.lock_fd().as_raw_fd(), cgroup.dirfd.as_raw_fd()],
     };
-    let init = parent::spawn(&mut launch, cgroup.dirfd.as_fd())?;
+    let init = match parent::spawn(&mut launch, cgroup.dirfd.as_fd()) {
+        Ok(init) => init,
+        Err(e) => {
+            // The init is gone (spawn reaps it); hooks may have run: destroying the
+            // container includes its poststop hooks (runtime-spec lifecycle steps 12-13).
+            let hooks = bundle
+                .spec
+                .hooks()
+                .as_ref()
+                .and_then(|h| h.poststop().as_ref());
+            crate::hooks::run_all_warn("poststop", hooks, &launch.state_json("stopped", 0));
+            return Err(e);
+        }
+    };
     let start_time = state::proc_start_time(init.pid).context("reading the init's start time")?;
     let (cg_path, cg_created) = cgroup.keep();
     let state = State {

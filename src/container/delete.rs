@@ -59,9 +59,7 @@ pub fn destroy(locked: &Locked, state: &State) -> Result<()> {
         }
     }
     let hooks = state.hooks.as_ref().and_then(|h| h.poststop().as_ref());
-    if let Err(e) = crate::hooks::run_all("poststop", hooks, &super::hook_state(state, "stopped")) {
-        crate::logging::warn(&format!("{e:#}"));
-    }
+    crate::hooks::run_all_warn("poststop", hooks, &super::hook_state(state, "stopped"));
     if let Err(e) = locked.remove() {
         first_err.get_or_insert(e);
     }

@@ -32,12 +32,21 @@ pub fn start_locked(locked: &Locked, state: &State, init: Option<BorrowedFd<'_>>
             owned.as_fd()
         }
     };
-    release(locked, init)?;
-    let hooks = state.hooks.as_ref().and_then(|h| h.poststart().as_ref());
-    if let Err(e) = crate::hooks::run_all("poststart", hooks, &super::hook_state(state, "running"))
-    {
-        // runtime-spec 1.3: a failing poststart hook stops the container.
+    let started = release(locked, init).and_then(|()| {
+        let hooks = state.hooks.as_ref().and_then(|h| h.poststart().as_ref());
+        crate::hooks::run_all("poststart", hooks, &super::hook_state(state, "running"))
+    });
+    if let Err(e) = started {
+        // runtime-spec 1.3: a failing startContainer or poststart hook "MUST generate an
+        // error, stop the container, and continue the lifecycle at step 12": it is
+        // destroyed, which runs the poststop hooks.
         let _ = pidfd::send_signal(init, libc::SIGKILL);
+        let _ = pidfd::wait_exit(init, 10_000);
+        if let Err(de) = super::delete::destroy(locked, state) {
+            crate::logging::warn(&format!(
+                "destroying the container after a failed start: {de:#}"
+            ));
+        }
         return Err(e);
     }
     Ok(())
@@ -52,6 +61,7 @@ fn release(locked: &Locked, init: BorrowedFd<'_>) -> Result<()> {
         .custom_flags(libc::O_NONBLOCK)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
+    let mut verdict = Vec::new();
     loop {
         let mut fds = [
             libc::pollfd {
@@ -66,21 +76,34 @@ fn release(locked: &Locked, init: BorrowedFd<'_>) -> Result<()> {
             },
         ];
         crate::sys::misc::poll(&mut fds, -1).context("waiting for the container init")?;
-        if fds[0].revents & libc::POLLIN != 0 {
-            let mut b = [0u8; 1];
+        if fds[0].revents & (libc::POLLIN | libc::POLLHUP) != 0 {
+            let mut b = [0u8; 4096];
             match nix::unistd::read(&fifo, &mut b) {
-                Ok(1) => break,
-                Ok(_) => {}
+                Ok(0) if verdict.is_empty() && fds[0].revents & libc::POLLHUP == 0 => continue,
+                Ok(0) => break,
+                Ok(n) => {
+                    verdict.extend_from_slice(&b[..n]);
+                    if verdict == b"0" {
+                        break;
+                    }
+                    continue;
+                }
                 Err(nix::errno::Errno::EAGAIN) => continue,
                 Err(e) => return Err(e).context("reading the exec fifo"),
             }
         }
-        if fds[1].revents != 0 {
+        if fds[1].revents != 0 && verdict.is_empty() {
             bail!("cannot start a container that has stopped: its init exited before start");
         }
-        if fds[0].revents & libc::POLLHUP != 0 {
-            bail!("the container init closed the exec fifo without starting");
+    }
+    if verdict != b"0" {
+        let why =
+            String::from_utf8_lossy(verdict.strip_prefix(b"E").unwrap_or(&verdict)).into_owned();
+        let _ = std::fs::remove_file(&path);
+        if why.is_empty() {
+            bail!("the container init exited before starting the process");
         }
+        bail!("{why}");
     }
     std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
     Ok(())

@@ -36,9 +36,17 @@ pub fn main(l: &Launch<'_>, end: ChildEnd) -> ! {
 fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> Result<Infallible> {
     harden()?;
     close_parent_fds(&l.close_in_child);
+    // process.execCPUAffinity.initial: the whole setup runs on those CPUs (procattrs.rs).
+    crate::procattrs::initial_affinity(l.bundle.spec.process().as_ref().context("process")?)?;
     enter_namespaces(l, end)?;
     let pid = end.wait_go()?;
-    if l.plan.new_user {
+    // A joined user namespace needs it as much as a new one (our host ids are unmapped there).
+    let joined_user = l
+        .plan
+        .join
+        .iter()
+        .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User);
+    if l.plan.new_user || joined_user {
         become_userns_root()?;
     }
     let proc = Proc::open()?;
@@ -51,7 +59,8 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
             .join
             .iter()
             .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User);
-    let prepared = crate::rootfs::prepare(spec, &l.bundle.dir, &l.bundle.rootfs, in_userns)?;
+    let prepared =
+        crate::rootfs::prepare(spec, &l.bundle.dir, &l.bundle.rootfs, in_userns, l.idmapped)?;
     let hooks = spec.hooks().as_ref();
     if hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some()) {
         end.run_hooks()?;
@@ -84,7 +93,12 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         crate::sys::misc::join_session_keyring(&format!("_ses.{}", l.id))
             .context("creating a session keyring (use --no-new-keyring to skip)")?;
     }
-    let env = identity::environment(process);
+    // ioPriority, scheduler, memoryPolicy, personality (procattrs.rs); LSM exec labels
+    // (lsm.rs): while still privileged and before any seccomp filter.
+    crate::procattrs::apply(spec)?;
+    crate::lsm::apply_exec_labels(spec, &proc)?;
+    let mut env = identity::environment(process);
+    crate::activation::environment(&mut env, l.listen_fds);
     let nnp = process.no_new_privileges().unwrap_or(false);
     if let (Some(f), false) = (&l.bundle.seccomp, nnp) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before caps are dropped.
@@ -95,17 +109,28 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     let exe = identity::lookup(process, &env)?;
     // Everything past stdio and the fds the caller asked to pass on must close at execve
     // (CVE-2024-21626: a leaked host fd would give the container a way out).
-    crate::sys::misc::cloexec_from(3 + l.preserve_fds).context("marking fds close-on-exec")?;
+    let kept = l.listen_fds + l.preserve_fds;
+    crate::sys::misc::cloexec_from(3 + kept).context("marking fds close-on-exec")?;
+    crate::sys::misc::keep_across_exec(3, kept);
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
     end.ready()?;
     ready_sent.set(true);
-    wait_for_start(&proc, l.fifo)?;
+    let barrier = wait_for_start(&proc, l.fifo)?;
     let state = l.state_json("created", pid);
-    hooks::run_all(
+    let started = hooks::run_all(
         "startContainer",
         hooks.and_then(|h| h.start_container().as_ref()),
         &state,
-    )?;
+    );
+    // `start` waits for our verdict on the fifo: a byte '0', or 'E' and why we failed.
+    let verdict = match &started {
+        Ok(()) => b"0".to_vec(),
+        Err(e) => format!("E{e:#}").into_bytes(),
+    };
+    nix::unistd::write(&barrier, &verdict).context("writing to the exec fifo")?;
+    started?;
+    drop(barrier);
+    crate::procattrs::final_affinity(process)?;
     drop(proc);
     if let (Some(f), true) = (&l.bundle.seccomp, nnp) {
         // As late as possible: the fewest syscalls run under the container's filter.
@@ -206,11 +231,8 @@ fn time_namespace(l: &Launch<'_>, proc: &Proc) -> Result<()> {
 }
 
 /// The create/start barrier: opening the fifo for writing blocks until `skiff start` opens
-/// it for reading; the byte we write tells start we are past it.
-fn wait_for_start(proc: &Proc, fifo: BorrowedFd<'_>) -> Result<()> {
-    let fd = proc
-        .reopen_own_fd(fifo, libc::O_WRONLY)
-        .context("opening the exec fifo")?;
-    nix::unistd::write(&fd, b"0").context("writing to the exec fifo")?;
-    Ok(())
+/// it for reading. The caller then writes its verdict (see `start`).
+fn wait_for_start(proc: &Proc, fifo: BorrowedFd<'_>) -> Result<std::os::fd::OwnedFd> {
+    proc.reopen_own_fd(fifo, libc::O_WRONLY)
+        .context("opening the exec fifo")
 }

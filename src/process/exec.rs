@@ -119,6 +119,8 @@ fn child(
     for fd in &e.close_in_child {
         let _ = nix::unistd::close(*fd);
     }
+    // process.execCPUAffinity.initial (procattrs.rs).
+    crate::procattrs::initial_affinity(e.process)?;
     if !e.join.is_empty() {
         setns(e.init, e.join).context("joining the container's namespaces")?;
     }
@@ -138,6 +140,12 @@ fn child(
             .context("process.oomScoreAdj")?;
     }
     let env = identity::environment(p);
+    // ioPriority, scheduler (procattrs.rs) and the LSM exec labels (lsm.rs), while still
+    // privileged and before any seccomp filter.
+    crate::procattrs::apply_process(p)?;
+    if crate::lsm::wants_labels(p) {
+        crate::lsm::apply_process_labels(p, &Proc::open()?)?;
+    }
     let nnp = p.no_new_privileges().unwrap_or(false);
     if let (Some(f), false) = (e.seccomp, nnp) {
         crate::seccomp::load(f, f.flags()).context("linux.seccomp: loading the filter")?;
@@ -149,6 +157,7 @@ fn child(
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
     end.ready()?;
     ready.set(true);
+    crate::procattrs::final_affinity(p)?;
     if let (Some(f), true) = (e.seccomp, nnp) {
         crate::seccomp::load(f, f.flags()).context("linux.seccomp: loading the filter")?;
     }

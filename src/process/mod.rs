@@ -24,6 +24,10 @@ pub struct Launch<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Socket-activation fds (LISTEN_FDS) passed on at 3.. before the preserved ones.
+    pub listen_fds: u32,
+    /// Idmapped mount trees the parent prepared, attached by the init.
+    pub idmapped: &'a crate::rootfs::idmapped::Idmapped,
     /// O_PATH fd of `<state>/exec.fifo`, reopened for writing by the init as the barrier.
     pub fifo: BorrowedFd<'a>,
     /// Where the pty master goes when process.terminal is true: a connected console socket.

@@ -76,6 +76,9 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
     if plan.clone.contains(CloneFlags::CLONE_NEWUSER) {
         write_id_maps(pid, spec)?;
     }
+    // linux.netDevices, as soon as the network namespace exists (netdev.rs); declared after
+    // `child` so a failure moves the devices back before the init is killed.
+    let mut netdevs = crate::netdev::attach(spec, plan, pid, crate::netdev::Stage::Cloned)?;
     if !plan.fork {
         side.go(pid)?;
     }
@@ -90,6 +93,10 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
                 let first = std::mem::replace(&mut child, Reaper(Some(Init { pid: p, pidfd: fd })));
                 pidfd::wait(first.disarm().pidfd.as_fd(), false)
                     .context("reaping the intermediate child")?;
+                if let Some(a) = crate::netdev::attach(spec, plan, p, crate::netdev::Stage::Forked)?
+                {
+                    netdevs = Some(a);
+                }
                 side.go(p)?;
             }
             Request::RunHooks => {
@@ -108,8 +115,19 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
                 )?;
                 side.hooks_done()?;
             }
-            Request::Ready => break,
+            Request::Ready => {
+                let pid = child.0.as_ref().map_or(0, |c| c.pid);
+                if let Some(a) =
+                    crate::netdev::attach(spec, plan, pid, crate::netdev::Stage::Ready)?
+                {
+                    netdevs = Some(a);
+                }
+                break;
+            }
         }
+    }
+    if let Some(a) = netdevs {
+        a.keep();
     }
     Ok(child.disarm())
 }

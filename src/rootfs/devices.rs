@@ -24,6 +24,9 @@ pub struct Dev {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// From linux.devices: an existing file that is not this device is an error (config-linux
+    /// "Devices"). The defaults leave an image's existing nodes alone.
+    pub strict: bool,
 }
 
 /// The devices every container gets (runtime-spec "Default Devices").
@@ -45,6 +48,7 @@ pub fn defaults() -> Vec<Dev> {
         mode: 0o666,
         uid: 0,
         gid: 0,
+        strict: false,
     })
     .collect()
 }
@@ -70,6 +74,7 @@ pub fn from_spec(i: usize, d: &LinuxDevice) -> Result<Dev> {
         mode: d.file_mode().unwrap_or(0o666) & 0o7777,
         uid: d.uid().unwrap_or(0),
         gid: d.gid().unwrap_or(0),
+        strict: true,
     })
 }
 
@@ -94,7 +99,8 @@ pub fn create(root: BorrowedFd<'_>, dev: &Dev, in_userns: bool) -> Result<()> {
     crate::sys::misc::umask(old);
     match r {
         Ok(()) => {}
-        Err(nix::errno::Errno::EEXIST) => return Ok(()),
+        Err(nix::errno::Errno::EEXIST) if !dev.strict => return Ok(()),
+        Err(nix::errno::Errno::EEXIST) => return check_existing(dir.as_fd(), name, dev),
         Err(nix::errno::Errno::EPERM) => bail!(
             "creating device {}: EPERM (is mknod of it, {}:{}, denied by linux.resources.devices?)",
             dev.path.display(),
@@ -111,6 +117,23 @@ pub fn create(root: BorrowedFd<'_>, dev: &Dev, in_userns: bool) -> Result<()> {
         nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .with_context(|| format!("chown of device {}", dev.path.display()))
+}
+
+fn check_existing(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, dev: &Dev) -> Result<()> {
+    let st = nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        .with_context(|| format!("stat of existing {}", dev.path.display()))?;
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    let same = kind == dev.kind
+        && (dev.kind == SFlag::S_IFIFO || st.st_rdev == makedev(dev.major, dev.minor));
+    if !same {
+        bail!(
+            "linux.devices: {} already exists and is not the requested device {}:{}",
+            dev.path.display(),
+            dev.major,
+            dev.minor
+        );
+    }
+    Ok(())
 }
 
 fn bind_host(root: BorrowedFd<'_>, dev: &Dev) -> Result<()> {

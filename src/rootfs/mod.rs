@@ -7,6 +7,7 @@
 //! 3. [`finish`]: maskedPaths, readonlyPaths, rootfsPropagation, root.readonly.
 
 mod devices;
+pub mod idmapped;
 mod mounts;
 pub mod options;
 mod paths;
@@ -55,11 +56,20 @@ fn rootfs_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
         .transpose()
 }
 
-pub fn prepare(spec: &Spec, bundle: &Path, rootfs: &Path, in_userns: bool) -> Result<Prepared> {
+pub fn prepare(
+    spec: &Spec,
+    bundle: &Path,
+    rootfs: &Path,
+    in_userns: bool,
+    idmapped: &idmapped::Idmapped,
+) -> Result<Prepared> {
     // Nothing we mount may propagate back to the host. A shared rootfsPropagation is applied
     // after pivot_root, which refuses shared mounts.
+    // Only private or slave can be applied now: pivot_root refuses a shared new root, and an
+    // unbindable one could not be bind-mounted onto itself. The requested propagation is
+    // applied to / after pivot_root (finish).
     let initial = match rootfs_propagation(spec)? {
-        Some(f) if !f.contains(MsFlags::MS_SHARED) => f | MsFlags::MS_REC,
+        Some(f) if f.contains(MsFlags::MS_PRIVATE) => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
         _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
     mount(None::<&str>, "/", None::<&str>, initial, None::<&str>)
@@ -76,8 +86,13 @@ pub fn prepare(spec: &Spec, bundle: &Path, rootfs: &Path, in_userns: bool) -> Re
         .map(OwnedFd::from)
         .with_context(|| format!("opening rootfs {}", rootfs.display()))?;
 
+    let ctx = mounts::Ctx {
+        bundle,
+        spec,
+        idmapped,
+    };
     for (i, mnt) in spec.mounts().iter().flatten().enumerate() {
-        mounts::mount_one(root.as_fd(), bundle, i, mnt)?;
+        mounts::mount_one(root.as_fd(), &ctx, i, mnt)?;
     }
     make_devices(spec, root.as_fd(), in_userns)?;
     if let Some(p) = spec.process() {
@@ -125,6 +140,7 @@ fn make_devices(spec: &Spec, root: BorrowedFd<'_>, in_userns: bool) -> Result<()
 
 /// Makes the prepared rootfs the process's `/`.
 pub fn enter(p: &Prepared, no_pivot: bool) -> Result<()> {
+    let old_root = std::fs::File::open("/").context("opening the old root")?;
     nix::unistd::fchdir(p.root.as_fd()).context("chdir into the rootfs")?;
     if no_pivot {
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
@@ -132,7 +148,10 @@ pub fn enter(p: &Prepared, no_pivot: bool) -> Result<()> {
         nix::unistd::chroot(".").context("chroot into the rootfs (--no-pivot)")?;
     } else {
         crate::sys::mount::pivot_root_dot().context("pivot_root into the rootfs")?;
-        // The old root is now stacked on "/": detach it so no host path stays reachable.
+        // The old root is now stacked on "/". Step into it (not the new root: "." would name
+        // the new root, and a recursive change there would undo the mounts' own
+        // propagation), make it a slave so the unmount cannot reach the host, detach it.
+        nix::unistd::fchdir(&old_root).context("chdir into the old root")?;
         mount(
             None::<&str>,
             ".",

@@ -4,19 +4,28 @@
 //! are mounted with mount(2) onto the target's /proc/self/fd path, which names the already
 //! opened inode, never a path the container could change.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::mount::mount;
-use oci_spec::runtime::Mount;
+use oci_spec::runtime::{Mount, Spec};
 
 use super::options::Options;
 use super::paths;
 use crate::sys::mount::{self as m, MountAttr};
 
+/// What every mount of one container shares.
+pub struct Ctx<'a> {
+    pub bundle: &'a Path,
+    pub spec: &'a Spec,
+    /// Idmapped trees the parent prepared (see `idmapped`).
+    pub idmapped: &'a super::idmapped::Idmapped,
+}
+
 /// Mounts entry `i` of `mounts` into the rootfs.
-pub fn mount_one(root: BorrowedFd<'_>, bundle: &Path, i: usize, mnt: &Mount) -> Result<()> {
+pub fn mount_one(root: BorrowedFd<'_>, ctx: &Ctx<'_>, i: usize, mnt: &Mount) -> Result<()> {
+    let bundle = ctx.bundle;
     let dest = mnt.destination();
     let dest = if dest.is_absolute() {
         dest.clone()
@@ -24,7 +33,10 @@ pub fn mount_one(root: BorrowedFd<'_>, bundle: &Path, i: usize, mnt: &Mount) -> 
         Path::new("/").join(dest)
     };
     let fstype = mnt.typ().as_deref().unwrap_or("");
-    let o = Options::parse(mnt.options().as_deref().unwrap_or_default());
+    let mut o = Options::parse(mnt.options().as_deref().unwrap_or_default());
+    if let Some(c) = crate::lsm::mount_context(ctx.spec, fstype) {
+        o.data.push(c);
+    }
     let what = || {
         format!(
             "mounts[{i}] ({} on {})",
@@ -32,14 +44,12 @@ pub fn mount_one(root: BorrowedFd<'_>, bundle: &Path, i: usize, mnt: &Mount) -> 
             dest.display()
         )
     };
-    if o.idmap || mnt.uid_mappings().is_some() || mnt.gid_mappings().is_some() {
-        bail!(
-            "{}: idmapped mounts are not supported by this version of skiff",
-            what()
-        );
+    let pre = ctx.idmapped.get(i);
+    if pre.is_none() && (o.idmap || mnt.uid_mappings().is_some() || mnt.gid_mappings().is_some()) {
+        bail!("{}: the idmapped tree was not prepared", what());
     }
     if o.bind || fstype == "bind" {
-        bind(root, bundle, &dest, mnt, &o).with_context(what)
+        bind(root, bundle, &dest, mnt, &o, pre).with_context(what)
     } else {
         filesystem(root, &dest, fstype, mnt, &o).with_context(what)
     }
@@ -53,7 +63,14 @@ fn fstype_or_bind<'a>(fstype: &'a str, o: &Options) -> &'a str {
     }
 }
 
-fn bind(root: BorrowedFd<'_>, bundle: &Path, dest: &Path, mnt: &Mount, o: &Options) -> Result<()> {
+fn bind(
+    root: BorrowedFd<'_>,
+    bundle: &Path,
+    dest: &Path,
+    mnt: &Mount,
+    o: &Options,
+    idmapped: Option<&OwnedFd>,
+) -> Result<()> {
     let src = mnt
         .source()
         .as_ref()
@@ -67,6 +84,11 @@ fn bind(root: BorrowedFd<'_>, bundle: &Path, dest: &Path, mnt: &Mount, o: &Optio
     let meta = std::fs::metadata(&src).with_context(|| format!("source {}", src.display()))?;
     paths::ensure_target(root, dest, !meta.is_dir())?;
     let target = paths::open_target(root, dest, false)?;
+    if let Some(tree) = idmapped {
+        // Cloned, idmapped and given its attributes by the parent: only attach it.
+        m::move_mount(tree.as_fd(), target.as_fd()).context("attaching the idmapped mount")?;
+        return propagate(root, dest, o);
+    }
     let mut flags = m::OPEN_TREE_CLONE;
     if o.recursive {
         flags |= m::AT_RECURSIVE;

@@ -21,12 +21,20 @@ pub struct Options {
     pub recursive: bool,
     /// Options passed to the filesystem (`mode=755`, `size=65536k`, ...).
     pub data: Vec<String>,
+    /// `idmap` or `ridmap` (the latter maps every mount of the tree).
     pub idmap: bool,
+    pub idmap_recursive: bool,
 }
 
 /// Every option name skiff interprets itself (the rest are passed to the filesystem as data),
 /// as `features` reports them.
 pub const KNOWN: &[&str] = &[
+    "ratime",
+    "rnoatime",
+    "rnorelatime",
+    "rnostrictatime",
+    "rrelatime",
+    "rstrictatime",
     "async",
     "atime",
     "bind",
@@ -95,6 +103,7 @@ impl Default for Options {
             recursive: false,
             data: Vec::new(),
             idmap: false,
+            idmap_recursive: false,
         }
     }
 }
@@ -125,6 +134,11 @@ impl Options {
         self.flags |= flag;
         self.attr_set = (self.attr_set & !m::MOUNT_ATTR__ATIME) | attr;
         self.attr_clr |= m::MOUNT_ATTR__ATIME;
+    }
+
+    fn rec_atime(&mut self, attr: u64) {
+        self.rec_attr_set = (self.rec_attr_set & !m::MOUNT_ATTR__ATIME) | attr;
+        self.rec_attr_clr |= m::MOUNT_ATTR__ATIME;
     }
 
     fn apply(&mut self, opt: &str) {
@@ -169,7 +183,20 @@ impl Options {
             "rslave" => self.propagation.push(F::MS_SLAVE | F::MS_REC),
             "unbindable" => self.propagation.push(F::MS_UNBINDABLE),
             "runbindable" => self.propagation.push(F::MS_UNBINDABLE | F::MS_REC),
-            "idmap" | "ridmap" => self.idmap = true,
+            "idmap" => {
+                self.idmap = true;
+                self.idmap_recursive = false;
+            }
+            "ridmap" => {
+                self.idmap = true;
+                self.idmap_recursive = true;
+            }
+            // The atime mode is one value, not a flag: setting it also clears the field.
+            "rnoatime" => self.rec_atime(m::MOUNT_ATTR_NOATIME),
+            "rstrictatime" => self.rec_atime(m::MOUNT_ATTR_STRICTATIME),
+            "rrelatime" | "ratime" | "rnorelatime" | "rnostrictatime" => {
+                self.rec_atime(m::MOUNT_ATTR_RELATIME)
+            }
             other => {
                 if let Some(attr) = recursive_attr(other) {
                     match attr {

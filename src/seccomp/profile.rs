@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction as Act, LinuxSeccompFilterFlag as OciFlag,
     LinuxSeccompOperator as OciOp,
@@ -231,6 +231,11 @@ pub(super) fn plan(s: &LinuxSeccomp) -> Result<Plan> {
 
 /// The seccomp return value of an OCI action.
 fn action(a: Act, errno_ret: Option<u32>, field: &str) -> Result<u32> {
+    // config-linux.md: "When the action doesn't support an errno, the runtime MUST print an
+    // error and fail."
+    if errno_ret.is_some() && !matches!(a, Act::ScmpActErrno | Act::ScmpActTrace) {
+        bail!("{field}: {a:?} takes no errno (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE do)");
+    }
     Ok(match a {
         Act::ScmpActKill | Act::ScmpActKillThread => RET_KILL_THREAD,
         Act::ScmpActKillProcess => RET_KILL_PROCESS,

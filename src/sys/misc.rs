@@ -12,6 +12,16 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     super::cvt(ret).map(drop)
 }
 
+/// Clears close-on-exec on fds `first..first + count` (the ones passed to the container:
+/// socket activation and --preserve-fds), ignoring numbers that are not open.
+pub fn keep_across_exec(first: u32, count: u32) {
+    for fd in first..first.saturating_add(count) {
+        // SAFETY: F_SETFD on an integer fd changes only its close-on-exec flag; an fd that is
+        // not open fails with EBADF, which is ignored.
+        unsafe { libc::fcntl(fd as libc::c_int, libc::F_SETFD, 0) };
+    }
+}
+
 /// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring, so containers do not
 /// share the runtime's (and each other's) keys.
 pub fn join_session_keyring(name: &str) -> io::Result<()> {

@@ -11,9 +11,12 @@ pub mod exe;
 pub mod fs;
 pub mod misc;
 pub mod mount;
+pub mod netlink;
 pub mod pidfd;
+pub mod sched;
 pub mod seccomp;
 pub mod tty;
+pub mod userns;
 
 use std::io;
 

@@ -289,7 +289,9 @@ pub fn cases() -> Vec<Case> {
             let o = c.delete();
             let st = c.status();
             if o.ok() {
-                return fail(format!("delete of a created container succeeded (status now {st})"));
+                // runc (and crun) delete a created container without --force, and
+                // containerd's shim relies on it: see README.md, "Spec and runc differ".
+                return Ok(V::Diverge(format!("delete of a created container succeeded (status now {st}), as runc does")));
             }
             Ok(if st == "created" { V::Pass } else { V::Fail(format!("failed delete changed the container: status {st}")) })
         }),
