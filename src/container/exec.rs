@@ -7,7 +7,6 @@ use std::path::{Component, Path};
 
 use anyhow::{bail, Context, Result};
 use nix::sched::CloneFlags;
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use oci_spec::runtime::{LinuxNamespaceType as T, Process};
 
 use super::run::{wait_forwarding, RawMode};
@@ -45,13 +44,7 @@ fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     if !process.terminal().unwrap_or(false) && a.console_socket.is_some() {
         bail!("--console-socket given but the process has no terminal");
     }
-    let seccomp = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .map(crate::seccomp::compile)
-        .transpose()
-        .context("linux.seccomp")?;
+    let seccomp = crate::bundle::seccomp(&spec)?;
     let init = super::init_pidfd(&state)?.context("cannot exec in a stopped container")?;
     let cg_path = cgroup_path(&state, a.cgroup.as_deref())?;
     let cgroup = std::fs::File::open(&cg_path)
@@ -220,13 +213,7 @@ fn console_for(a: &ExecArgs, p: &Process) -> Result<(Option<OwnedFd>, Option<Own
             .with_context(|| format!("--console-socket: connecting to {}", path.display()))?;
         return Ok((None, Some(s.into())));
     }
-    let (x, y) = socketpair(
-        AddressFamily::Unix,
-        SockType::Stream,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .context("creating the terminal socketpair")?;
+    let (x, y) = crate::tty::relay_pair()?;
     Ok((Some(x), Some(y)))
 }
 

@@ -7,7 +7,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use anyhow::{Context, Result};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
 use super::create::create;
 use super::delete::{destroy, stop};
@@ -21,13 +20,7 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
     // In the foreground without --console-socket, `run` is the console socket itself (used
     // only if process.terminal turns out to be true).
     let (ours, theirs) = if a.opts.console_socket.is_none() && !a.detach {
-        let (x, y) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .context("creating the terminal socketpair")?;
+        let (x, y) = crate::tty::relay_pair()?;
         (Some(x), Some(y))
     } else {
         (None, None)

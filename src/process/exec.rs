@@ -94,17 +94,8 @@ fn kill(fd: &std::os::fd::OwnedFd) {
 
 fn child_main(e: &Exec<'_>, end: ChildEnd) -> ! {
     let ready = std::cell::Cell::new(false);
-    let err = match child(e, &end, &ready) {
-        Ok(never) => match never {},
-        Err(err) => err,
-    };
-    let msg = format!("{err:#}");
-    if ready.get() {
-        crate::logging::error(&msg);
-    } else {
-        end.error(msg);
-    }
-    crate::sys::misc::exit_now(255)
+    let result = child(e, &end, &ready);
+    super::child::fail(&end, result, ready.get(), 255)
 }
 
 fn child(
