@@ -3,6 +3,7 @@
 //! (process::exec) and wait for it unless detached.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path};
 
 use anyhow::{bail, Context, Result};
@@ -52,8 +53,15 @@ fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         .with_context(|| format!("opening cgroup {}", cg_path.display()))?;
     let (relay_end, console) = console_for(a, &process)?;
     let (join, join_pid) = namespaces_to_join(state.pid)?;
+    let root = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(format!("/proc/{}/root", state.pid))
+        .map(OwnedFd::from)
+        .context("opening the container's root")?;
     let mut e = Exec {
         init: init.as_fd(),
+        root: root.as_fd(),
         process: &process,
         seccomp: seccomp.as_ref(),
         join,
