@@ -59,9 +59,10 @@ pub struct GlobalOpts {
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
 
-    /// Accepted for runc compatibility (true, false or auto); rootless mode is not implemented yet
-    #[arg(long, num_args = 0..=1, require_equals = true, value_name = "true|false|auto")]
-    pub rootless: Option<Option<String>>,
+    /// Accepted for runc compatibility (true, false or auto, as `--rootless X` or
+    /// `--rootless=X`); rootless mode is not implemented yet
+    #[arg(long, value_name = "true|false|auto", value_parser = ["true", "false", "auto"])]
+    pub rootless: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
