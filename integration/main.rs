@@ -5,10 +5,12 @@
 
 mod common;
 
+mod cgroups;
 mod cli;
 mod errors;
 mod exec;
 mod fields;
+mod guest;
 mod hooks;
 mod lifecycle;
 mod man;

@@ -16,8 +16,7 @@ use oci_spec::runtime::Hook;
 /// a warning for poststart/poststop).
 pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Result<()> {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        run(h, state_json)
-            .with_context(|| format!("hooks.{kind}[{i}] ({})", h.path().display()))?;
+        run(h, state_json).with_context(|| describe(kind, i, h))?;
     }
     Ok(())
 }
@@ -27,12 +26,18 @@ pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Resul
 pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
         if let Err(e) = run(h, state_json) {
-            crate::logging::warn(&format!(
-                "hooks.{kind}[{i}] ({}): {e:#}",
-                h.path().display()
-            ));
+            crate::logging::warn(&format!("{}: {e:#}", describe(kind, i, h)));
         }
     }
+}
+
+/// runc's wording ("error running createRuntime hook #1", which its tests and users match)
+/// plus the config field.
+fn describe(kind: &str, i: usize, h: &Hook) -> String {
+    format!(
+        "error running {kind} hook #{i}: {} (hooks.{kind}[{i}])",
+        h.path().display()
+    )
 }
 
 fn run(h: &Hook, state_json: &str) -> Result<()> {

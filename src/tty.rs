@@ -124,6 +124,19 @@ pub fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>, name: &str) -> Result
     Ok(())
 }
 
+/// A connected pair standing in for a console socket when skiff itself relays the terminal
+/// (`run` and `exec -t` in the foreground): (our end, the end the container side sends on).
+pub fn relay_pair() -> Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("creating the terminal socketpair")
+}
+
 /// Receives one fd sent with [`send_fd`] (used by `run`, which is its own console socket).
 pub fn recv_fd(socket: BorrowedFd<'_>) -> Result<OwnedFd> {
     raw::recv_fd(socket)?.context("the container sent no terminal fd")

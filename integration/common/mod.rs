@@ -222,6 +222,27 @@ impl Bundle {
         self.state()["status"].as_str().unwrap().to_string()
     }
 
+    /// Sets `linux.resources`.
+    pub fn resources(&mut self, r: Value) -> &mut Self {
+        self.config["linux"]["resources"] = r;
+        self
+    }
+
+    /// create + start, asserting both succeed.
+    pub fn start_ok(&self) {
+        self.create_ok();
+        self.ok(&["start", &self.id]);
+    }
+
+    /// Reads an interface file of the container's (default) cgroup, trimmed.
+    pub fn cg_read(&self, file: &str) -> String {
+        let p = self.default_cgroup().join(file);
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+            .trim()
+            .to_string()
+    }
+
     /// The cgroup v2 directory skiff uses by default for this container.
     pub fn default_cgroup(&self) -> PathBuf {
         cgroup2_mount()
@@ -293,6 +314,23 @@ pub fn cgroup2_mount() -> PathBuf {
             (post.split_whitespace().next()? == "cgroup2").then(|| PathBuf::from(mnt))
         })
         .expect("a cgroup2 mount")
+}
+
+/// The controllers of the cgroup v2 hierarchy (its root's cgroup.controllers).
+pub fn controllers() -> Vec<String> {
+    std::fs::read_to_string(cgroup2_mount().join("cgroup.controllers"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A key of a flat-keyed cgroup file ("populated 1", "oom_kill 2").
+pub fn key(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok())?
+    })
 }
 
 pub fn own_cgroup() -> String {

@@ -31,19 +31,22 @@ pub fn load(dir: &Path) -> Result<Bundle> {
     let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let spec = parse(&text).with_context(|| format!("{}", path.display()))?;
     let rootfs = validate(&spec, &dir).with_context(|| format!("{}", path.display()))?;
-    let seccomp = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .map(crate::seccomp::compile)
-        .transpose()
-        .with_context(|| format!("{}", path.display()))?;
+    let seccomp = seccomp(&spec).with_context(|| format!("{}", path.display()))?;
     Ok(Bundle {
         dir,
         rootfs,
         spec,
         seccomp,
     })
+}
+
+/// `linux.seccomp` compiled, if the spec has one.
+pub fn seccomp(spec: &Spec) -> Result<Option<crate::seccomp::Filter>> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::seccomp::compile)
+        .transpose()
 }
 
 /// Parses config.json; on a type error the message starts with the JSON path of the field

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 
 mod features;
 mod spec;
+pub mod update;
 
+pub use update::UpdateArgs;
+
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The runtime-spec version skiff implements.
@@ -55,9 +59,10 @@ pub struct GlobalOpts {
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
 
-    /// Accepted for runc compatibility (true, false or auto); rootless mode is not implemented yet
-    #[arg(long, num_args = 0..=1, require_equals = true, value_name = "true|false|auto")]
-    pub rootless: Option<Option<String>>,
+    /// Accepted for runc compatibility (true, false or auto, as `--rootless X` or
+    /// `--rootless=X`); rootless mode is not implemented yet
+    #[arg(long, value_name = "true|false|auto", value_parser = ["true", "false", "auto"])]
+    pub rootless: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,6 +87,16 @@ pub enum Command {
     Run(RunArgs),
     /// List the containers under the state root
     List(ListArgs),
+    /// Suspend every process of a container (the cgroup v2 freezer)
+    Pause(IdArg),
+    /// Resume the processes of a paused container
+    Resume(IdArg),
+    /// List the processes running in a container
+    Ps(PsArgs),
+    /// Print a container's events as JSON lines: resource statistics and OOM notifications
+    Events(EventsArgs),
+    /// Change the resource limits of a running container
+    Update(Box<UpdateArgs>),
     /// Write a default config.json into a bundle directory
     Spec(SpecArgs),
     /// Run a new process inside a running container
@@ -240,6 +255,34 @@ pub enum ListFormat {
 }
 
 #[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Output format: ps(1)'s table, or a JSON array of the container's pids
+    #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// Container id
+    pub id: String,
+    /// Options passed to ps(1) for the table format (default: -ef)
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PS OPTIONS"
+    )]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// How often to report statistics (a Go duration: 5s, 500ms, 1m)
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub interval: String,
+    /// Print the container's statistics once and exit
+    #[arg(long)]
+    pub stats: bool,
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
 pub struct SpecArgs {
     /// Directory to write config.json into
     #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
@@ -267,6 +310,18 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Delete(a) => container::delete(g, &a.id, a.force).map(|()| 0),
         Command::Run(a) => container::run(g, a),
         Command::List(a) => container::list(g, a.format, a.quiet).map(|()| 0),
+        Command::Pause(a) => container::pause(g, &a.id).map(|()| 0),
+        Command::Resume(a) => container::resume(g, &a.id).map(|()| 0),
+        Command::Ps(a) => container::ps(g, &a.id, a.format, &a.ps_args).map(|()| 0),
+        Command::Events(a) => {
+            let interval = update::parse_duration(&a.interval)
+                .with_context(|| format!("--interval {:?}", a.interval))?;
+            container::events(g, &a.id, interval, a.stats).map(|()| 0)
+        }
+        Command::Update(a) => {
+            let r = update::requested(a)?;
+            container::update(g, &a.id, &r).map(|()| 0)
+        }
         Command::Spec(a) => spec::write(&a.bundle, a.rootless).map(|()| 0),
         Command::Exec(a) => container::exec(g, a),
         Command::Features => {

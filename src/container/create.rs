@@ -21,6 +21,8 @@ pub struct Created {
     pub locked: Locked,
     pub state: State,
     pub init: parent::Init,
+    /// process.terminal: the pty master went to the console socket.
+    pub terminal: bool,
 }
 
 /// `console` is where the pty master goes when process.terminal is true: the connected
@@ -42,6 +44,8 @@ pub fn create(
             .map(connect_console)
             .transpose()?,
     };
+    // Resources are checked (and the device program built) before anything is created.
+    let resources = cgroups::create_plan(&bundle.spec)?;
     // The seccomp agent's socket is a host path: connect now, the init inherits the socket.
     let agent = seccomp_agent(&bundle)?;
     let plan = Plan::from_spec(&bundle.spec)?;
@@ -51,11 +55,17 @@ pub fn create(
         console: console.as_ref(),
         agent: agent.as_ref(),
     };
-    match create_locked(&locked, &bundle, &plan, o, id, fds) {
+    match create_locked(&locked, &bundle, &plan, &resources, o, id, fds) {
         Ok((state, init)) => Ok(Created {
             locked,
             state,
             init,
+            terminal: bundle
+                .spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.terminal())
+                .unwrap_or(false),
         }),
         Err(e) => {
             if let Err(ce) = locked.remove() {
@@ -70,9 +80,6 @@ fn check_supported(b: &Bundle, o: &CreateOpts) -> Result<()> {
     let p = b.spec.process().as_ref().context("process: missing")?;
     if !p.terminal().unwrap_or(false) && o.console_socket.is_some() {
         bail!("--console-socket given but process.terminal is false: there is no terminal to send");
-    }
-    if let Some(r) = b.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        cgroups::check_resources(r)?;
     }
     Ok(())
 }
@@ -103,6 +110,7 @@ fn create_locked(
     locked: &Locked,
     bundle: &Bundle,
     plan: &Plan,
+    resources: &cgroups::resources::Plan,
     o: &CreateOpts,
     id: &str,
     fds: Fds<'_>,
@@ -122,13 +130,13 @@ fn create_locked(
     }
     let fifo = make_fifo(&locked.fifo())?;
     let (mount, own) = cgroups::host_layout()?;
-    let cgroups_path = bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().clone());
+    let linux = bundle.spec.linux().as_ref();
+    let cgroups_path = linux.and_then(|l| l.cgroups_path().clone());
     let rel = cgroups::resolve(cgroups_path.as_deref(), &own, id)?;
     let cgroup = Cgroup::create(&mount, &rel)?;
+    // Limits and the device program are in place before the init is born into the cgroup
+    // (CLONE_INTO_CGROUP); on failure dropping `cgroup` removes it again.
+    cgroups::apply::apply(&mount, &cgroup.path, cgroup.dirfd.as_fd(), resources)?;
     let idmapped = crate::rootfs::idmapped::prepare(&bundle.spec, &bundle.dir)?;
     let mut launch = Launch {
         id,
@@ -179,6 +187,7 @@ fn create_locked(
         annotations: launch.annotations(),
         cgroup: Some(cg_path.clone()),
         cgroup_created: cg_created.clone(),
+        resources: linux.and_then(|l| l.resources().clone()),
         own_pid_ns: plan.own_pid_ns,
         hooks: bundle.spec.hooks().clone(),
     };

@@ -3,11 +3,11 @@
 //! (process::exec) and wait for it unless detached.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path};
 
 use anyhow::{bail, Context, Result};
 use nix::sched::CloneFlags;
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use oci_spec::runtime::{LinuxNamespaceType as T, Process};
 
 use super::run::{wait_forwarding, RawMode};
@@ -45,13 +45,7 @@ fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     if !process.terminal().unwrap_or(false) && a.console_socket.is_some() {
         bail!("--console-socket given but the process has no terminal");
     }
-    let seccomp = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .map(crate::seccomp::compile)
-        .transpose()
-        .context("linux.seccomp")?;
+    let seccomp = crate::bundle::seccomp(&spec)?;
     let init = super::init_pidfd(&state)?.context("cannot exec in a stopped container")?;
     let cg_path = cgroup_path(&state, a.cgroup.as_deref())?;
     let cgroup = std::fs::File::open(&cg_path)
@@ -72,8 +66,20 @@ fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         &state.annotations,
     );
     let (join, join_pid) = namespaces_to_join(state.pid)?;
+    let root = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(format!("/proc/{}/root", state.pid))
+        .map(OwnedFd::from)
+        .context("opening the container's root")?;
+    // The root was opened by pid: it is the init's only if the init (held by our pidfd) is
+    // still alive now, so the pid cannot have been reused meanwhile for another process
+    // (whose root, e.g. the host's, the exec process would otherwise chroot into).
+    crate::sys::pidfd::send_signal(init.as_fd(), 0)
+        .context("the container's init exited while exec was starting")?;
     let mut e = Exec {
         init: init.as_fd(),
+        root: root.as_fd(),
         process: &process,
         seccomp: seccomp.as_ref(),
         join,
@@ -241,13 +247,7 @@ fn console_for(a: &ExecArgs, p: &Process) -> Result<(Option<OwnedFd>, Option<Own
             .with_context(|| format!("--console-socket: connecting to {}", path.display()))?;
         return Ok((None, Some(s.into())));
     }
-    let (x, y) = socketpair(
-        AddressFamily::Unix,
-        SockType::Stream,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .context("creating the terminal socketpair")?;
+    let (x, y) = crate::tty::relay_pair()?;
     Ok((Some(x), Some(y)))
 }
 

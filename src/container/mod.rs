@@ -4,19 +4,29 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod kill;
+mod pause;
+mod ps;
 mod query;
+mod resume;
 mod run;
 mod start;
+mod update;
 
 pub use create::{create, write_pid_file, Created};
 pub use delete::delete;
+pub use events::events;
 pub use exec::exec;
 pub use kill::{kill, parse_signal};
+pub use pause::pause;
+pub use ps::ps;
 pub use query::{list, state};
+pub use resume::resume;
 pub use run::run;
 pub use start::start;
+pub use update::update;
 
 use std::os::fd::OwnedFd;
 

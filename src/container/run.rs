@@ -4,10 +4,9 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
 use super::create::create;
 use super::delete::{destroy, stop};
@@ -18,26 +17,18 @@ use crate::sys::pidfd;
 
 /// Returns the container's exit status (128 + signal when it was killed).
 pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
-    let bundle_terminal = terminal_requested(a)?;
-    let (ours, theirs) = if bundle_terminal && a.opts.console_socket.is_none() {
-        if a.detach {
-            bail!("process.terminal is true: a detached run needs --console-socket to receive the terminal");
-        }
-        let (x, y) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .context("creating the terminal socketpair")?;
+    // In the foreground without --console-socket, `run` is the console socket itself (used
+    // only if process.terminal turns out to be true).
+    let (ours, theirs) = if a.opts.console_socket.is_none() && !a.detach {
+        let (x, y) = crate::tty::relay_pair()?;
         (Some(x), Some(y))
     } else {
         (None, None)
     };
     let c = create(g, &a.opts, &a.id, theirs)?;
     let master = match &ours {
-        Some(s) => Some(crate::tty::recv_fd(s.as_fd())?),
-        None => None,
+        Some(s) if c.terminal => Some(crate::tty::recv_fd(s.as_fd())?),
+        _ => None,
     };
     if let Err(e) = start_locked(&c.locked, &c.state, Some(c.init.pidfd.as_fd())) {
         // A failed start may already have destroyed the container (hook failures do).
@@ -62,16 +53,6 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         destroy(&locked, &state)?;
     }
     Ok(status)
-}
-
-fn terminal_requested(a: &RunArgs) -> Result<bool> {
-    let path = a.opts.bundle.join(crate::bundle::CONFIG);
-    let Ok(text) = std::fs::read(&path) else {
-        return Ok(false);
-    };
-    // Only a peek: create() loads and validates the bundle properly.
-    let v: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
-    Ok(v["process"]["terminal"].as_bool().unwrap_or(false))
 }
 
 /// Every signal we receive goes to the init, as runc forwards them; terminal data is

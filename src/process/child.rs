@@ -19,18 +19,24 @@ use crate::sys::clone::{clone3, Forked};
 /// Runs the init sequence; exits the process on failure after telling the parent why.
 pub fn main(l: &Launch<'_>, end: ChildEnd) -> ! {
     let ready_sent = std::cell::Cell::new(false);
-    let err = match init(l, &end, &ready_sent) {
+    let result = init(l, &end, &ready_sent);
+    fail(&end, result, ready_sent.get(), 1)
+}
+
+/// Reports why a child's setup failed, to the parent while it listens (until Ready) and to
+/// the log after, then exits with `code`.
+pub(super) fn fail(end: &ChildEnd, result: Result<Infallible>, ready_sent: bool, code: i32) -> ! {
+    let err = match result {
         Ok(never) => match never {},
         Err(e) => e,
     };
     let msg = format!("{err:#}");
-    if ready_sent.get() {
-        // The parent is gone: the error can only go to the log (or our stderr).
+    if ready_sent {
         crate::logging::error(&msg);
     } else {
         end.error(msg);
     }
-    crate::sys::misc::exit_now(1)
+    crate::sys::misc::exit_now(code)
 }
 
 fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> Result<Infallible> {

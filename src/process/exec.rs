@@ -41,6 +41,10 @@ use crate::sys::pidfd;
 #[derive(Debug)]
 pub struct Exec<'a> {
     pub init: BorrowedFd<'a>,
+    /// The init's root directory (`/proc/<pid>/root`), which the process chroots into after
+    /// joining the mount namespace: setns only puts it at the namespace's root mount, which
+    /// is not the container's root when the runtime itself runs chrooted.
+    pub root: BorrowedFd<'a>,
     pub process: &'a Process,
     pub seccomp: Option<&'a crate::seccomp::Filter>,
     /// Namespaces of the init that differ from ours (pid is handled apart).
@@ -103,17 +107,8 @@ fn kill(fd: &std::os::fd::OwnedFd) {
 
 fn child_main(e: &Exec<'_>, end: ChildEnd) -> ! {
     let ready = std::cell::Cell::new(false);
-    let err = match child(e, &end, &ready) {
-        Ok(never) => match never {},
-        Err(err) => err,
-    };
-    let msg = format!("{err:#}");
-    if ready.get() {
-        crate::logging::error(&msg);
-    } else {
-        end.error(msg);
-    }
-    crate::sys::misc::exit_now(255)
+    let result = child(e, &end, &ready);
+    super::child::fail(&end, result, ready.get(), 255)
 }
 
 fn child(
@@ -133,6 +128,9 @@ fn child(
     if !e.join.is_empty() {
         setns(e.init, e.join).context("joining the container's namespaces")?;
     }
+    nix::unistd::fchdir(e.root).context("entering the container's root")?;
+    nix::unistd::chroot(".").context("chroot into the container's root")?;
+    nix::unistd::chdir("/").context("chdir to /")?;
     let pid = end.wait_go()?;
     let p = e.process;
     nix::unistd::setsid().context("setsid")?;

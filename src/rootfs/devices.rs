@@ -101,6 +101,12 @@ pub fn create(root: BorrowedFd<'_>, dev: &Dev, in_userns: bool) -> Result<()> {
         Ok(()) => {}
         Err(nix::errno::Errno::EEXIST) if !dev.strict => return Ok(()),
         Err(nix::errno::Errno::EEXIST) => return check_existing(dir.as_fd(), name, dev),
+        Err(nix::errno::Errno::EPERM) => bail!(
+            "creating device {}: EPERM (is mknod of it, {}:{}, denied by linux.resources.devices?)",
+            dev.path.display(),
+            dev.major,
+            dev.minor
+        ),
         Err(e) => return Err(e).with_context(|| format!("creating device {}", dev.path.display())),
     }
     fchownat(

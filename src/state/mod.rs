@@ -45,6 +45,10 @@ pub struct State {
     /// Directories skiff created for the cgroup, deepest first: what delete removes.
     #[serde(default)]
     pub cgroup_created: Vec<PathBuf>,
+    /// The `linux.resources` in force (config.json's, with `update`s applied): `update`
+    /// merges into them because some values depend on others (swap on memory, cpu.max).
+    #[serde(default)]
+    pub resources: Option<oci_spec::runtime::LinuxResources>,
     /// Whether the container has its own pid namespace (if not, killing init leaves the other
     /// processes alive and delete must kill the whole cgroup).
     pub own_pid_ns: bool,

@@ -30,20 +30,21 @@ impl std::fmt::Display for Status {
 }
 
 /// The init is alive and still the same process (start time matches, so a reused pid does
-/// not count), and not a zombie; then: exec fifo still there → created (it is blocked on the
-/// barrier), cgroup frozen → paused, else running. Anything else is stopped.
+/// not count), and not a zombie; then: cgroup frozen (cgroup.freeze is 1, as `pause` leaves
+/// it) → paused, as runc checks that first; exec fifo still there → created (it is blocked
+/// on the barrier); else running. Anything else is stopped.
 pub fn derive(state: &State, fifo: &Path) -> Status {
     match proc_stat(state.pid) {
         Some((st, start)) if start == state.start_time && st != 'Z' && st != 'X' => {}
         _ => return Status::Stopped,
     }
-    if fifo.exists() {
-        return Status::Created;
-    }
     if let Some(cg) = &state.cgroup {
         if std::fs::read_to_string(cg.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1") {
             return Status::Paused;
         }
+    }
+    if fifo.exists() {
+        return Status::Created;
     }
     Status::Running
 }
@@ -92,6 +93,7 @@ mod tests {
             annotations: Default::default(),
             cgroup: None,
             cgroup_created: vec![],
+            resources: None,
             own_pid_ns: true,
             hooks: None,
         };

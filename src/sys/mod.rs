@@ -1,10 +1,11 @@
 //! Thin, safe wrappers over the raw syscalls skiff needs and that `nix` does not cover
-//! (clone3, pidfds, openat2, the new mount API, close_range, keyctl, ...).
+//! (clone3, pidfds, openat2, the new mount API, close_range, keyctl, bpf, ...).
 //!
 //! This is the only module with `unsafe`. Every wrapper takes owned or borrowed fds and plain
 //! Rust values, checks the return value, and turns failures into `io::Error`s. Callers add the
 //! context (which path, which spec field).
 
+pub mod bpf;
 pub mod clone;
 pub mod exe;
 pub mod fs;

@@ -1158,8 +1158,20 @@ fn check_cgroups(cfg: &Value, env: &HashMap<String, String>) {
     }
     if let Some(c) = res.get("cpu") {
         if let Some(sh) = c.get("shares").and_then(Value::as_u64) {
-            let w = if sh == 0 { 100 } else { 1 + ((sh.saturating_sub(2)) * 9999) / 262142 };
-            cg_expect("linux.resources.cpu.shares", &dir, "cpu.weight", &w.to_string());
+            // runc ≤ 1.2's linear mapping, or the one runc uses since 1.3 (runc PR #4785,
+            // opencontainers/cgroups): either is what some clients expect, as kubernetes'
+            // e2e tests accept both.
+            let old = if sh == 0 { 100 } else { 1 + ((sh.saturating_sub(2)) * 9999) / 262142 };
+            let l = (sh.clamp(2, 262144) as f64).log2();
+            let new = 10f64.powf((l * l + 125.0 * l) / 612.0 - 7.0 / 34.0).ceil() as u64;
+            match cg_read(&dir, "cpu.weight") {
+                Ok(got) => verdict(
+                    "linux.resources.cpu.shares",
+                    got == old.to_string() || got == new.to_string(),
+                    format!("cpu.weight: want {old:?} or {new:?} got {got:?}"),
+                ),
+                Err(e) => fail("linux.resources.cpu.shares", e),
+            }
         }
         if c.get("quota").is_some() || c.get("period").is_some() {
             let q = c.get("quota").and_then(Value::as_i64);

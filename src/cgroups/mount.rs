@@ -1,0 +1,116 @@
+//! Finding the cgroup v2 hierarchy and the container's place in it. skiff is
+//! cgroup-v2-only and never touches a v1 hierarchy: on a hybrid host it uses the cgroup2
+//! mount found in mountinfo (`/sys/fs/cgroup/unified` there).
+//!
+//! `linux.cgroupsPath` follows runc's cgroupfs semantics: absolute → from the hierarchy root;
+//! relative → under skiff's own cgroup; empty → `<own cgroup>/<container id>`.
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// Finds the cgroup2 mount point in a mountinfo file (injectable for tests).
+pub fn find_mount(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (pre, post) = line.split_once(" - ")?;
+        let fstype = post.split_whitespace().next()?;
+        let mnt = pre.split_whitespace().nth(4)?;
+        (fstype == "cgroup2").then(|| PathBuf::from(unescape(mnt)))
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+/// The v2 entry ("0::/path") of a /proc/<pid>/cgroup file.
+pub fn own_cgroup(proc_cgroup: &str) -> Option<PathBuf> {
+    proc_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(PathBuf::from)
+}
+
+/// The container's cgroup path relative to the hierarchy root, refusing `..` so a config
+/// cannot place a container outside the tree it names.
+pub fn resolve(cgroups_path: Option<&Path>, own: &Path, id: &str) -> Result<PathBuf> {
+    let p = match cgroups_path {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from(id),
+    };
+    if p.to_str().is_some_and(|s| s.contains(':')) {
+        bail!(
+            "linux.cgroupsPath: {:?} looks like a systemd slice:prefix:name path; \
+             the systemd cgroup driver is not supported",
+            p
+        );
+    }
+    let base = if p.is_absolute() { Path::new("/") } else { own };
+    let mut out = PathBuf::new();
+    for c in base.join(&p).components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            _ => bail!("linux.cgroupsPath: {:?} must not contain \"..\"", p),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        bail!("linux.cgroupsPath: {:?} names the hierarchy root", p);
+    }
+    Ok(out)
+}
+
+/// Locates the cgroup2 mount and skiff's own cgroup, from /proc.
+pub fn host_layout() -> Result<(PathBuf, PathBuf)> {
+    let mi = fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let mount = find_mount(&mi)
+        .context("no cgroup2 filesystem is mounted on this host (skiff supports cgroup v2 only)")?;
+    let pc = fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+    let own = own_cgroup(&pc).context("/proc/self/cgroup has no cgroup v2 (0::) entry")?;
+    Ok((mount, own))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+25 1 0:23 / /sys rw,nosuid - sysfs sysfs rw
+30 25 0:26 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw,nsdelegate
+33 30 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+";
+
+    #[test]
+    fn finds_unified_mount_on_hybrid_host() {
+        assert_eq!(
+            find_mount(HYBRID),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(find_mount("1 0 0:1 / / rw - ext4 /dev/vda rw"), None);
+    }
+
+    #[test]
+    fn own_cgroup_reads_the_v2_line() {
+        let pc = "4:memory:/process_api/x\n0::/user.slice/a\n";
+        assert_eq!(own_cgroup(pc), Some(PathBuf::from("/user.slice/a")));
+    }
+
+    #[test]
+    fn cgroups_path_semantics_follow_runc() {
+        let own = Path::new("/own/cg");
+        let r = |p: Option<&str>| resolve(p.map(Path::new), own, "c1");
+        assert_eq!(r(None).unwrap(), PathBuf::from("own/cg/c1"));
+        assert_eq!(r(Some("")).unwrap(), PathBuf::from("own/cg/c1"));
+        assert_eq!(r(Some("/abs/x")).unwrap(), PathBuf::from("abs/x"));
+        assert_eq!(r(Some("rel/x")).unwrap(), PathBuf::from("own/cg/rel/x"));
+        assert!(r(Some("../../etc")).is_err());
+        assert!(r(Some("/")).is_err());
+        assert!(r(Some("system.slice:docker:abc")).is_err());
+    }
+}

@@ -1,0 +1,19 @@
+//! `resume`: thaw a paused container (cgroup.freeze 0, then wait for `frozen 0`).
+
+use anyhow::{bail, Context, Result};
+
+use crate::cgroups;
+use crate::cli::GlobalOpts;
+use crate::state::{Status, Store};
+
+pub fn resume(g: &GlobalOpts, id: &str) -> Result<()> {
+    let (locked, state) = Store::new(&g.root).open(id)?;
+    if locked.status(&state) != Status::Paused {
+        bail!("container not paused");
+    }
+    let cg = state
+        .cgroup
+        .as_ref()
+        .context("the container has no cgroup to thaw")?;
+    cgroups::freeze(cg, false)
+}
