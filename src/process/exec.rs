@@ -22,7 +22,7 @@
 //! ```
 
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use anyhow::{bail, Context, Result};
 use nix::sched::{setns, CloneFlags};
@@ -131,6 +131,10 @@ fn child(
     nix::unistd::fchdir(e.root).context("entering the container's root")?;
     nix::unistd::chroot(".").context("chroot into the container's root")?;
     nix::unistd::chdir("/").context("chdir to /")?;
+    // Done with it: no runtime fd of a directory, not even the container's root, stays
+    // reachable as /proc/self/fd/N for process.cwd or args (CVE-2024-21626). Our copy of the
+    // parent's fd, which nothing else in this process closes.
+    let _ = nix::unistd::close(e.root.as_raw_fd());
     let pid = end.wait_go()?;
     let p = e.process;
     nix::unistd::setsid().context("setsid")?;
