@@ -2,10 +2,6 @@
 //! console socket, is the container's stdio and controlling terminal and /dev/console, and
 //! has the configured size. A foreground `run` relays it itself.
 
-use std::io::Read;
-use std::os::fd::AsFd;
-use std::os::unix::net::UnixListener;
-
 use serde_json::json;
 
 use crate::common::{require_root, text, wait_for, Bundle};
@@ -22,22 +18,7 @@ fn console_socket_receives_a_container_pty() {
     let mut b = Bundle::new("tty-socket");
     terminal(&mut b, "tty; stty size; stat -c '%t' /dev/console; readlink /proc/self/fd/0 /proc/self/fd/2; ps -o pid,tty | tail -1");
     let sock = b.dir.join("console.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let receiver = std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        let master = skiff::tty::recv_fd(conn.as_fd()).unwrap();
-        let mut f = std::fs::File::from(master);
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        // The pty reports EIO once the container's side is closed.
-        while let Ok(n) = f.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-        String::from_utf8_lossy(&out).replace('\r', "")
-    });
+    let receiver = crate::common::console_receiver(&sock);
     let bundle = b.dir.to_str().unwrap().to_string();
     let out = b.skiff(&[
         "create",

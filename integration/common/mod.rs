@@ -367,3 +367,26 @@ pub fn wait_for(ms: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// A console socket at `path` (runc's protocol: one fd by SCM_RIGHTS) whose thread returns
+/// everything the container writes to the terminal, until the container's side closes it.
+pub fn console_receiver(path: &Path) -> std::thread::JoinHandle<String> {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let master = skiff::tty::recv_fd(conn.as_fd()).unwrap();
+        let mut f = std::fs::File::from(master);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        // EIO once the container's side is closed.
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&out).replace('\r', "")
+    })
+}

@@ -10,9 +10,7 @@
 //! mounts the pty (taken with TIOCGPTPEER) onto that file's O_NOFOLLOW fd (tty.rs). The host
 //! file must be untouched and /dev/console inside must be the pty.
 
-use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::net::UnixListener;
+use std::os::fd::AsRawFd;
 
 use serde_json::json;
 
@@ -21,22 +19,7 @@ use crate::common::{require_root, text, wait_for, Bundle};
 
 fn run_with_console(b: &mut Bundle) -> String {
     let sock = b.dir.join("console.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let receiver = std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        let master = skiff::tty::recv_fd(conn.as_fd()).unwrap();
-        let mut f = std::fs::File::from(master);
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        // EIO once the container's side is closed.
-        while let Ok(n) = f.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-        String::from_utf8_lossy(&out).replace('\r', "")
-    });
+    let receiver = crate::common::console_receiver(&sock);
     let bundle = b.dir.to_str().unwrap().to_string();
     let out = b.skiff(&[
         "create",

@@ -124,17 +124,7 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     let kept = l.listen_fds + l.preserve_fds;
     crate::sys::misc::cloexec_from(3 + kept).context("marking fds close-on-exec")?;
     crate::sys::misc::keep_across_exec(3, kept);
-    let late_seccomp = match seccomp {
-        // A NOTIFY filter's fd must reach the agent while `create` can still fail (not being
-        // able to send it is an error), so with no_new_privs it is loaded now, before Ready,
-        // rather than after the start barrier.
-        Some(f) if nnp && f.uses_notify() => {
-            crate::seccomp::install(f, agent)?;
-            None
-        }
-        Some(f) if nnp => Some(f),
-        _ => None,
-    };
+    let late_seccomp = crate::seccomp::agent::before_ready(seccomp, nnp, agent)?;
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
     end.ready()?;
     ready_sent.set(true);

@@ -170,16 +170,7 @@ fn child(
     identity::chdir(p)?;
     let exe = identity::lookup(p, &env)?;
     crate::sys::misc::cloexec_from(3 + e.preserve_fds).context("marking fds close-on-exec")?;
-    let late_seccomp = match e.seccomp {
-        // As in create: a NOTIFY filter's fd is handed over while exec can still report
-        // failure, so before Ready.
-        Some(f) if nnp && f.uses_notify() => {
-            crate::seccomp::install(f, agent)?;
-            None
-        }
-        Some(f) if nnp => Some(f),
-        _ => None,
-    };
+    let late_seccomp = crate::seccomp::agent::before_ready(e.seccomp, nnp, agent)?;
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
     end.ready()?;
     ready.set(true);

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# integration/clients/containerd.sh NAME RUNTIME — containerd 1.6 + ctr driving RUNTIME
+# through containerd-shim-runc-v2 (`ctr run --runc-binary`, i.e. the shim's BinaryName).
+# Runs in the guest (integration/clients/guest); prints PASS/FAIL per step; exits with the
+# number of failed steps.
+CLIENT=containerd
+RTNAME=$1
+# shellcheck source=integration/clients/lib.sh
+. "$(dirname "$0")/lib.sh"
+rt_setup "$2" || exit 1
+
+S=/var/lib/clients/containerd-$RTNAME
+mkdir -p "$S"
+cat >"$S/config.toml" <<TOML
+version = 2
+root = "$S/root"
+state = "$S/state"
+oom_score = 0
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$S/containerd.sock"
+[ttrpc]
+  address = "$S/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$S/opt"
+TOML
+export CONTAINERD_ADDRESS=$S/containerd.sock CONTAINERD_NAMESPACE=clients
+export O="--runtime io.containerd.runc.v2 --runc-binary $RT --runc-root $S/runc-root --fifo-dir $S/fifo"
+export I=docker.io/library/busybox:local S
+LOOP='trap "exit 42" TERM; while :; do sleep 1; done'
+export LOOP
+
+containerd --config "$S/config.toml" --log-level debug >"$S/containerd.log" 2>&1 &
+DPID=$!
+
+s_daemon() { wait_for 60 ctr version && ctr version; }
+s_import() {
+	want 'busybox:local' ctr images import --base-name docker.io/library/busybox "$IMG/busybox-oci.tar" &&
+		want 'docker.io/library/busybox:local' ctr images ls -q
+}
+s_run() { want '^hello from ctr$' ctr run --rm $O "$I" c-echo echo hello from ctr; }
+s_run_rc() { want_rc 3 ctr run --rm $O "$I" c-rc sh -c 'exit 3'; }
+s_run_tty() { want_tty '^/dev/pts/[0-9]+$' "ctr run -t --rm $O $I c-tty tty"; }
+s_run_limits() {
+	want '^67108864$' ctr run --rm $O --memory-limit 67108864 "$I" c-mem \
+		sh -c 'cat /sys/fs/cgroup$(sed -n "s/^0:://p" /proc/self/cgroup)/memory.max'
+}
+s_detach() {
+	ctr run -d $O "$I" bg sh -c "$LOOP" || return 1
+	want 'bg +[0-9]+ +RUNNING' ctr task ls
+}
+s_exec() { want '^hi$' ctr task exec --exec-id e1 --fifo-dir "$S/fifo" bg echo hi; }
+s_exec_rc() { want_rc 5 ctr task exec --exec-id e2 --fifo-dir "$S/fifo" bg sh -c 'exit 5'; }
+s_exec_tty() { want_tty '^/dev/pts/[0-9]+$' "ctr task exec -t --exec-id e3 --fifo-dir $S/fifo bg tty"; }
+s_exec_user() {
+	want '^65534 /tmp$' ctr task exec --exec-id e4 --fifo-dir "$S/fifo" --user 65534 --cwd /tmp bg sh -c 'echo $(id -u) $(pwd)'
+}
+# running_or_gone PID ID: wait until task ID runs, unless the `ctr run` (PID) exits first.
+running_or_gone() {
+	local n=150
+	until ctr task ls | grep -q "^$2 .*RUNNING"; do
+		kill -0 "$1" 2>/dev/null || { wait "$1"; echo "ctr run exited $? before $2 ran"; return 1; }
+		n=$((n - 1))
+		[ $n -gt 0 ] || { kill "$1"; return 1; }
+		sleep 0.2
+	done
+}
+bgpid() { ctr task ls | awk '$1 == "bg" { print $2 }'; }
+export -f bgpid running_or_gone
+s_cgroup() {
+	local p
+	p=$(bgpid)
+	echo "init pid $p in $(cg_of "$p")"
+	[ "$(cg_of "$p")" = /sys/fs/cgroup/clients/bg ] && want 'pids' ctr task metrics bg
+}
+s_ps() { want "^$(bgpid)( |$)" ctr task ps bg; }
+s_pause() {
+	ctr task pause bg || return 1
+	want 'bg +[0-9]+ +PAUSED' ctr task ls && frozen "$(bgpid)" 1
+}
+s_resume() {
+	ctr task resume bg || return 1
+	want 'bg +[0-9]+ +RUNNING' ctr task ls && frozen "$(bgpid)" 0 &&
+		want '^after resume$' ctr task exec --exec-id e5 --fifo-dir "$S/fifo" bg echo after resume
+}
+s_kill_term() {
+	local p
+	p=$(bgpid)
+	ctr task kill -s SIGTERM bg || return 1
+	wait_gone 20 "$p" || { echo "init $p still there"; return 1; }
+	want 'bg +[0-9]+ +STOPPED' ctr task ls
+}
+s_rm() {
+	ctr task rm bg && ctr containers rm bg || return 1
+	! ctr containers ls -q | grep -x bg
+}
+# An attached `ctr run` exits with the container's status: 42 from the TERM trap, 137 for KILL.
+s_stop_rc() {
+	ctr run --rm $O "$I" c-term sh -c "$LOOP" &
+	local c=$!
+	running_or_gone $c c-term || return 1
+	sleep 0.5
+	ctr task kill -s SIGTERM c-term
+	wait $c
+	local rc=$?
+	echo "ctr run exited $rc"
+	[ $rc = 42 ]
+}
+s_kill_rc() {
+	ctr run --rm $O "$I" c-kill sleep 600 &
+	local c=$!
+	running_or_gone $c c-kill || return 1
+	ctr task kill -s SIGKILL c-kill
+	wait $c
+	local rc=$?
+	echo "ctr run exited $rc"
+	[ $rc = 137 ]
+}
+s_kill_all() {
+	ctr run -d $O "$I" k-all sh -c 'sleep 600 & sleep 600' || return 1
+	ctr task exec -d --exec-id x1 --fifo-dir "$S/fifo" k-all sleep 600 || return 1
+	ctr task kill -a -s SIGKILL k-all || return 1
+	wait_for 20 eval 'ctr task ls | grep -q "^k-all .*STOPPED"' || { ctr task ls; return 1; }
+	ctr task rm k-all && ctr containers rm k-all
+}
+s_rm_force() {
+	ctr run -d $O "$I" k-force sleep 600 || return 1
+	ctr task rm -f k-force && ctr containers rm k-force || return 1
+	! ctr task ls -q | grep -x k-force
+}
+s_seccomp() {
+	want 'Seccomp:\s+2' ctr run --rm --seccomp $O "$I" c-sec grep Seccomp: /proc/self/status &&
+		want 'Operation not permitted' ctr run --rm --seccomp $O "$I" c-sec2 sh -c 'unshare -U true || echo BLOCKED' &&
+		want '^ALLOWED$' ctr run --rm $O "$I" c-sec4 sh -c 'unshare -U true && echo ALLOWED'
+}
+s_net_none() {
+	local o
+	want '^lo$' ctr run --rm $O "$I" c-net sh -c 'ls /sys/class/net; readlink /proc/self/ns/net' || return 1
+	o=$(ctr run --rm $O "$I" c-net2 readlink /proc/self/ns/net)
+	echo "container $o, host $HOST_NETNS"
+	[ -n "$o" ] && [ "$o" != "$HOST_NETNS" ]
+}
+s_net_host() { want "^$(req "$HOST_NETNS")\$" ctr run --rm --net-host $O "$I" c-host readlink /proc/self/ns/net; }
+s_cleanup() {
+	local t
+	for t in $(ctr task ls -q); do ctr task rm -f "$t"; done
+	for t in $(ctr containers ls -q); do ctr containers rm "$t"; done
+	ctr images rm "$I" >/dev/null
+	echo "runtime state: $(ls "$S/runc-root/clients" 2>/dev/null | tr '\n' ' ')"
+	[ -z "$(ls "$S/runc-root/clients" 2>/dev/null)" ]
+}
+export -f $(compgen -A function s_)
+
+step "containerd starts" s_daemon
+step "ctr images import (OCI archive)" s_import
+step "run: prints" s_run
+step "run: exit code" s_run_rc
+step "run -t: terminal" s_run_tty
+step "run --memory-limit" s_run_limits
+step "run -d: detached" s_detach
+step "exec" s_exec
+step "exec: exit code" s_exec_rc
+step "exec -t: terminal" s_exec_tty
+step "exec --user --cwd" s_exec_user
+step "cgroup placement + metrics" s_cgroup
+step "task ps" s_ps
+step "task pause" s_pause
+step "task resume" s_resume
+step "task kill SIGTERM (detached)" s_kill_term
+step "task rm + containers rm" s_rm
+step "stop: SIGTERM -> exit 42" s_stop_rc
+step "kill: SIGKILL -> exit 137" s_kill_rc
+step "task kill -a SIGKILL" s_kill_all
+step "task rm -f (running)" s_rm_force
+step "seccomp: default profile" s_seccomp
+step "network: own netns (none)" s_net_none
+step "network: --net-host" s_net_host
+step "cleanup: tasks, containers, state" s_cleanup
+
+stop_pid "$DPID" 20
+s_leftovers() { leftovers "$S"; }
+export -f s_leftovers leftovers stray_pids
+step "nothing left running" s_leftovers
+cp "$S/containerd.log" "$OUT/containerd-$RTNAME.daemon.log" 2>/dev/null
+exit "$FAILS"

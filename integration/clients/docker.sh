@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# integration/clients/docker.sh NAME RUNTIME — dockerd 20.10 (+ its own containerd and the
+# runc shim) with RUNTIME as the default runtime (`--add-runtime`, `--default-runtime`), no
+# bridge, no iptables. Runs in the guest (integration/clients/guest); prints PASS/FAIL per
+# step; exits with the number of failures.
+CLIENT=docker
+RTNAME=$1
+# shellcheck source=integration/clients/lib.sh
+. "$(dirname "$0")/lib.sh"
+rt_setup "$2" || exit 1
+
+S=/var/lib/clients/docker-$RTNAME
+mkdir -p "$S/cli"
+RTID=clients-$RTNAME # "runc" itself is a reserved runtime name
+printf '{ "deprecated-key-path": "%s" }\n' "$S/key.json" >"$S/daemon.json"
+export DOCKER_HOST=unix://$S/docker.sock DOCKER_CONFIG=$S/cli
+export I=busybox:local R="--network none" S
+LOOP='trap "exit 42" TERM; while :; do sleep 1; done'
+export LOOP
+
+plugins_existed=0
+[ -e /run/docker/plugins ] && plugins_existed=1
+dockerd --config-file "$S/daemon.json" --data-root "$S/data" --exec-root "$S/exec" \
+	--pidfile "$S/docker.pid" -H "unix://$S/docker.sock" \
+	--bridge none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+	--userland-proxy=false --storage-driver overlay2 --exec-opt native.cgroupdriver=cgroupfs \
+	--oom-score-adjust 0 --add-runtime "$RTID=$RT" --default-runtime "$RTID" \
+	--log-level debug >"$S/dockerd.log" 2>&1 &
+DPID=$!
+
+pid_of() { docker inspect -f '{{.State.Pid}}' "$1"; }
+status_of() { docker inspect -f '{{.State.Status}}' "$1"; }
+export -f pid_of status_of
+
+s_daemon() { wait_for 90 docker version && want "$RTID" docker info --format '{{.DefaultRuntime}}'; }
+s_import() { docker import "$IMG/rootfs.tar" "$I" && want 'busybox +local' docker images; }
+s_run() { want '^hello from docker$' docker run --rm $R "$I" echo hello from docker; }
+s_run_rc() { want_rc 3 docker run --rm $R "$I" sh -c 'exit 3'; }
+s_run_tty() { want_tty '^/dev/pts/[0-9]+$' "docker run -it --rm $R $I sh -c 'tty; sleep 0.3'"; }
+s_run_init() { want '^/sbin/docker-init' docker run --rm --init $R "$I" sh -c 'tr "\0" " " </proc/1/cmdline'; }
+s_detach() {
+	docker run -d --name bg $R "$I" sh -c "$LOOP" || return 1
+	want '^running$' status_of bg
+}
+s_exec() { want '^hi$' docker exec bg echo hi; }
+s_exec_rc() { want_rc 5 docker exec bg sh -c 'exit 5'; }
+s_exec_tty() { want_tty '^/dev/pts/[0-9]+$' "docker exec -it bg tty"; }
+s_exec_detach() {
+	docker exec -d bg sleep 31 || return 1
+	wait_for 10 eval 'docker top bg | grep -q "sleep 31"'
+	want 'sleep 31' docker top bg
+}
+s_exec_user() { want '^65534 /tmp$' docker exec --user 65534 --workdir /tmp bg sh -c 'echo $(id -u) $(pwd)'; }
+s_top() { want 'while' docker top bg; }
+s_cgroup() {
+	local p cg
+	p=$(pid_of bg)
+	cg=$(cg_of "$p")
+	echo "init pid $p in $cg"
+	[ "$cg" = "/sys/fs/cgroup/docker/$(docker inspect -f '{{.Id}}' bg)" ]
+}
+s_pause() { docker pause bg && want '^paused$' status_of bg && frozen "$(pid_of bg)" 1; }
+s_unpause() {
+	docker unpause bg && want '^running$' status_of bg && frozen "$(pid_of bg)" 0 &&
+		want '^after unpause$' docker exec bg echo after unpause
+}
+s_update() {
+	docker update --memory 64m --memory-swap 64m --cpu-shares 512 --pids-limit 100 bg || return 1
+	local cg
+	cg=$(cg_of "$(pid_of bg)")
+	want '^67108864$' cat "$cg/memory.max" && want '^0$' cat "$cg/memory.swap.max" &&
+		want '^100$' cat "$cg/pids.max" && want '^[0-9]+$' cat "$cg/cpu.weight" &&
+		[ "$(cat "$cg/cpu.weight")" != 100 ]
+}
+s_stats() { want 'bg' docker stats --no-stream bg; }
+s_stop_rc() {
+	docker stop -t 10 bg || return 1
+	want '^exited$' status_of bg && want '^42$' docker inspect -f '{{.State.ExitCode}}' bg
+}
+s_start() { docker start bg && want '^running$' status_of bg && want '^hi$' docker exec bg echo hi; }
+s_restart() {
+	local p1 p2
+	p1=$(pid_of bg)
+	docker restart -t 1 bg || return 1
+	p2=$(pid_of bg)
+	echo "pid $p1 -> $p2"
+	[ "$p1" != "$p2" ] && want '^running$' status_of bg
+}
+s_kill_rc() {
+	docker kill -s KILL bg || return 1
+	want '^137$' docker wait bg
+}
+s_rm() { docker rm bg && ! docker ps -a --format '{{.Names}}' | grep -x bg; }
+s_create_start() {
+	docker create --name c $R "$I" echo created || return 1
+	want '^created$' docker start -a c && docker rm c
+}
+s_rm_force() {
+	docker run -d --name k $R "$I" sleep 600 || return 1
+	docker rm -f k && ! docker ps -a --format '{{.Names}}' | grep -x k
+}
+s_seccomp() {
+	want 'name=seccomp' docker info --format '{{.SecurityOptions}}' || return 1
+	want 'Seccomp:\s+2' docker run --rm $R "$I" grep Seccomp: /proc/self/status &&
+		want 'Operation not permitted' docker run --rm $R "$I" sh -c 'unshare -U true || echo BLOCKED' &&
+		want '^ALLOWED$' docker run --rm $R --security-opt seccomp=unconfined "$I" sh -c 'unshare -U true && echo ALLOWED'
+}
+s_net_none() {
+	local o
+	want '^lo$' docker run --rm --network none "$I" ls /sys/class/net || return 1
+	o=$(docker run --rm --network none "$I" readlink /proc/self/ns/net)
+	echo "container $o, host $HOST_NETNS"
+	[ -n "$o" ] && [ "$o" != "$HOST_NETNS" ]
+}
+s_net_host() { want "^$(req "$HOST_NETNS")\$" docker run --rm --network host "$I" readlink /proc/self/ns/net; }
+s_cleanup() {
+	local c left d
+	for c in $(docker ps -a -q); do docker rm -f "$c" >/dev/null; done
+	left=$(docker ps -a -q)
+	[ -z "$left" ] || { echo "containers left: $left"; return 1; }
+	docker rmi -f "$I" >/dev/null
+	# The shim's runtime root(s): <exec-root>/runtime-*/moby.
+	left=''
+	for d in "$S"/exec/runtime-*/moby; do
+		[ -d "$d" ] && left+=$("$RTREAL" --root "$d" list -q 2>&1)
+	done
+	echo "runtime state: $left"
+	[ -z "$left" ]
+}
+export -f $(compgen -A function s_)
+
+step "dockerd starts (default runtime)" s_daemon
+step "docker import (rootfs tar)" s_import
+step "run: prints" s_run
+step "run: exit code" s_run_rc
+step "run -it: terminal" s_run_tty
+step "run --init" s_run_init
+step "run -d: detached" s_detach
+step "exec" s_exec
+step "exec: exit code" s_exec_rc
+step "exec -it: terminal" s_exec_tty
+step "exec -d + top" s_exec_detach
+step "exec --user --workdir" s_exec_user
+step "top (runtime ps)" s_top
+step "cgroup placement" s_cgroup
+step "pause" s_pause
+step "unpause" s_unpause
+step "update (memory, swap, cpu, pids)" s_update
+step "stats" s_stats
+step "stop: SIGTERM -> exit 42" s_stop_rc
+step "start (again)" s_start
+step "restart -t 1" s_restart
+step "kill -s KILL -> exit 137" s_kill_rc
+step "rm" s_rm
+step "create + start -a" s_create_start
+step "rm -f (running)" s_rm_force
+step "seccomp: default profile" s_seccomp
+step "network none" s_net_none
+step "network host" s_net_host
+step "cleanup: containers, state" s_cleanup
+
+stop_pid "$DPID" 30
+[ $plugins_existed = 1 ] || rmdir /run/docker/plugins /run/docker 2>/dev/null
+s_leftovers() { leftovers "$S"; }
+export -f s_leftovers leftovers stray_pids
+step "nothing left running" s_leftovers
+cp "$S/dockerd.log" "$OUT/docker-$RTNAME.daemon.log" 2>/dev/null
+exit "$FAILS"

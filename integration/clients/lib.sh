@@ -1,0 +1,192 @@
+# integration/clients/lib.sh — sourced by the per-client scenario scripts in the guest.
+#
+# Provides: rt_setup (the logging wrapper), step (PASS/FAIL with a timeout, the step's output
+# and the runtime calls that failed during it), want / want_rc / want_tty (assertions),
+# cg_of / frozen (cgroup checks), leftovers (nothing running, nothing mounted).
+#
+# Variables the scenario sets before calling step: CLIENT, RTNAME. Set here: RT (the
+# wrapper path the client is given), RTREAL, RTLOG, OUT (results dir), S (state dir).
+
+STEP_TIMEOUT=${STEP_TIMEOUT:-120}
+CLIENTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+IMG=${CLIENTS_IMG:?CLIENTS_IMG: the image directory (build-image)}
+OUT=${CLIENTS_OUT:?CLIENTS_OUT: the results directory}
+RESULTS=$OUT/results.txt
+FAILS=0
+export CLIENTS_DIR IMG OUT
+
+# rt_setup REALPATH: the wrapper at /run/clients/rt/<name>/<basename of REALPATH>.
+rt_setup() {
+	RTREAL=$(readlink -f "$1")
+	[ -x "$RTREAL" ] || { echo "runtime $1 is not executable" >&2; return 1; }
+	local base=${1##*/}
+	mkdir -p "/run/clients/rt/$RTNAME"
+	RT=/run/clients/rt/$RTNAME/$base
+	RTLOG=$OUT/$CLIENT-$RTNAME.calls.log
+	: >"$RTLOG"
+	sed -e "s|@REAL@|$RTREAL|" -e "s|@LOG@|$RTLOG|" "$CLIENTS_DIR/rt-wrapper" >"$RT"
+	chmod 755 "$RT"
+	export RT RTREAL RTLOG
+}
+
+# step NAME FUNCTION [ARGS...]: runs FUNCTION in a child bash under a timeout.
+step() {
+	local name=$1 fn=$2
+	shift 2
+	local mark t0 t1 rc o secs
+	mark=$(stat -c %s "$RTLOG" 2>/dev/null || echo 0)
+	t0=$(date +%s%N)
+	o=$(timeout -k 5 "$STEP_TIMEOUT" bash -c '"$@"' step "$fn" "$@" 2>&1 </dev/null)
+	rc=$?
+	t1=$(date +%s%N)
+	secs=$(printf '%d.%01d' $(((t1 - t0) / 1000000000)) $((((t1 - t0) / 100000000) % 10)))
+	if [ $rc = 0 ]; then
+		printf 'PASS %-8s %-6s %-34s %5ss\n' "$CLIENT" "$RTNAME" "$name" "$secs"
+		echo "$CLIENT $RTNAME PASS $secs $name" >>"$RESULTS"
+	else
+		FAILS=$((FAILS + 1))
+		[ $rc = 124 ] && o+=$'\n'"(step timed out after ${STEP_TIMEOUT}s)"
+		printf 'FAIL %-8s %-6s %-34s %5ss\n' "$CLIENT" "$RTNAME" "$name" "$secs"
+		echo "$CLIENT $RTNAME FAIL $secs $name" >>"$RESULTS"
+		printf '%s\n' "$o" | tail -n 40 | sed 's/^/     | /'
+		# The runtime calls of this step that failed, with their errors.
+		tail -c +$((mark + 1)) "$RTLOG" 2>/dev/null | awk '
+			/^=== / { show = ($3 != "rc=0") }
+			show' | tail -n 40 | sed 's/^/     rt| /'
+		{
+			echo "--- FAIL $CLIENT $RTNAME $name"
+			printf '%s\n' "$o"
+			echo "--- runtime calls during the step:"
+			tail -c +$((mark + 1)) "$RTLOG" 2>/dev/null
+		} >>"$OUT/failures.log"
+	fi
+	return 0
+}
+
+# want REGEX CMD...: CMD succeeds and its output (stdout+stderr) matches the ERE.
+want() {
+	local re=$1 o rc
+	shift
+	echo "+ $*"
+	o=$("$@" 2>&1)
+	rc=$?
+	printf '%s\n' "$o"
+	[ $rc = 0 ] || { echo "exit status $rc (expected 0)"; return 1; }
+	grep -Eq -- "$re" <<<"$o" || { echo "output does not match /$re/"; return 1; }
+}
+
+# want_rc N CMD...: CMD exits with status N.
+want_rc() {
+	local n=$1 rc
+	shift
+	echo "+ $*"
+	"$@" 2>&1
+	rc=$?
+	[ "$rc" = "$n" ] || { echo "exit status $rc (expected $n)"; return 1; }
+}
+
+# want_tty REGEX 'SHELL COMMAND': run under a pseudo-terminal (script), like a user at a
+# terminal typing the command; its output must match the ERE.
+want_tty() {
+	local re=$1 cmd=$2 o rc
+	echo "+ script -qec \"$cmd\" /dev/null"
+	o=$(script -qec "$cmd" /dev/null 2>&1 </dev/null | tr -d '\r\0')
+	rc=${PIPESTATUS[0]}
+	printf '%s\n' "$o"
+	[ "$rc" = 0 ] || { echo "exit status $rc (expected 0)"; return 1; }
+	grep -Eq -- "$re" <<<"$o" || { echo "output does not match /$re/"; return 1; }
+}
+
+# req STRING: STRING as an ERE that matches it literally.
+req() { sed 's/[][\.*^$+?(){}|/]/\\&/g' <<<"$1"; }
+
+# cg_of PID: the cgroup v2 directory of a process.
+cg_of() { echo "/sys/fs/cgroup$(sed -n 's/^0:://p' "/proc/$1/cgroup")"; }
+
+# frozen PID 0|1: the process's cgroup reports that freezer state.
+frozen() {
+	local cg
+	cg=$(cg_of "$1")
+	echo "+ grep frozen $cg/cgroup.events"
+	grep frozen "$cg/cgroup.events"
+	grep -qx "frozen $2" "$cg/cgroup.events"
+}
+
+# wait_for SECS CMD...: retry CMD until it succeeds.
+wait_for() {
+	local n=$(($1 * 5))
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		n=$((n - 1))
+		[ $n -gt 0 ] || return 1
+		sleep 0.2
+	done
+}
+
+# wait_gone SECS PID
+wait_gone() { wait_for "$1" eval "! kill -0 $2"; }
+
+# The netns of this (the guest's) root: containers with --network host must share it.
+HOST_NETNS=$(readlink /proc/self/ns/net)
+export HOST_NETNS
+
+# Processes that belong to clients or containers: anything not in the guest's root cgroup,
+# and any daemon, shim, conmon or runtime left over.
+stray_pids() {
+	local p c
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		[ "$p" = $$ ] || [ "$p" = "$BASHPID" ] && continue
+		c=$(sed -n 's/^0:://p' "/proc/$p/cgroup" 2>/dev/null) || continue
+		[ -n "$c" ] || continue
+		if [ "$c" != / ]; then echo "$p"; continue; fi
+		case $(cat "/proc/$p/comm" 2>/dev/null) in
+		containerd* | dockerd | docker-proxy | conmon | podman | runc | crun | skiff | ctr | docker) echo "$p" ;;
+		esac
+	done
+}
+
+# leftovers STATE_DIR: nothing of the client still running or mounted; kills (by pid) and
+# unmounts what it finds so the next scenario starts clean. Fails if it found anything.
+leftovers() {
+	local s=$1 bad=0 p pids m
+	pids=$(stray_pids)
+	if [ -n "$pids" ]; then
+		bad=1
+		echo "processes left running:"
+		for p in $pids; do
+			echo "  $p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) [$(sed -n 's/^0:://p' "/proc/$p/cgroup" 2>/dev/null)]"
+		done
+		for p in $pids; do kill -KILL "$p" 2>/dev/null; done
+		sleep 0.5
+	fi
+	m=$(awk -v s="$s" '$5 == s || index($5, s "/") == 1 { print $5 }' /proc/self/mountinfo)
+	if [ -n "$m" ]; then
+		bad=1
+		echo "mounts left under $s:"
+		printf '  %s\n' $m
+		printf '%s\n' $m | sort -r | while read -r p; do umount -l "$p" 2>/dev/null; done
+	fi
+	local cgs='' f
+	while read -r f; do
+		[ -s "$f" ] && cgs+=" ${f%/cgroup.procs}"
+	done < <(find /sys/fs/cgroup -mindepth 2 -name cgroup.procs 2>/dev/null)
+	if [ -n "$cgs" ]; then
+		bad=1
+		echo "cgroups with processes:"
+		printf '  %s\n' $cgs
+	fi
+	return $bad
+}
+
+# stop_pid PID [SECS]: TERM, then KILL after SECS; reaps it if it is our child.
+stop_pid() {
+	local p=$1 t=${2:-20}
+	kill -0 "$p" 2>/dev/null || return 0
+	kill -TERM "$p" 2>/dev/null
+	wait_gone "$t" "$p" || { echo "pid $p ignored SIGTERM for ${t}s: SIGKILL"; kill -KILL "$p" 2>/dev/null; }
+	wait "$p" 2>/dev/null
+	return 0
+}
+
+export -f req want want_rc want_tty cg_of frozen wait_for wait_gone

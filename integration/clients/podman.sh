@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# integration/clients/podman.sh NAME RUNTIME — podman 4.3 + conmon driving RUNTIME
+# (`podman --runtime PATH`, daemonless, cgroupfs manager, no network). Runs in the guest
+# (integration/clients/guest); prints PASS/FAIL per step; exits with the number of failures.
+CLIENT=podman
+RTNAME=$1
+# shellcheck source=integration/clients/lib.sh
+. "$(dirname "$0")/lib.sh"
+rt_setup "$2" || exit 1
+
+S=/var/lib/clients/podman-$RTNAME
+mkdir -p "$S"/{tmp,vartmp,cni,volumes}
+# runtime_supports_json lists the runtime's basename, or podman does not pass --log-format=json;
+# the ulimits stay within this machine's hard limits (no CAP_SYS_RESOURCE; see clients.md).
+cat >"$S/containers.conf" <<CONF
+[containers]
+netns = "none"
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+log_driver = "k8s-file"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$S/events.log"
+tmp_dir = "$S/tmp"
+volume_path = "$S/volumes"
+conmon_path = ["/usr/bin/conmon"]
+lock_type = "file"
+runtime_supports_json = ["crun", "runc", "kata", "runsc", "krun", "${RT##*/}"]
+runtime_supports_nocgroups = ["crun", "krun"]
+[network]
+network_config_dir = "$S/cni"
+CONF
+printf '[storage]\ndriver="overlay"\ngraphroot="%s"\nrunroot="%s"\n' "$S/storage" "$S/runroot" >"$S/storage.conf"
+export CONTAINERS_CONF=$S/containers.conf CONTAINERS_STORAGE_CONF=$S/storage.conf TMPDIR=$S/vartmp
+export P="podman --root $S/storage --runroot $S/runroot --tmpdir $S/tmp --storage-driver overlay --cgroup-manager cgroupfs --events-backend file --conmon /usr/bin/conmon --network-config-dir $S/cni --runtime $RT"
+export R="--network none" I=localhost/busybox:local S
+LOOP='trap "exit 42" TERM; while :; do sleep 1; done'
+export LOOP
+
+pid_of() { $P inspect -f '{{.State.Pid}}' "$1"; }
+status_of() { $P inspect -f '{{.State.Status}}' "$1"; }
+export -f pid_of status_of
+
+s_info() { want "^$(req "$RT")\$" $P info --format '{{.Host.OCIRuntime.Path}}'; }
+s_import() { $P import "$IMG/rootfs.tar" "$I" && want 'busybox' $P images; }
+s_run() { want '^hello from podman$' $P run --rm $R "$I" echo hello from podman; }
+s_run_rc() { want_rc 3 $P run --rm $R "$I" sh -c 'exit 3'; }
+s_run_tty() { want_tty '^/dev/pts/[0-9]+$' "$P run -it --rm $R $I sh -c 'tty; sleep 0.3'"; }
+s_detach() {
+	$P run -d --name bg $R "$I" sh -c "$LOOP" || return 1
+	want '^running$' status_of bg
+}
+s_exec() { want '^hi$' $P exec bg echo hi; }
+s_exec_rc() { want_rc 5 $P exec bg sh -c 'exit 5'; }
+s_exec_tty() { want_tty '^/dev/pts/[0-9]+$' "$P exec -it bg tty"; }
+s_exec_detach() {
+	$P exec -d bg sleep 31 || return 1
+	want 'sleep 31' $P top bg
+}
+s_exec_user() { want '^65534 /tmp$' $P exec --user 65534 --workdir /tmp bg sh -c 'echo $(id -u) $(pwd)'; }
+s_top() { want 'while' $P top bg; }
+s_cgroup() {
+	local p cg
+	p=$(pid_of bg)
+	cg=$(cg_of "$p")
+	echo "init pid $p in $cg"
+	[ "$cg" != /sys/fs/cgroup ] && want '[0-9]+' cat "$cg/pids.max"
+}
+s_pause() {
+	$P pause bg && want '^paused$' status_of bg && frozen "$(pid_of bg)" 1
+}
+s_unpause() {
+	$P unpause bg && want '^running$' status_of bg && frozen "$(pid_of bg)" 0 &&
+		want '^after unpause$' $P exec bg echo after unpause
+}
+s_update() {
+	$P update --memory 64m --memory-swap 64m --cpu-quota 50000 --cpu-period 100000 bg || return 1
+	local cg
+	cg=$(cg_of "$(pid_of bg)")
+	want '^67108864$' cat "$cg/memory.max" && want '^50000 100000$' cat "$cg/cpu.max"
+}
+s_stop_rc() {
+	$P stop -t 10 bg || return 1
+	want '^exited$' status_of bg && want '^42$' $P inspect -f '{{.State.ExitCode}}' bg
+}
+s_start() { $P start bg && want '^running$' status_of bg && want '^hi$' $P exec bg echo hi; }
+s_restart() {
+	local p1 p2
+	p1=$(pid_of bg)
+	$P restart -t 1 bg || return 1
+	p2=$(pid_of bg)
+	echo "pid $p1 -> $p2"
+	[ "$p1" != "$p2" ] && want '^running$' status_of bg
+}
+s_kill_rc() {
+	$P kill -s KILL bg || return 1
+	want '^137$' $P wait bg
+}
+s_rm() { $P rm bg && ! $P ps -a --format '{{.Names}}' | grep -x bg; }
+s_create_start() {
+	$P create --name c $R "$I" echo created || return 1
+	want '^created$' $P start -a c && $P rm c
+}
+s_rm_force() {
+	$P run -d --name k $R "$I" sleep 600 || return 1
+	$P rm -f -t 1 k && ! $P ps -a --format '{{.Names}}' | grep -x k
+}
+s_seccomp() {
+	want 'Seccomp:\s+2' $P run --rm $R "$I" grep Seccomp: /proc/self/status &&
+		want 'Operation not permitted' $P run --rm $R "$I" sh -c 'unshare -U true || echo BLOCKED' &&
+		want '^ALLOWED$' $P run --rm $R --security-opt seccomp=unconfined "$I" sh -c 'unshare -U true && echo ALLOWED'
+}
+s_net_none() {
+	local o
+	want '^lo$' $P run --rm --network none "$I" ls /sys/class/net || return 1
+	o=$($P run --rm --network none "$I" readlink /proc/self/ns/net)
+	echo "container $o, host $HOST_NETNS"
+	[ -n "$o" ] && [ "$o" != "$HOST_NETNS" ]
+}
+s_net_host() { want "^$(req "$HOST_NETNS")\$" $P run --rm --network host "$I" readlink /proc/self/ns/net; }
+s_cleanup() {
+	$P rm -a -f -t 1 >/dev/null
+	local left
+	left=$($P ps -a -q)
+	[ -z "$left" ] || { echo "containers left: $left"; return 1; }
+	$P rmi -a -f >/dev/null
+	# podman calls the runtime without --root: its default root.
+	left=$("$RTREAL" list -q 2>&1)
+	echo "runtime state: $left"
+	[ -z "$left" ]
+}
+export -f $(compgen -A function s_)
+
+step "podman info (runtime --version)" s_info
+step "podman import (rootfs tar)" s_import
+step "run: prints" s_run
+step "run: exit code" s_run_rc
+step "run -it: terminal" s_run_tty
+step "run -d: detached" s_detach
+step "exec" s_exec
+step "exec: exit code" s_exec_rc
+step "exec -it: terminal" s_exec_tty
+step "exec -d + top" s_exec_detach
+step "exec --user --workdir" s_exec_user
+step "top" s_top
+step "cgroup placement (pids limit)" s_cgroup
+step "pause" s_pause
+step "unpause" s_unpause
+step "update (memory, cpu)" s_update
+step "stop: SIGTERM -> exit 42" s_stop_rc
+step "start (again)" s_start
+step "restart -t 1" s_restart
+step "kill -s KILL -> exit 137" s_kill_rc
+step "rm" s_rm
+step "create + start -a" s_create_start
+step "rm -f (running)" s_rm_force
+step "seccomp: default profile" s_seccomp
+step "network none" s_net_none
+step "network host" s_net_host
+step "cleanup: containers, state" s_cleanup
+s_leftovers() { leftovers "$S"; }
+export -f s_leftovers leftovers stray_pids
+step "nothing left running" s_leftovers
+exit "$FAILS"
