@@ -90,7 +90,8 @@ want_rc() {
 want_tty() {
 	local re=$1 cmd=$2 o rc
 	echo "+ script -qec \"$cmd\" /dev/null"
-	o=$(script -qec "$cmd" /dev/null 2>&1 </dev/null | tr -d '\r\0')
+	# script(1) sees EOF on its stdin and the pty echoes it as "^@" or "^D": drop those.
+	o=$(script -qec "$cmd" /dev/null 2>&1 </dev/null | tr -d '\r\0' | sed 's/\^[@D]//g')
 	rc=${PIPESTATUS[0]}
 	printf '%s\n' "$o"
 	[ "$rc" = 0 ] || { echo "exit status $rc (expected 0)"; return 1; }
@@ -133,17 +134,11 @@ export HOST_NETNS
 # Processes that belong to clients or containers: anything not in the guest's root cgroup,
 # and any daemon, shim, conmon or runtime left over.
 stray_pids() {
-	local p c
-	for p in /proc/[0-9]*; do
-		p=${p#/proc/}
-		[ "$p" = $$ ] || [ "$p" = "$BASHPID" ] && continue
-		c=$(sed -n 's/^0:://p' "/proc/$p/cgroup" 2>/dev/null) || continue
-		[ -n "$c" ] || continue
-		if [ "$c" != / ]; then echo "$p"; continue; fi
-		case $(cat "/proc/$p/comm" 2>/dev/null) in
-		containerd* | dockerd | docker-proxy | conmon | podman | runc | crun | skiff | ctr | docker) echo "$p" ;;
-		esac
-	done
+	grep -H '^0::' /proc/[0-9]*/cgroup 2>/dev/null | awk -F: -v me=$$ -v sub_=${BASHPID:-$$} '
+		{ split($1, a, "/"); p = a[3]; if (p == me || p == sub_) next
+		  if ($4 != "/") { print p; next }
+		  comm = ""; f = "/proc/" p "/comm"; if ((getline comm < f) > 0) close(f)
+		  if (comm ~ /^(containerd.*|dockerd|docker-proxy|conmon|podman|runc|crun|skiff|ctr|docker)$/) print p }'
 }
 
 # leftovers STATE_DIR: nothing of the client still running or mounted; kills (by pid) and
@@ -168,8 +163,9 @@ leftovers() {
 		printf '%s\n' $m | sort -r | while read -r p; do umount -l "$p" 2>/dev/null; done
 	fi
 	local cgs='' f
+	# (cgroupfs files have size 0 whatever they hold: read them.)
 	while read -r f; do
-		[ -s "$f" ] && cgs+=" ${f%/cgroup.procs}"
+		read -r p <"$f" 2>/dev/null && [ -n "$p" ] && cgs+=" ${f%/cgroup.procs}"
 	done < <(find /sys/fs/cgroup -mindepth 2 -name cgroup.procs 2>/dev/null)
 	if [ -n "$cgs" ]; then
 		bad=1
