@@ -43,7 +43,15 @@ export -f pid_of status_of
 
 s_info() { want "^$(req "$RT")\$" $P info --format '{{.Host.OCIRuntime.Path}}'; }
 s_import() { $P import "$IMG/rootfs.tar" "$I" && want 'busybox' $P images; }
-s_run() { want '^hello from podman$' $P run --rm $R "$I" echo hello from podman; }
+s_run() {
+	local o
+	o=$($P run --rm --network none "$I" sh -c 'echo hello from podman; echo $(ls /sys/class/net) $(readlink /proc/self/ns/net)')
+	printf '%s\n' "$o"
+	grep -qx 'hello from podman' <<<"$o" || { echo "no greeting"; return 1; }
+	o=$(grep '^lo net:' <<<"$o")
+	echo "host: $HOST_NETNS"
+	[ -n "$o" ] && [ "${o#lo }" != "$HOST_NETNS" ] || { echo "expected only lo, in a netns of its own"; return 1; }
+}
 s_run_rc() { want_rc 3 $P run --rm $R "$I" sh -c 'exit 3'; }
 s_run_tty() { want_tty '^/dev/pts/[0-9]+$' "$P run -it --rm $R $I sh -c 'tty; sleep 0.3'"; }
 s_detach() {
@@ -115,12 +123,6 @@ s_seccomp() {
 		grep -q 'add_key: Function not implemented' <<<"$o" || { echo "not blocked as expected"; return 1; }
 	want '^personality: ok' $P run --rm $R --security-opt seccomp=unconfined "$I" sysprobe personality add_key
 }
-s_net_none() {
-	local o
-	o=$($P run --rm --network none "$I" sh -c 'echo $(ls /sys/class/net) $(readlink /proc/self/ns/net)')
-	echo "container: $o; host: $HOST_NETNS"
-	[[ $o == "lo net:"* ]] && [ "${o#lo }" != "$HOST_NETNS" ]
-}
 s_net_host() { want "^$(req "$HOST_NETNS")\$" $P run --rm --network host "$I" readlink /proc/self/ns/net; }
 s_cleanup() {
 	$P rm -a -f -t 1 >/dev/null
@@ -137,7 +139,7 @@ export -f $(compgen -A function s_)
 
 step "podman info (runtime --version)" s_info
 step "podman import (rootfs tar)" s_import
-step "run: prints" s_run
+step "run --network none: prints, own netns" s_run
 step "run: exit code" s_run_rc
 step "run -it: terminal" s_run_tty
 step "run -d: detached" s_detach
@@ -159,7 +161,6 @@ step "rm" s_rm
 step "create + start -a" s_create_start
 step "rm -f (running)" s_rm_force
 step "seccomp: default profile" s_seccomp
-step "network none" s_net_none
 step "network host" s_net_host
 step "cleanup: containers, state" s_cleanup
 s_leftovers() { leftovers "$S"; }
