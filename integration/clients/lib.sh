@@ -36,8 +36,12 @@ step() {
 	local mark t0 t1 rc o secs
 	mark=$(stat -c %s "$RTLOG" 2>/dev/null || echo 0)
 	t0=$(date +%s%N)
-	o=$(timeout -k 5 "$STEP_TIMEOUT" bash -c '"$@"' step "$fn" "$@" 2>&1 </dev/null)
+	# Output into a file (on the results share), not a pipe: a daemon forked during the step
+	# may keep a pipe open forever, and the file shows what hung if the guest is killed.
+	echo "$(date +%T) $CLIENT $RTNAME: $name" >>"$OUT/progress.log"
+	timeout -k 5 "$STEP_TIMEOUT" bash -c '"$@"' step "$fn" "$@" >"$OUT/step.out" 2>&1 </dev/null
 	rc=$?
+	o=$(cat "$OUT/step.out")
 	t1=$(date +%s%N)
 	secs=$(printf '%d.%01d' $(((t1 - t0) / 1000000000)) $((((t1 - t0) / 100000000) % 10)))
 	if [ $rc = 0 ]; then
