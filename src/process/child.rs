@@ -86,7 +86,7 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
             .context("process.terminal is true but there is no console socket")?;
         crate::tty::setup_in_container(socket, process.console_size())?;
     }
-    crate::rootfs::finish(spec)?;
+    crate::rootfs::finish(spec, &prepared)?;
     drop(prepared);
     identity::uts(spec)?;
     identity::sysctls(spec, &proc)?;
