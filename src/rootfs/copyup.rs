@@ -28,22 +28,24 @@ use crate::sys::mount as m;
 /// without bound).
 const MAX_DEPTH: usize = 512;
 
-/// A detached tmpfs configured with `data` (`size=`, `mode=`, ...), superblock flags from
-/// `flags` and mount attributes `attrs`, holding a copy of the directory `src`.
+/// A detached tmpfs named `source` (as /proc/mounts shows it), configured with `data`
+/// (`size=`, `mode=`, ...), superblock flags from `flags` and mount attributes `attrs`,
+/// holding a copy of the directory `src`.
 pub fn tmpfs_with_copy(
     src: BorrowedFd<'_>,
+    source: &str,
     data: &[String],
     flags: MsFlags,
     attrs: u64,
 ) -> Result<OwnedFd> {
     let fs = m::fsopen("tmpfs").context("creating a tmpfs")?;
+    m::fsconfig_set(fs.as_fd(), "source", Some(source)).context("tmpfs source")?;
     for d in data {
         let (key, value) = match d.split_once('=') {
             Some((k, v)) => (k, Some(unquote(v))),
             None => (d.as_str(), None),
         };
-        m::fsconfig_set(fs.as_fd(), key, value)
-            .with_context(|| format!("tmpfs option {d:?}"))?;
+        m::fsconfig_set(fs.as_fd(), key, value).with_context(|| format!("tmpfs option {d:?}"))?;
     }
     for (flag, name) in [
         (MsFlags::MS_SYNCHRONOUS, "sync"),
@@ -124,7 +126,10 @@ fn stamps(st: &FileStat) -> (TimeSpec, TimeSpec) {
 }
 
 fn ids(st: &FileStat) -> (Option<Uid>, Option<Gid>) {
-    (Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid)))
+    (
+        Some(Uid::from_raw(st.st_uid)),
+        Some(Gid::from_raw(st.st_gid)),
+    )
 }
 
 /// Copies the entries of `from` into the (empty) directory `to`.
@@ -172,7 +177,11 @@ fn copy_entry(from: BorrowedFd<'_>, to: BorrowedFd<'_>, name: &OsStr, depth: usi
             let dst = openat(
                 to,
                 name,
-                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
                 Mode::from_bits_truncate(0o600),
             )
             .context("creating the copy")?;

@@ -197,8 +197,8 @@ fn filesystem(
         match paths::open_target(root, dest, false) {
             Ok(fd) => {
                 let st = fstat(fd.as_fd()).context("stat of the mount target")?;
-                existing_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT
-                    == SFlag::S_IFDIR;
+                existing_dir =
+                    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
                 // A tmpfs over an image directory gets that directory's mode (set-id and
                 // sticky bits included) unless `mode=` says otherwise, as with runc.
                 if tmpfs && existing_dir && !data.iter().any(|d| d.starts_with("mode=")) {
@@ -221,16 +221,16 @@ fn filesystem(
     } else {
         o.flags
     };
+    let source = mnt
+        .source()
+        .as_ref()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| fstype.to_string());
     if tmpfs && o.tmpcopyup && existing_dir {
         let attrs = o.attr_set & !m::MOUNT_ATTR_RDONLY;
-        let tree = super::copyup::tmpfs_with_copy(target.as_fd(), &data, flags, attrs)?;
+        let tree = super::copyup::tmpfs_with_copy(target.as_fd(), &source, &data, flags, attrs)?;
         m::move_mount(tree.as_fd(), target.as_fd()).context("attaching the tmpfs")?;
     } else {
-        let source = mnt
-            .source()
-            .as_ref()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| fstype.to_string());
         let data = data.join(",");
         let data = (!data.is_empty()).then_some(data.as_str());
         // A v1 "cgroup" mount's data options name v1 controllers, which mean nothing to
