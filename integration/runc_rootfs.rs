@@ -31,7 +31,7 @@ fn mount_lines<'a>(mounts: &'a str, target: &str) -> Vec<&'a str> {
         .collect()
 }
 
-fn options_of<'a>(line: &'a str) -> Vec<&'a str> {
+fn options_of(line: &str) -> Vec<&str> {
     line.split_whitespace()
         .nth(3)
         .unwrap_or("")

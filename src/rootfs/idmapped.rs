@@ -224,7 +224,7 @@ pub(super) fn clone_tree(
         .with_context(|| format!("cloning mount tree of {}", src.display()))?;
     if let Some(p) = propagation {
         let attr = MountAttr {
-            propagation: p.bits() as u64,
+            propagation: p.bits(),
             ..Default::default()
         };
         m::mount_setattr(tree.as_fd(), true, &attr)
