@@ -411,6 +411,13 @@ fn mount_order_container_idmap_source() {
     mount_order("order-idmap", false, true);
 }
 
+/// mounts.bats "runc run [mount order, container idmap source] (userns)".
+#[test]
+fn mount_order_container_idmap_source_userns() {
+    require_root!();
+    mount_order("order-idmap-userns", true, true);
+}
+
 /// mounts.bats `test_mount_target`: `src` bound on `dst` shows up at `real`, as the same
 /// inode, with a mount entry there.
 fn mount_target(b: &mut Bundle, src: &Path, dst: &str, real: &str) {

@@ -14,7 +14,8 @@
 //! A source inside the rootfs (`$ROOTFS/mnt/x`) is left to the init: it must show what the
 //! container's earlier mounts put there, which only exists in the init's mount namespace.
 //! Without a user namespace the init idmaps such a tree itself (it is host root), with the
-//! user namespace fd made here.
+//! user namespace fd made here; with one, a helper forked here does it for the init
+//! (`helper`).
 //!
 //! Which mapping (runc's rules): the mount's own `uidMappings`/`gidMappings` when given (both
 //! are required); otherwise `idmap`/`ridmap` use the container's user namespace, i.e.
@@ -37,6 +38,8 @@ use crate::sys::mount::{self as m, MountAttr};
 pub struct Idmapped {
     trees: HashMap<usize, OwnedFd>,
     userns: HashMap<usize, OwnedFd>,
+    /// For idmapped mounts with their source in the rootfs and a user namespace.
+    helper: Option<super::helper::Helper>,
 }
 
 impl Idmapped {
@@ -49,8 +52,21 @@ impl Idmapped {
         self.userns.get(&i).map(|f| f.as_fd())
     }
 
+    /// Whether mount `i`'s tree comes from the mount helper (see `helper`).
+    pub fn helped(&self, i: usize) -> bool {
+        self.helper.as_ref().is_some_and(|h| h.serves(i))
+    }
+
+    /// In the init: mount `i`'s tree, from the mount helper.
+    pub fn request(&self, i: usize) -> Result<OwnedFd> {
+        self.helper
+            .as_ref()
+            .context("no mount helper was started")?
+            .request(i)
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.trees.is_empty() && self.userns.is_empty()
+        self.trees.is_empty() && self.userns.is_empty() && self.helper.is_none()
     }
 }
 
@@ -134,6 +150,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
 /// Prepares, in the parent, the trees and mappings described in the module documentation.
 pub fn prepare(spec: &Spec, bundle: &Path) -> Result<Idmapped> {
     let mut out = Idmapped::default();
+    let mut jobs = HashMap::new();
     let mut userns: Vec<(Source, OwnedFd)> = Vec::new();
     let container_userns = has_userns(spec);
     let rootfs = super::mounts::rootfs_paths(bundle, spec, None);
@@ -165,7 +182,6 @@ pub fn prepare(spec: &Spec, bundle: &Path) -> Result<Idmapped> {
             )
         };
         let src = super::mounts::bind_source(bundle, mnt).with_context(what)?;
-        let inside = super::mounts::in_rootfs(&src, &rootfs).is_some();
         let ns = if idmapped {
             let map = mapping_of(spec, i, mnt)?;
             let k = match userns.iter().position(|(s, _)| *s == map) {
@@ -186,32 +202,42 @@ pub fn prepare(spec: &Spec, bundle: &Path) -> Result<Idmapped> {
         } else {
             None
         };
-        if inside {
+        if let Some(inside) = super::mounts::in_rootfs(&src, &rootfs) {
             if let Some(k) = ns {
-                if container_userns {
-                    bail!(
-                        "{}: an idmapped mount whose source ({}) is inside the rootfs is not \
-                         supported with a user namespace",
-                        what(),
-                        src.display()
-                    );
-                }
                 let fd = userns[k].1.try_clone().with_context(what)?;
-                out.userns.insert(i, fd);
+                if container_userns {
+                    jobs.insert(
+                        i,
+                        super::helper::Job {
+                            rootfs: rootfs[0].clone(),
+                            inside,
+                            options: o,
+                            userns: fd,
+                        },
+                    );
+                } else {
+                    out.userns.insert(i, fd);
+                }
             }
             continue;
         }
         let ns = ns.map(|k| userns[k].1.as_fd());
-        let tree = clone_tree(&src, &o, ns, Some(propagation)).with_context(what)?;
+        let tree = clone_tree(&src, None, &o, ns, Some(propagation)).with_context(what)?;
         out.trees.insert(i, tree);
+    }
+    if !jobs.is_empty() {
+        out.helper = Some(super::helper::Helper::spawn(jobs)?);
     }
     Ok(out)
 }
 
 /// Clones the mount tree at `src` detached (recursively for `rbind`), idmaps it with `userns`
-/// when given, sets the mount's attributes on it and, when given, its propagation.
+/// when given, sets the mount's attributes on it and, when given, its propagation. With
+/// `root`, `src` is a path inside that rootfs, resolved there (RESOLVE_IN_ROOT: a symlink in
+/// the image cannot make us clone a host tree); otherwise a host path.
 pub(super) fn clone_tree(
     src: &Path,
+    root: Option<BorrowedFd<'_>>,
     o: &Options,
     userns: Option<BorrowedFd<'_>>,
     propagation: Option<nix::mount::MsFlags>,
@@ -220,8 +246,12 @@ pub(super) fn clone_tree(
     if o.recursive {
         flags |= m::AT_RECURSIVE;
     }
-    let tree = m::open_tree(nix::fcntl::AT_FDCWD, src, flags)
-        .with_context(|| format!("cloning mount tree of {}", src.display()))?;
+    let tree = match root {
+        Some(root) => crate::sys::fs::open_in_root(root, src, libc::O_PATH)
+            .and_then(|fd| m::open_tree(fd.as_fd(), Path::new(""), flags)),
+        None => m::open_tree(nix::fcntl::AT_FDCWD, src, flags),
+    }
+    .with_context(|| format!("cloning mount tree of {}", src.display()))?;
     if let Some(p) = propagation {
         let attr = MountAttr {
             propagation: p.bits(),

@@ -9,6 +9,7 @@
 
 mod copyup;
 mod devices;
+mod helper;
 pub mod idmapped;
 mod mounts;
 pub mod options;

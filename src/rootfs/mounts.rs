@@ -95,7 +95,9 @@ pub fn mount_one(root: BorrowedFd<'_>, ctx: &Ctx<'_>, i: usize, mnt: &Mount) -> 
         )
     };
     let idmapped = o.idmap || mnt.uid_mappings().is_some() || mnt.gid_mappings().is_some();
-    if idmapped && ctx.idmapped.get(i).is_none() && ctx.idmapped.userns(i).is_none() {
+    let prepared =
+        ctx.idmapped.get(i).is_some() || ctx.idmapped.userns(i).is_some() || ctx.idmapped.helped(i);
+    if idmapped && !prepared {
         bail!("{}: the idmapped tree was not prepared", what());
     }
     if o.bind || fstype == "bind" {
@@ -141,9 +143,20 @@ fn bind(
         Some(t) => t.as_fd(),
         None => {
             // A source inside the rootfs is cloned here, in the container's mount
-            // namespace, so it shows what the earlier mounts put there.
+            // namespace, so it shows what the earlier mounts put there; it is resolved
+            // inside the rootfs, like a destination.
             let src = bind_source(ctx.bundle, mnt)?;
-            own = super::idmapped::clone_tree(&src, o, ctx.idmapped.userns(i), None)?;
+            own = match in_rootfs(&src, &ctx.rootfs) {
+                Some(_) if ctx.idmapped.helped(i) => ctx.idmapped.request(i)?,
+                Some(inside) => super::idmapped::clone_tree(
+                    &inside,
+                    Some(root),
+                    o,
+                    ctx.idmapped.userns(i),
+                    None,
+                )?,
+                None => super::idmapped::clone_tree(&src, None, o, ctx.idmapped.userns(i), None)?,
+            };
             own.as_fd()
         }
     };
@@ -294,4 +307,33 @@ fn propagate(root: BorrowedFd<'_>, dest: &Path, o: &Options) -> Result<()> {
         .with_context(|| format!("setting propagation {p:?}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_under_the_rootfs_path_are_taken_as_is() {
+        let r = vec![PathBuf::from("/b/rootfs"), PathBuf::from("/real/b/rootfs")];
+        assert_eq!(
+            destination(Path::new("/b/rootfs/mnt/x"), &r),
+            Path::new("/mnt/x")
+        );
+        assert_eq!(
+            destination(Path::new("/real/b/rootfs/y"), &r),
+            Path::new("/y")
+        );
+        assert_eq!(destination(Path::new("/b/rootfs"), &r), Path::new("/"));
+        // Component-wise, not a string prefix.
+        assert_eq!(
+            destination(Path::new("/b/rootfsX/z"), &r),
+            Path::new("/b/rootfsX/z")
+        );
+        assert_eq!(destination(Path::new("rel/dir"), &r), Path::new("/rel/dir"));
+        assert_eq!(
+            destination(Path::new("/etc/hosts"), &r),
+            Path::new("/etc/hosts")
+        );
+    }
 }
