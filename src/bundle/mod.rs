@@ -55,23 +55,14 @@ pub fn parse(text: &[u8]) -> Result<Spec> {
     let de = &mut serde_json::Deserializer::from_slice(text);
     match serde_path_to_error::deserialize::<_, Spec>(de) {
         Ok(spec) => Ok(spec),
-        // A capability this build does not know (a newer kernel's, or a typo): runc warns
-        // and carries on without it, so the config parses again without such names.
-        Err(e) if e.path().to_string().starts_with("process.capabilities.") => {
-            let mut v: serde_json::Value =
-                serde_json::from_slice(text).map_err(|e| anyhow::anyhow!("invalid JSON: {e}"))?;
-            drop_unknown_capabilities(&mut v["process"]["capabilities"]);
-            from_value(v)
-        }
         Err(e) => Err(describe(e)),
     }
 }
 
 /// A `process` object on its own (exec --process), parsed like config.json's.
 pub fn parse_process(text: &[u8]) -> Result<oci_spec::runtime::Process> {
-    let mut v: serde_json::Value =
+    let v: serde_json::Value =
         serde_json::from_slice(text).map_err(|e| anyhow::anyhow!("invalid JSON: {e}"))?;
-    drop_unknown_capabilities(&mut v["capabilities"]);
     from_value(v)
 }
 
@@ -86,27 +77,6 @@ fn describe(e: serde_path_to_error::Error<serde_json::Error>) -> anyhow::Error {
         return anyhow::anyhow!("invalid JSON: {inner}");
     }
     anyhow::anyhow!("{path}: {inner}")
-}
-
-/// Removes (with a warning) the names in each capability set that are not capabilities.
-pub fn drop_unknown_capabilities(caps: &mut serde_json::Value) {
-    let Some(sets) = caps.as_object_mut() else {
-        return;
-    };
-    for (set, list) in sets.iter_mut() {
-        let Some(names) = list.as_array_mut() else {
-            continue;
-        };
-        names.retain(|n| {
-            let known = serde_json::from_value::<oci_spec::runtime::Capability>(n.clone()).is_ok();
-            if !known {
-                crate::logging::warn(&format!(
-                    "process.capabilities.{set}: ignoring unknown capability {n}"
-                ));
-            }
-            known
-        });
-    }
 }
 
 #[cfg(test)]
