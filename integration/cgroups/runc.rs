@@ -487,3 +487,73 @@ fn resources_keys_match_ignoring_case() {
         eprintln!("SKIP: neither cpuset (with 2 CPUs) nor hugetlb (2MB pages) here");
     }
 }
+
+/// update.bats "update memory vs CheckBeforeUpdate": runc checks memory+swap first.
+#[test]
+fn update_check_before_update_words_it_as_runc() {
+    require_root!();
+    if !controllers().iter().any(|c| c == "memory") {
+        eprintln!("SKIP: no memory controller (scripts/guest-tests)");
+        return;
+    }
+    let mut b = Bundle::new("cg-cbu");
+    b.args(&["sleep", "60"]);
+    b.start_ok();
+    let f = b.dir.join("r.json");
+    for (json, want) in [
+        (
+            r#"{"memory": {"limit": 1024, "checkBeforeUpdate": true}}"#,
+            "rejecting memory limit",
+        ),
+        (
+            r#"{"memory": {"limit": 1024, "swap": 2048, "checkBeforeUpdate": true}}"#,
+            "rejecting memory+swap limit",
+        ),
+    ] {
+        std::fs::write(&f, json).unwrap();
+        let out = b.skiff(&["update", "-r", f.to_str().unwrap(), &b.id]);
+        assert!(!out.status.success(), "{json}");
+        assert!(text(&out.stderr).contains(want), "{}", text(&out.stderr));
+        assert_eq!(b.status(), "running");
+    }
+}
+
+/// update.bats "update cgroup cpu.idle" and "update cpu period with no previous
+/// period/quota set".
+#[test]
+fn update_cpu_idle_and_period_as_runc() {
+    require_root!();
+    if !controllers().iter().any(|c| c == "cpu") {
+        eprintln!("SKIP: no cpu controller (scripts/guest-tests)");
+        return;
+    }
+    let mut b = Bundle::new("cg-idle");
+    b.resources(json!({"cpu": {}}));
+    b.args(&["sleep", "60"]);
+    b.start_ok();
+    b.ok(&["update", "--cpu-period", "50000", &b.id]);
+    assert_eq!(b.cg_read("cpu.max"), "max 50000");
+    if !b.default_cgroup().join("cpu.idle").exists() {
+        eprintln!("SKIP: no cpu.idle (Linux 5.15)");
+        return;
+    }
+    assert_eq!(b.cg_read("cpu.idle"), "0");
+    let f = b.dir.join("r.json");
+    for val in ["1", "0", "1"] {
+        std::fs::write(&f, format!(r#"{{"cpu": {{"idle": {val}}}}}"#)).unwrap();
+        b.ok(&["update", "-r", f.to_str().unwrap(), &b.id]);
+        assert_eq!(b.cg_read("cpu.idle"), val);
+    }
+    for val in ["1", "0", "1"] {
+        b.ok(&["update", "--cpu-idle", val, &b.id]);
+        assert_eq!(b.cg_read("cpu.idle"), val);
+    }
+    for val in ["-1", "2", "3"] {
+        let out = b.skiff(&["update", "--cpu-idle", val, &b.id]);
+        assert!(!out.status.success(), "--cpu-idle {val} accepted");
+        assert_eq!(b.cg_read("cpu.idle"), "1");
+    }
+    // Another update leaves cpu.idle alone.
+    b.ok(&["update", "--cpu-period", "10000", &b.id]);
+    assert_eq!(b.cg_read("cpu.idle"), "1");
+}

@@ -256,13 +256,19 @@ fn cgroup_path(state: &crate::state::State, sub: Option<&str>) -> Result<std::pa
     }
     if !crate::cgroups::accepts_processes(&path) {
         let domain = crate::cgroups::domain_controllers_enabled(&path);
+        let why = if domain.is_empty() {
+            "its cgroup.type is \"domain invalid\"".to_string()
+        } else {
+            format!(
+                "cgroup v2's no-internal-processes rule: it has the domain controllers {} \
+                 enabled for its children",
+                domain.join(" ")
+            )
+        };
         bail!(
-            "--cgroup {sub:?}: exec: adding pid of the new process to cgroups: {}: {} \
-             (cgroup v2's no-internal-processes rule: it has the domain controllers {} enabled \
-             for its children)",
+            "--cgroup {sub:?}: exec: adding pid of the new process to cgroups: {}: {} ({why})",
             path.join("cgroup.procs").display(),
             std::io::Error::from_raw_os_error(libc::EBUSY),
-            domain.join(" ")
         );
     }
     Ok(path)
