@@ -17,6 +17,8 @@ mod man;
 mod namespaces;
 mod process;
 mod rootfs;
+mod runc_compat;
+mod runc_rootfs;
 mod seccomp;
 mod seccomp_notify;
 mod security;

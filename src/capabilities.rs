@@ -82,17 +82,19 @@ impl Sets {
         )?;
         caps::clear(None, CapSet::Ambient).context("clearing ambient capabilities")?;
         // The kernel only lets a capability be ambient when it is both permitted and
-        // inheritable. runc's own default spec lists ambient capabilities without inheritable
-        // ones (since CVE-2022-29162), and runc skips those; so do we.
+        // inheritable. runc's own default spec lists ambient capabilities with no inheritable
+        // ones at all (since CVE-2022-29162): those are skipped quietly. When inheritable
+        // capabilities are given, one that cannot be raised gets runc's warning.
         for cap in &self.ambient {
-            if !(self.permitted.contains(cap) && self.inheritable.contains(cap)) {
-                crate::logging::debug(&format!(
-                    "process.capabilities.ambient: skipping {cap}: not both permitted and inheritable"
-                ));
-                continue;
+            if caps::raise(None, CapSet::Ambient, *cap).is_err() && !self.inheritable.is_empty() {
+                let why = std::io::Error::from_raw_os_error(libc::EPERM).to_string();
+                let why = why
+                    .split(" (os error")
+                    .next()
+                    .unwrap_or(&why)
+                    .to_lowercase();
+                crate::logging::warn(&format!("can't raise ambient capability {cap}: {why}"));
             }
-            caps::raise(None, CapSet::Ambient, *cap)
-                .with_context(|| format!("process.capabilities.ambient: raising {cap}"))?;
         }
         Ok(())
     }

@@ -40,7 +40,26 @@ fn describe(kind: &str, i: usize, h: &Hook) -> String {
     )
 }
 
+/// startContainer hooks: run inside the container, and without an `env` of their own they
+/// get the container process's environment (runc's behaviour).
+pub fn run_all_in_container(
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state_json: &str,
+    process_env: &[String],
+) -> Result<()> {
+    for (i, h) in hooks.into_iter().flatten().enumerate() {
+        let env = h.env().as_deref().unwrap_or(process_env);
+        run_with_env(h, state_json, env).with_context(|| describe(kind, i, h))?;
+    }
+    Ok(())
+}
+
 fn run(h: &Hook, state_json: &str) -> Result<()> {
+    run_with_env(h, state_json, h.env().as_deref().unwrap_or_default())
+}
+
+fn run_with_env(h: &Hook, state_json: &str, env: &[String]) -> Result<()> {
     let mut cmd = Command::new(h.path());
     let args = h.args().as_deref().unwrap_or_default();
     if let Some(argv0) = args.first() {
@@ -48,7 +67,7 @@ fn run(h: &Hook, state_json: &str) -> Result<()> {
     }
     cmd.args(args.iter().skip(1));
     cmd.env_clear();
-    for kv in h.env().iter().flatten() {
+    for kv in env {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
         }

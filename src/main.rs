@@ -27,8 +27,9 @@ fn main() {
         Err(e) => {
             let msg = format!("{e:#}");
             logging::error(&msg);
+            // With --log the line went to the file; stderr gets the bare message, as runc's.
             if logging::has_file() {
-                eprintln!("skiff: {msg}");
+                eprintln!("{msg}");
             }
             1
         }

@@ -251,12 +251,28 @@ pub fn initial_affinity(p: &Process) -> Result<()> {
 }
 
 /// execCPUAffinity.final, just before execve.
+/// Without one, the affinity skiff was started with is not passed on: the process may run
+/// on every CPU its cgroup allows (the kernel intersects the mask with the cpuset), as runc
+/// resets it — a runtime started under `taskset` must not pin its containers.
 pub fn final_affinity(p: &Process) -> Result<()> {
     if let (_, Some(cpus)) = parse_affinity(p)? {
         sched::sched_setaffinity(&cpus)
             .with_context(|| format!("process.execCPUAffinity.final: setting {cpus:?}"))?;
+        return Ok(());
     }
+    let all: Vec<usize> = (0..possible_cpus()).collect();
+    // EINVAL only if no CPU is left at all, which the cgroup's cpuset then decides anyway.
+    let _ = sched::sched_setaffinity(&all);
     Ok(())
+}
+
+/// The number of CPU ids this kernel may use (from /sys/devices/system/cpu/possible).
+fn possible_cpus() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        .ok()
+        .and_then(|s| parse_list(s.trim()).ok())
+        .and_then(|l| l.into_iter().max())
+        .map_or(1024, |m| m + 1)
 }
 
 /// ioPriority, scheduler, personality and memoryPolicy, while the init still has its
@@ -265,6 +281,11 @@ pub fn apply(spec: &Spec) -> Result<()> {
     if let Some(p) = spec.process() {
         apply_process(p)?;
     }
+    apply_container(spec)
+}
+
+/// memoryPolicy and personality: container-wide, so `exec` processes get them too.
+pub fn apply_container(spec: &Spec) -> Result<()> {
     if let Some(l) = spec.linux() {
         if let Some(m) = l.memory_policy() {
             let (mode, nodes) = parse_memory_policy(m)?;

@@ -25,7 +25,13 @@ use crate::sys::tty as raw;
 const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
 
 /// In the init, after pivot_root and setsid: the whole terminal setup.
-pub fn setup_in_container(socket: BorrowedFd<'_>, size: Option<ConsoleSize>) -> Result<()> {
+/// `console`: bind the pty onto /dev/console too (the init's terminal; an exec'd process
+/// gets a pty of its own and leaves /dev/console alone).
+pub fn setup_in_container(
+    socket: BorrowedFd<'_>,
+    size: Option<ConsoleSize>,
+    console: bool,
+) -> Result<()> {
     let root = std::fs::File::open("/")
         .map(OwnedFd::from)
         .context("opening /")?;
@@ -37,7 +43,15 @@ pub fn setup_in_container(socket: BorrowedFd<'_>, size: Option<ConsoleSize>) -> 
     }
     let slave = raw::peer(master.as_fd()).context("opening the pty peer (TIOCGPTPEER)")?;
     check_devpts(slave.as_fd(), false).context("the pty peer")?;
-    bind_console(root.as_fd(), slave.as_fd())?;
+    // Output as the program wrote it: "\n" stays "\n" (no ONLCR translation), as runc's
+    // terminals behave and as clients comparing output line by line expect.
+    let mut t = nix::sys::termios::tcgetattr(&slave).context("reading the pty's termios")?;
+    t.output_flags.remove(nix::sys::termios::OutputFlags::ONLCR);
+    nix::sys::termios::tcsetattr(&slave, nix::sys::termios::SetArg::TCSANOW, &t)
+        .context("clearing ONLCR on the pty")?;
+    if console {
+        bind_console(root.as_fd(), slave.as_fd())?;
+    }
     send_fd(socket, master.as_fd(), "/dev/pts/ptmx")
         .context("sending the pty master to the console socket")?;
     drop(master);

@@ -95,6 +95,8 @@ const APPLETS: &[&str] = &[
     "ip",
     "uptime",
     "ulimit",
+    "tty",
+    "stty",
 ];
 
 impl Bundle {
@@ -387,6 +389,6 @@ pub fn console_receiver(path: &Path) -> std::thread::JoinHandle<String> {
             }
             out.extend_from_slice(&buf[..n]);
         }
-        String::from_utf8_lossy(&out).replace('\r', "")
+        String::from_utf8_lossy(&out).into_owned()
     })
 }

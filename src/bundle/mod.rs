@@ -5,7 +5,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use oci_spec::runtime::Spec;
 
 pub use validate::validate;
@@ -63,16 +63,28 @@ pub fn parse(text: &[u8]) -> Result<Spec> {
     }
     match serde_path_to_error::deserialize::<_, Spec>(value) {
         Ok(spec) => Ok(spec),
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." || path == "?" || path.is_empty() || inner.is_syntax() || inner.is_eof()
-            {
-                bail!("invalid JSON: {inner}")
-            }
-            bail!("{path}: {inner}")
-        }
+        Err(e) => Err(describe(e)),
     }
+}
+
+/// A `process` object on its own (exec --process), parsed like config.json's.
+pub fn parse_process(text: &[u8]) -> Result<oci_spec::runtime::Process> {
+    let v: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| anyhow::anyhow!("invalid JSON: {e}"))?;
+    from_value(v)
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
+    serde_path_to_error::deserialize(v).map_err(describe)
+}
+
+fn describe(e: serde_path_to_error::Error<serde_json::Error>) -> anyhow::Error {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if path == "." || path == "?" || path.is_empty() || inner.is_syntax() || inner.is_eof() {
+        return anyhow::anyhow!("invalid JSON: {inner}");
+    }
+    anyhow::anyhow!("{path}: {inner}")
 }
 
 #[cfg(test)]

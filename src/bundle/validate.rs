@@ -96,7 +96,8 @@ fn namespaces(spec: &Spec) -> Result<()> {
             "linux.namespaces: {:?} listed twice",
             ns.typ()
         );
-        if let Some(path) = ns.path() {
+        // An empty path means "a new namespace", as runc reads it.
+        if let Some(path) = ns.path().as_ref().filter(|p| !p.as_os_str().is_empty()) {
             ensure!(
                 path.exists(),
                 "linux.namespaces: {:?} path {} does not exist",
@@ -117,10 +118,10 @@ fn namespaces(spec: &Spec) -> Result<()> {
         l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
             || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
     });
-    let new_user = nss
-        .into_iter()
-        .flatten()
-        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    let new_user = nss.into_iter().flatten().any(|n| {
+        n.typ() == LinuxNamespaceType::User
+            && !n.path().as_ref().is_some_and(|p| !p.as_os_str().is_empty())
+    });
     if maps && !has(LinuxNamespaceType::User) {
         bail!("linux.uidMappings: id mappings need a user namespace in linux.namespaces");
     }

@@ -125,6 +125,9 @@ pub struct ExecArgs {
     /// Do not wait for the process: return once it runs
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Unix socket that receives a pidfd of the process (SCM_RIGHTS), as runc's
+    #[arg(long, value_name = "PATH")]
+    pub pidfd_socket: Option<PathBuf>,
     /// Write the process's pid to FILE
     #[arg(long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
@@ -181,6 +184,10 @@ pub struct CreateOpts {
     /// Unix socket that receives the pseudo-terminal master when process.terminal is true
     #[arg(long, value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
+
+    /// Unix socket that receives a pidfd of the container's init (SCM_RIGHTS), as runc's
+    #[arg(long, value_name = "PATH")]
+    pub pidfd_socket: Option<PathBuf>,
 
     /// Do not use pivot_root (move the rootfs onto / and chroot instead)
     #[arg(long)]

@@ -199,6 +199,10 @@ fn create_locked(
         .and_then(|()| match &o.pid_file {
             Some(p) => write_pid_file(p, init.pid),
             None => Ok(()),
+        })
+        .and_then(|()| match &o.pidfd_socket {
+            Some(p) => send_pidfd(p, init.pidfd.as_fd()),
+            None => Ok(()),
         });
     if let Err(e) = recorded {
         let _ = crate::sys::pidfd::send_signal(init.pidfd.as_fd(), libc::SIGKILL);
@@ -228,6 +232,14 @@ fn make_fifo(path: &Path) -> Result<OwnedFd> {
         .open(path)
         .map(OwnedFd::from)
         .with_context(|| format!("opening {}", path.display()))
+}
+
+/// `--pidfd-socket`: the process's pidfd, sent as one fd with SCM_RIGHTS (as runc does).
+pub fn send_pidfd(path: &Path, pidfd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+    let s = std::os::unix::net::UnixStream::connect(path)
+        .with_context(|| format!("--pidfd-socket: connecting to {}", path.display()))?;
+    crate::tty::send_fd(s.as_fd(), pidfd, "pidfd")
+        .with_context(|| format!("--pidfd-socket: sending the pidfd to {}", path.display()))
 }
 
 /// Written atomically (temp file + rename): the shim reads it as soon as create returns.

@@ -77,10 +77,15 @@ fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     // (whose root, e.g. the host's, the exec process would otherwise chroot into).
     crate::sys::pidfd::send_signal(init.as_fd(), 0)
         .context("the container's init exited while exec was starting")?;
+    // Everything is held by fd from here on (the init's pidfd, its root, the cgroup): let go
+    // of the container's lock before the process starts. It may be born into a frozen
+    // cgroup (exec --ignore-paused) and only get to run once `resume` takes the lock.
+    drop(locked);
     let mut e = Exec {
         init: init.as_fd(),
         root: root.as_fd(),
         process: &process,
+        spec: &spec,
         seccomp: seccomp.as_ref(),
         join,
         join_pid,
@@ -94,7 +99,7 @@ fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
             (agent, container_state.clone())
         }),
         preserve_fds: a.preserve_fds,
-        close_in_child: vec![locked.lock_fd().as_raw_fd(), cgroup.as_raw_fd()],
+        close_in_child: vec![cgroup.as_raw_fd()],
     };
     let child = spawn(&mut e)?;
     drop(console);
@@ -102,8 +107,9 @@ fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     if let Some(p) = &a.pid_file {
         super::write_pid_file(p, child.pid)?;
     }
-    // Other commands on this container must not wait for our process to end.
-    drop(locked);
+    if let Some(p) = &a.pidfd_socket {
+        super::create::send_pidfd(p, child.pidfd.as_fd())?;
+    }
     let master = match &relay_end {
         Some(s) => Some(crate::tty::recv_fd(s.as_fd())?),
         None => None,
@@ -121,9 +127,8 @@ fn build_process(a: &ExecArgs, spec: &oci_spec::runtime::Spec) -> Result<Process
     if let Some(path) = &a.process {
         let text = std::fs::read(path)
             .with_context(|| format!("--process: reading {}", path.display()))?;
-        let de = &mut serde_json::Deserializer::from_slice(&text);
-        let p: Process = serde_path_to_error::deserialize(de)
-            .map_err(|e| anyhow::anyhow!("{}: {}: {}", path.display(), e.path(), e.inner()))?;
+        let p =
+            crate::bundle::parse_process(&text).with_context(|| format!("{}", path.display()))?;
         if p.args().as_deref().unwrap_or_default().is_empty() {
             bail!(
                 "{}: args: must hold at least the program to run",

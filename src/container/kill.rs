@@ -13,11 +13,12 @@ use crate::sys::pidfd;
 /// A signal by name (`KILL`, `SIGKILL`, `sigkill`) or number (`9`), as runc accepts them.
 pub fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=libc::SIGRTMAX()).contains(&n) {
+        // 0 sends nothing but still checks the container is running (kill(2)'s probe).
+        if (0..=libc::SIGRTMAX()).contains(&n) {
             return Ok(n);
         }
         bail!(
-            "invalid signal {s:?}: numbers go from 1 to {}",
+            "invalid signal {s:?}: numbers go from 0 to {}",
             libc::SIGRTMAX()
         );
     }
@@ -46,13 +47,19 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 pub fn kill(g: &GlobalOpts, id: &str, signal: &str, all: bool) -> Result<()> {
     let sig = parse_signal(signal)?;
     let (locked, state) = Store::new(&g.root).open(id)?;
-    let status = locked.status(&state);
-    if status == Status::Stopped {
+    // Without its own pid namespace, the init's death does not take the other processes
+    // along, so SIGKILL goes to all of them — even once the init is gone (as runc does).
+    if sig == libc::SIGKILL && !state.own_pid_ns {
+        return signal_all(&state, sig);
+    }
+    if locked.status(&state) == Status::Stopped {
+        // `kill --all` of a stopped container has nothing left to do: success, as runc.
+        if all {
+            return Ok(());
+        }
         bail!("container not running");
     }
-    // Without its own pid namespace, the init's death does not take the other processes
-    // along, so SIGKILL goes to all of them (as runc does).
-    if all || (sig == libc::SIGKILL && !state.own_pid_ns) {
+    if all {
         return signal_all(&state, sig);
     }
     let fd = super::init_pidfd(&state)?.context("container not running")?;
@@ -70,11 +77,12 @@ pub fn signal_all(state: &State, sig: i32) -> Result<()> {
     if sig == libc::SIGKILL {
         return cgroups::kill_all(cg);
     }
+    // Through a pidfd of each: any signal number (real-time ones included), and a pid that
+    // exited meanwhile cannot be confused with a new process.
     for pid in cgroups::pids(cg)? {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::try_from(sig).ok(),
-        );
+        if let Ok(fd) = pidfd::open(pid) {
+            let _ = pidfd::send_signal(fd.as_fd(), sig);
+        }
     }
     Ok(())
 }
@@ -90,7 +98,8 @@ mod tests {
         assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
         assert_eq!(parse_signal("hup").unwrap(), 1);
         assert_eq!(parse_signal("SIGRTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
-        assert!(parse_signal("0").is_err());
+        assert_eq!(parse_signal("0").unwrap(), 0);
+        assert!(parse_signal("-1").is_err());
         assert!(parse_signal("SIGNOPE").is_err());
     }
 }

@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use anyhow::Result;
 
 use crate::cli::{GlobalOpts, ListFormat};
-use crate::state::{NotFound, Store};
+use crate::state::{NotFound, PublicState, Store};
 
 pub fn state(g: &GlobalOpts, id: &str) -> Result<()> {
     let (locked, st) = Store::new(&g.root).open(id)?;
@@ -30,32 +30,40 @@ pub fn list(g: &GlobalOpts, format: ListFormat, quiet: bool) -> Result<()> {
         let owner = std::fs::metadata(&locked.dir)
             .map(|m| user_name(m.uid()))
             .unwrap_or_default();
-        let mut public = serde_json::to_value(st.public(status))?;
-        public["owner"] = owner.into();
-        rows.push(public);
+        rows.push((st, status, owner));
     }
     let mut out = std::io::stdout().lock();
     if quiet {
-        for r in &rows {
-            writeln!(out, "{}", r["id"].as_str().unwrap_or_default())?;
+        for (st, _, _) in &rows {
+            writeln!(out, "{}", st.id)?;
         }
         return Ok(());
     }
     match format {
-        ListFormat::Json => writeln!(out, "{}", serde_json::Value::Array(rows))?,
+        // Serialised from the state struct, so the fields come in runc's order.
+        ListFormat::Json => {
+            let list: Vec<_> = rows
+                .iter()
+                .map(|(st, status, owner)| PublicState {
+                    owner,
+                    ..st.public(*status)
+                })
+                .collect();
+            writeln!(out, "{}", serde_json::to_string(&list)?)?;
+        }
         ListFormat::Table => {
             let mut table = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
                 .map(String::from)
                 .to_vec()];
-            for r in &rows {
-                let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            for (st, status, owner) in &rows {
+                let p = st.public(*status);
                 table.push(vec![
-                    s("id"),
-                    r["pid"].to_string(),
-                    s("status"),
-                    s("bundle"),
-                    s("created"),
-                    s("owner"),
+                    st.id.clone(),
+                    p.pid.to_string(),
+                    status.to_string(),
+                    st.bundle.display().to_string(),
+                    st.created.clone(),
+                    owner.clone(),
                 ]);
             }
             out.write_all(tabulate(&table).as_bytes())?;

@@ -32,7 +32,12 @@ pub(super) fn fail(end: &ChildEnd, result: Result<Infallible>, ready_sent: bool,
     };
     let msg = format!("{err:#}");
     if ready_sent {
-        crate::logging::error(&msg);
+        // Nobody is listening on the sync socket any more: the message goes where the
+        // container's own errors go, as one plain line (runc's shape), and to the log file.
+        if crate::logging::has_file() {
+            crate::logging::error(&msg);
+        }
+        eprintln!("{msg}");
     } else {
         end.error(msg);
     }
@@ -84,9 +89,9 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         let socket = l
             .console
             .context("process.terminal is true but there is no console socket")?;
-        crate::tty::setup_in_container(socket, process.console_size())?;
+        crate::tty::setup_in_container(socket, process.console_size(), true)?;
     }
-    crate::rootfs::finish(spec)?;
+    crate::rootfs::finish(spec, &prepared)?;
     drop(prepared);
     identity::uts(spec)?;
     identity::sysctls(spec, &proc)?;
@@ -116,8 +121,7 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before caps are dropped.
         crate::seccomp::install(f, agent)?;
     }
-    identity::switch_user(process)?;
-    identity::chdir(process)?;
+    identity::switch_user_and_chdir(process)?;
     let exe = identity::lookup(process, &env)?;
     // Everything past stdio and the fds the caller asked to pass on must close at execve
     // (CVE-2024-21626: a leaked host fd would give the container a way out).
@@ -130,11 +134,20 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     ready_sent.set(true);
     let barrier = wait_for_start(&proc, l.fifo)?;
     let state = l.state_json("created", pid);
-    let started = hooks::run_all(
-        "startContainer",
-        hooks.and_then(|h| h.start_container().as_ref()),
-        &state,
-    );
+    // The filter goes on before the startContainer hooks (they are the container's own
+    // programs, run as runc does: under its seccomp profile, with its environment).
+    let started = match late_seccomp {
+        Some(f) => crate::seccomp::install(f, None),
+        None => Ok(()),
+    }
+    .and_then(|()| {
+        hooks::run_all_in_container(
+            "startContainer",
+            hooks.and_then(|h| h.start_container().as_ref()),
+            &state,
+            &env,
+        )
+    });
     // `start` waits for our verdict on the fifo: a byte '0', or 'E' and why we failed.
     let verdict = match &started {
         Ok(()) => b"0".to_vec(),
@@ -145,10 +158,6 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     drop(barrier);
     crate::procattrs::final_affinity(process)?;
     drop(proc);
-    if let Some(f) = late_seccomp {
-        // As late as possible: the fewest syscalls run under the container's filter.
-        crate::seccomp::install(f, None)?;
-    }
     identity::exec(&exe, process, &env)
 }
 
@@ -232,8 +241,15 @@ fn time_namespace(l: &Launch<'_>, proc: &Proc) -> Result<()> {
         ));
     }
     if !text.is_empty() {
-        proc.write_self("timens_offsets", &text)
-            .context("linux.timeOffsets")?;
+        // A non-dumpable process's /proc files belong to the host's root, which a new user
+        // namespace's root is not: dumpable just for this write. Nothing of the container's
+        // runs yet (its own processes only appear after start), so no one can use the window.
+        prctl::set_dumpable(true).context("PR_SET_DUMPABLE")?;
+        let written = proc
+            .write_self("timens_offsets", &text)
+            .context("linux.timeOffsets");
+        prctl::set_dumpable(false).context("PR_SET_DUMPABLE")?;
+        written?;
     }
     let ns = proc.open_own_link("ns", "time_for_children", libc::O_RDONLY)?;
     nix::sched::setns(

@@ -46,6 +46,8 @@ pub struct Exec<'a> {
     /// is not the container's root when the runtime itself runs chrooted.
     pub root: BorrowedFd<'a>,
     pub process: &'a Process,
+    /// The container's config (container-wide settings: personality, memory policy).
+    pub spec: &'a oci_spec::runtime::Spec,
     pub seccomp: Option<&'a crate::seccomp::Filter>,
     /// Namespaces of the init that differ from ours (pid is handled apart).
     pub join: CloneFlags,
@@ -142,13 +144,14 @@ fn child(
         let socket = e
             .console
             .context("process.terminal is true but there is no console socket")?;
-        crate::tty::setup_in_container(socket, p.console_size())?;
+        crate::tty::setup_in_container(socket, p.console_size(), false)?;
     }
     identity::rlimits(p)?;
     let env = identity::environment(p);
     // ioPriority, scheduler (procattrs.rs) and the LSM exec labels (lsm.rs), while still
     // privileged and before any seccomp filter.
     crate::procattrs::apply_process(p)?;
+    crate::procattrs::apply_container(e.spec)?;
     if crate::lsm::wants_labels(p) {
         crate::lsm::apply_process_labels(p, &Proc::open()?)?;
     }
@@ -166,8 +169,7 @@ fn child(
     if let (Some(f), false) = (e.seccomp, nnp) {
         crate::seccomp::install(f, agent)?;
     }
-    identity::switch_user(p)?;
-    identity::chdir(p)?;
+    identity::switch_user_and_chdir(p)?;
     let exe = identity::lookup(p, &env)?;
     crate::sys::misc::cloexec_from(3 + e.preserve_fds).context("marking fds close-on-exec")?;
     let late_seccomp = crate::seccomp::agent::before_ready(e.seccomp, nnp, agent)?;

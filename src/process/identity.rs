@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -92,12 +93,29 @@ pub fn rlimits(p: &Process) -> Result<()> {
 /// process.env, plus HOME from the container's /etc/passwd when the spec does not set it
 /// (as runc does), so shells and tools find a home.
 pub fn environment(p: &Process) -> Vec<String> {
-    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+    let mut env = dedup_env(p.env().as_deref().unwrap_or_default());
+    // An empty HOME is as good as none (runc fills both in).
+    env.retain(|e| e != "HOME=");
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         let home = passwd_home(p.user().uid()).unwrap_or_else(|| "/".into());
         env.push(format!("HOME={home}"));
     }
     env
+}
+
+/// Each variable once, the last setting winning, in the order of first appearance (what
+/// execve's caller sees with runc, which goes through Go's os.Setenv).
+fn dedup_env(env: &[String]) -> Vec<String> {
+    let key = |e: &String| e.split_once('=').map_or(e.clone(), |(k, _)| k.to_string());
+    let mut out: Vec<String> = Vec::with_capacity(env.len());
+    for e in env {
+        let k = key(e);
+        match out.iter_mut().find(|o| key(o) == k) {
+            Some(slot) => *slot = e.clone(),
+            None => out.push(e.clone()),
+        }
+    }
+    out
 }
 
 fn passwd_home(uid: u32) -> Option<String> {
@@ -112,6 +130,7 @@ fn passwd_home(uid: u32) -> Option<String> {
 /// CAP_SETPCAP, PR_SET_KEEPCAPS keeps the permitted set across setuid, and the final sets
 /// are applied last. no_new_privs and the umask follow.
 pub fn switch_user(p: &Process) -> Result<()> {
+    chown_stdio(p)?;
     let caps = Sets::from_spec(p.capabilities().as_ref())?;
     caps.apply_bounding()?;
     let u = p.user();
@@ -133,6 +152,18 @@ pub fn switch_user(p: &Process) -> Result<()> {
     Ok(())
 }
 
+/// The cwd is entered while we still have our capabilities (a directory only root may
+/// enter, e.g. /root, stays reachable for a process that runs as another user, as in runc),
+/// and again after the switch if that first try was refused.
+pub fn switch_user_and_chdir(p: &Process) -> Result<()> {
+    let early = chdir(p);
+    switch_user(p)?;
+    match early {
+        Ok(()) => Ok(()),
+        Err(_) => chdir(p),
+    }
+}
+
 /// chdir into process.cwd and check that it really is inside the container: a cwd reached
 /// through a leaked host fd reads back as unreachable (CVE-2024-21626).
 pub fn chdir(p: &Process) -> Result<()> {
@@ -148,7 +179,15 @@ pub fn lookup(p: &Process, env: &[String]) -> Result<PathBuf> {
     let args = p.args().as_deref().unwrap_or_default();
     let prog = args.first().context("process.args: empty")?;
     let ok = |path: &Path| {
-        nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
+        // With the effective ids and capabilities (as execve itself checks): a program with
+        // no exec bit for the user still runs with CAP_DAC_OVERRIDE, as in runc.
+        nix::unistd::faccessat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            nix::unistd::AccessFlags::X_OK,
+            nix::fcntl::AtFlags::AT_EACCESS,
+        )
+        .is_ok()
             && std::fs::metadata(path).is_ok_and(|m| m.is_file())
     };
     if prog.contains('/') {
@@ -185,5 +224,43 @@ pub fn exec(exe: &Path, p: &Process, env: &[String]) -> Result<Infallible> {
         .collect::<Result<Vec<_>>>()?;
     let env = env.iter().map(|e| c(e)).collect::<Result<Vec<_>>>()?;
     let e = nix::unistd::execve(&path, &args, &env).unwrap_err();
-    Err(e).with_context(|| format!("exec {}", exe.display()))
+    // The wording runc (and Go) use, which users and runc's tests look for:
+    // "exec /run.sh: no such file or directory".
+    let why = std::io::Error::from_raw_os_error(e as i32).to_string();
+    let why = why
+        .split(" (os error")
+        .next()
+        .unwrap_or(&why)
+        .to_lowercase();
+    anyhow::bail!("exec {}: {why}", exe.display())
+}
+
+/// The container user owns its stdio, as runc arranges: a shell as uid 1000 on a terminal
+/// allocated by root could not otherwise use it. /dev/null and fds already owned by the user
+/// are left alone, and so are fds whose owner cannot be changed from here (unmapped ids,
+/// read-only filesystems): that is not worth failing the container over.
+pub fn chown_stdio(p: &Process) -> Result<()> {
+    let uid = p.user().uid();
+    let null = nix::sys::stat::stat("/dev/null").ok().map(|s| s.st_rdev);
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    for (fd, borrowed) in [(0, stdin.as_fd()), (1, stdout.as_fd()), (2, stderr.as_fd())] {
+        let Ok(st) = nix::sys::stat::fstat(borrowed) else {
+            continue;
+        };
+        if st.st_uid == uid || (st.st_rdev != 0 && Some(st.st_rdev) == null) {
+            continue;
+        }
+        match nix::unistd::fchown(
+            borrowed,
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(st.st_gid)),
+        ) {
+            Ok(())
+            | Err(
+                nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM | nix::errno::Errno::EROFS,
+            ) => {}
+            Err(e) => return Err(e).with_context(|| format!("giving fd {fd} to uid {uid}")),
+        }
+    }
+    Ok(())
 }

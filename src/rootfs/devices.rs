@@ -123,12 +123,29 @@ fn check_existing(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, dev: &Dev) -> Res
     let st = nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
         .with_context(|| format!("stat of existing {}", dev.path.display()))?;
     let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
-    let same = kind == dev.kind
-        && (dev.kind == SFlag::S_IFIFO || st.st_rdev == makedev(dev.major, dev.minor));
-    if !same {
+    // runc's wording (dev.bats "existing device node conflicts").
+    if kind != dev.kind {
         bail!(
-            "linux.devices: {} already exists and is not the requested device {}:{}",
+            "linux.devices: {} already exists: {} has incorrect ftype (not the requested \
+             device {}:{})",
             dev.path.display(),
+            dev.path.display(),
+            dev.major,
+            dev.minor
+        );
+    }
+    let have = (
+        nix::sys::stat::major(st.st_rdev),
+        nix::sys::stat::minor(st.st_rdev),
+    );
+    if dev.kind != SFlag::S_IFIFO && have != (dev.major, dev.minor) {
+        bail!(
+            "linux.devices: {} already exists: {} has incorrect major:minor: {}:{} doesn't \
+             match expected {}:{}",
+            dev.path.display(),
+            dev.path.display(),
+            have.0,
+            have.1,
             dev.major,
             dev.minor
         );

@@ -1,12 +1,21 @@
-//! Idmapped bind mounts (runtime-spec 1.2): the `idmap`/`ridmap` options and a mount's own
-//! `uidMappings`/`gidMappings`.
+//! Mount trees the parent (host root, before clone3) prepares for the init, which only
+//! attaches them (move_mount) at the targets it resolves inside the rootfs:
 //!
-//! The mapping is given to mount_setattr(MOUNT_ATTR_IDMAP) as a user namespace fd, and the
-//! kernel only lets a process privileged over the *filesystem's* user namespace (the host's)
-//! idmap a mount. So the parent does it, before clone3: it makes a user namespace with the
-//! mount's maps (`sys::userns`), clones the source tree detached (open_tree), sets the idmap
-//! and the mount's other attributes on it, and hands the detached tree to the init, which
-//! only attaches it (move_mount) at the target it resolved inside the rootfs.
+//! - Idmapped bind mounts (runtime-spec 1.2): the `idmap`/`ridmap` options and a mount's own
+//!   `uidMappings`/`gidMappings`. The mapping is given to mount_setattr(MOUNT_ATTR_IDMAP) as a
+//!   user namespace fd, and the kernel only lets a process privileged over the *filesystem's*
+//!   user namespace (the host's) idmap a mount. So the parent makes a user namespace with the
+//!   mount's maps (`sys::userns`), clones the source tree detached (open_tree), sets the idmap
+//!   and the mount's other attributes on it.
+//! - With a user namespace (new or joined), every other bind mount too: the init opens paths
+//!   as the namespace's root, which cannot reach a source only host root may (a directory
+//!   of mode 0700 on the way, say), so the parent clones it while it still can.
+//!
+//! A source inside the rootfs (`$ROOTFS/mnt/x`) is left to the init: it must show what the
+//! container's earlier mounts put there, which only exists in the init's mount namespace.
+//! Without a user namespace the init idmaps such a tree itself (it is host root), with the
+//! user namespace fd made here; with one, a helper forked here does it for the init
+//! (`helper`).
 //!
 //! Which mapping (runc's rules): the mount's own `uidMappings`/`gidMappings` when given (both
 //! are required); otherwise `idmap`/`ridmap` use the container's user namespace, i.e.
@@ -14,7 +23,7 @@
 //! every mount of an `rbind` tree, `idmap` only its top.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -23,10 +32,14 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
 use super::options::Options;
 use crate::sys::mount::{self as m, MountAttr};
 
-/// Detached, idmapped mount trees by index into `mounts`, ready to be attached by the init.
+/// What the parent prepared, by index into `mounts`: detached trees ready to be attached
+/// by the init, and user namespace fds for the idmapped mounts the init clones itself.
 #[derive(Debug, Default)]
 pub struct Idmapped {
     trees: HashMap<usize, OwnedFd>,
+    userns: HashMap<usize, OwnedFd>,
+    /// For idmapped mounts with their source in the rootfs and a user namespace.
+    helper: Option<super::helper::Helper>,
 }
 
 impl Idmapped {
@@ -34,9 +47,36 @@ impl Idmapped {
         self.trees.get(&i)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.trees.is_empty()
+    /// The mapping for an idmapped mount whose source is inside the rootfs.
+    pub fn userns(&self, i: usize) -> Option<BorrowedFd<'_>> {
+        self.userns.get(&i).map(|f| f.as_fd())
     }
+
+    /// Whether mount `i`'s tree comes from the mount helper (see `helper`).
+    pub fn helped(&self, i: usize) -> bool {
+        self.helper.as_ref().is_some_and(|h| h.serves(i))
+    }
+
+    /// In the init: mount `i`'s tree, from the mount helper.
+    pub fn request(&self, i: usize) -> Result<OwnedFd> {
+        self.helper
+            .as_ref()
+            .context("no mount helper was started")?
+            .request(i)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.trees.is_empty() && self.userns.is_empty() && self.helper.is_none()
+    }
+}
+
+fn has_userns(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::User)
 }
 
 fn is_idmapped(mnt: &Mount, o: &Options) -> bool {
@@ -107,77 +147,135 @@ pub fn validate(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// Makes the detached idmapped trees for every idmapped mount of the spec (in the parent).
+/// Prepares, in the parent, the trees and mappings described in the module documentation.
 pub fn prepare(spec: &Spec, bundle: &Path) -> Result<Idmapped> {
     let mut out = Idmapped::default();
+    let mut jobs = HashMap::new();
     let mut userns: Vec<(Source, OwnedFd)> = Vec::new();
+    let container_userns = has_userns(spec);
+    let rootfs = super::mounts::rootfs_paths(bundle, spec, None);
+    // The init makes its mounts non-propagating (rslave, or rprivate when
+    // rootfsPropagation asks for private); a tree cloned from the host's namespace would
+    // still share the host's peer groups, so it is given the same propagation here.
+    let private = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .is_some_and(|p| p.contains("private"));
+    let propagation = if private {
+        nix::mount::MsFlags::MS_PRIVATE
+    } else {
+        nix::mount::MsFlags::MS_SLAVE
+    };
     for (i, mnt) in spec.mounts().iter().flatten().enumerate() {
         let o = Options::parse(mnt.options().as_deref().unwrap_or_default());
-        if !is_idmapped(mnt, &o) {
+        let bind = o.bind || mnt.typ().as_deref() == Some("bind");
+        let idmapped = is_idmapped(mnt, &o);
+        if !bind || !(idmapped || container_userns) {
             continue;
         }
         let what = || {
             format!(
-                "mounts[{i}] (idmapped bind on {})",
+                "mounts[{i}] ({}bind on {})",
+                if idmapped { "idmapped " } else { "" },
                 mnt.destination().display()
             )
         };
-        let src = mapping_of(spec, i, mnt)?;
-        let ns = match userns.iter().position(|(s, _)| *s == src) {
-            Some(k) => k,
-            None => {
-                let fd = match &src {
-                    Source::Maps { uid, gid } => crate::sys::userns::with_maps(uid, gid)
-                        .with_context(|| format!("{}: creating its user namespace", what()))?,
-                    Source::Joined(p) => std::fs::File::open(p)
-                        .map(OwnedFd::from)
-                        .with_context(|| format!("{}: opening {}", what(), p.display()))?,
-                };
-                userns.push((src, fd));
-                userns.len() - 1
-            }
+        let src = super::mounts::bind_source(bundle, mnt).with_context(what)?;
+        let ns = if idmapped {
+            let map = mapping_of(spec, i, mnt)?;
+            let k = match userns.iter().position(|(s, _)| *s == map) {
+                Some(k) => k,
+                None => {
+                    let fd = match &map {
+                        Source::Maps { uid, gid } => crate::sys::userns::with_maps(uid, gid)
+                            .with_context(|| format!("{}: creating its user namespace", what()))?,
+                        Source::Joined(p) => std::fs::File::open(p)
+                            .map(OwnedFd::from)
+                            .with_context(|| format!("{}: opening {}", what(), p.display()))?,
+                    };
+                    userns.push((map, fd));
+                    userns.len() - 1
+                }
+            };
+            Some(k)
+        } else {
+            None
         };
-        let tree = tree(bundle, mnt, &o, userns[ns].1.as_fd()).with_context(what)?;
+        if let Some(inside) = super::mounts::in_rootfs(&src, &rootfs) {
+            if let Some(k) = ns {
+                let fd = userns[k].1.try_clone().with_context(what)?;
+                if container_userns {
+                    jobs.insert(
+                        i,
+                        super::helper::Job {
+                            rootfs: rootfs[0].clone(),
+                            inside,
+                            options: o,
+                            userns: fd,
+                        },
+                    );
+                } else {
+                    out.userns.insert(i, fd);
+                }
+            }
+            continue;
+        }
+        let ns = ns.map(|k| userns[k].1.as_fd());
+        let tree = clone_tree(&src, None, &o, ns, Some(propagation)).with_context(what)?;
         out.trees.insert(i, tree);
+    }
+    if !jobs.is_empty() {
+        out.helper = Some(super::helper::Helper::spawn(jobs)?);
     }
     Ok(out)
 }
 
-fn tree(
-    bundle: &Path,
-    mnt: &Mount,
+/// Clones the mount tree at `src` detached (recursively for `rbind`), idmaps it with `userns`
+/// when given, sets the mount's attributes on it and, when given, its propagation. With
+/// `root`, `src` is a path inside that rootfs, resolved there (RESOLVE_IN_ROOT: a symlink in
+/// the image cannot make us clone a host tree); otherwise a host path.
+pub(super) fn clone_tree(
+    src: &Path,
+    root: Option<BorrowedFd<'_>>,
     o: &Options,
-    userns: std::os::fd::BorrowedFd<'_>,
+    userns: Option<BorrowedFd<'_>>,
+    propagation: Option<nix::mount::MsFlags>,
 ) -> Result<OwnedFd> {
-    let src = mnt
-        .source()
-        .as_ref()
-        .context("bind mount without a source")?;
-    let src = if src.is_absolute() {
-        src.clone()
-    } else {
-        bundle.join(src)
-    };
     let mut flags = m::OPEN_TREE_CLONE;
     if o.recursive {
         flags |= m::AT_RECURSIVE;
     }
-    let tree = m::open_tree(nix::fcntl::AT_FDCWD, &src, flags)
-        .with_context(|| format!("cloning mount tree of {}", src.display()))?;
-    let idmap = MountAttr {
-        attr_set: m::MOUNT_ATTR_IDMAP,
-        userns_fd: userns.as_raw_fd() as u64,
-        ..Default::default()
-    };
-    m::mount_setattr(tree.as_fd(), o.idmap_recursive, &idmap).with_context(|| {
-        format!(
-            "mount_setattr(MOUNT_ATTR_IDMAP) on {} (does its filesystem support idmapped \
-             mounts?)",
-            src.display()
-        )
-    })?;
-    // The init cannot change attributes of a tree that belongs to our mount namespace's
-    // owner: set them all here.
+    let tree = match root {
+        Some(root) => crate::sys::fs::open_in_root(root, src, libc::O_PATH)
+            .and_then(|fd| m::open_tree(fd.as_fd(), Path::new(""), flags)),
+        None => m::open_tree(nix::fcntl::AT_FDCWD, src, flags),
+    }
+    .with_context(|| format!("cloning mount tree of {}", src.display()))?;
+    if let Some(p) = propagation {
+        let attr = MountAttr {
+            propagation: p.bits(),
+            ..Default::default()
+        };
+        m::mount_setattr(tree.as_fd(), true, &attr)
+            .context("making the cloned tree non-propagating")?;
+    }
+    if let Some(ns) = userns {
+        let idmap = MountAttr {
+            attr_set: m::MOUNT_ATTR_IDMAP,
+            userns_fd: ns.as_raw_fd() as u64,
+            ..Default::default()
+        };
+        m::mount_setattr(tree.as_fd(), o.idmap_recursive, &idmap).with_context(|| {
+            format!(
+                "mount_setattr(MOUNT_ATTR_IDMAP) on {} (does its filesystem support idmapped \
+                 mounts?)",
+                src.display()
+            )
+        })?;
+    }
+    // Set here, on the detached tree: the init cannot change attributes of a tree that
+    // belongs to its mount namespace's owner.
     let attr = MountAttr {
         attr_set: o.attr_set,
         attr_clr: o.attr_clr,

@@ -4,9 +4,12 @@
 //!    onto itself (pivot_root needs a mount point), the spec's mounts in order, devices and
 //!    /dev symlinks, the cwd. Everything is resolved inside the rootfs (see [`paths`]).
 //! 2. [`enter`]: pivot_root (or MS_MOVE + chroot with --no-pivot), dropping the host's tree.
-//! 3. [`finish`]: maskedPaths, readonlyPaths, rootfsPropagation, root.readonly.
+//! 3. [`finish`]: maskedPaths, readonlyPaths, rootfsPropagation, read-only tmpfs mounts,
+//!    root.readonly.
 
+mod copyup;
 mod devices;
+mod helper;
 pub mod idmapped;
 mod mounts;
 pub mod options;
@@ -28,6 +31,8 @@ use crate::sys::mount::{self as m, MountAttr};
 pub struct Prepared {
     /// The rootfs (a mount point now), as an O_PATH directory.
     pub root: OwnedFd,
+    /// Read-only tmpfs mounts, read-write until [`finish`].
+    late_ro: Vec<mounts::LateRo>,
 }
 
 fn propagation_flag(p: &str) -> Result<MsFlags> {
@@ -89,7 +94,9 @@ pub fn prepare(
     let ctx = mounts::Ctx {
         bundle,
         spec,
+        rootfs: mounts::rootfs_paths(bundle, spec, Some(rootfs)),
         idmapped,
+        late_ro: Default::default(),
     };
     for (i, mnt) in spec.mounts().iter().flatten().enumerate() {
         mounts::mount_one(root.as_fd(), &ctx, i, mnt)?;
@@ -99,7 +106,10 @@ pub fn prepare(
         paths::mkdir_all(root.as_fd(), p.cwd(), 0o755)
             .with_context(|| format!("process.cwd: creating {}", p.cwd().display()))?;
     }
-    Ok(Prepared { root })
+    Ok(Prepared {
+        root,
+        late_ro: ctx.late_ro.into_inner(),
+    })
 }
 
 /// The container's /dev/null, opened without following a symlink and checked to be the real
@@ -166,23 +176,23 @@ pub fn enter(p: &Prepared, no_pivot: bool) -> Result<()> {
     Ok(())
 }
 
-/// Masked and read-only paths, rootfs propagation and a read-only root, after `enter`.
-pub fn finish(spec: &Spec) -> Result<()> {
+/// Masked and read-only paths, rootfs propagation, read-only tmpfs mounts and a read-only
+/// root, after `enter` (and after the console, which may be made under /dev).
+pub fn finish(spec: &Spec, prepared: &Prepared) -> Result<()> {
     let root = std::fs::File::open("/")
         .map(OwnedFd::from)
         .context("opening /")?;
     if let Some(l) = spec.linux() {
         let masked = l.masked_paths().as_deref().unwrap_or_default();
-        let devnull = if masked.is_empty() {
-            None
-        } else {
-            Some(open_devnull(root.as_fd())?)
-        };
+        let mut masker = Masker::default();
+        let mut seen = std::collections::HashSet::new();
         for path in masked {
-            let devnull = devnull
-                .as_ref()
-                .expect("opened when there are masked paths");
-            mask(root.as_fd(), Path::new(path), devnull.as_fd())
+            // A path listed twice is masked once (runc: one mount per path).
+            if !seen.insert(path.as_str()) {
+                continue;
+            }
+            masker
+                .mask(root.as_fd(), Path::new(path))
                 .with_context(|| format!("linux.maskedPaths: {path}"))?;
         }
         for path in l.readonly_paths().iter().flatten() {
@@ -193,6 +203,18 @@ pub fn finish(spec: &Spec) -> Result<()> {
     if let Some(f) = rootfs_propagation(spec)? {
         mount(None::<&str>, "/", None::<&str>, f, None::<&str>)
             .context("linux.rootfsPropagation: applying it to /")?;
+    }
+    let ro = MountAttr {
+        attr_set: m::MOUNT_ATTR_RDONLY,
+        ..Default::default()
+    };
+    for late in &prepared.late_ro {
+        m::mount_setattr(late.fd.as_fd(), false, &ro).with_context(|| {
+            format!(
+                "mounts: making the tmpfs on {} read-only",
+                late.dest.display()
+            )
+        })?;
     }
     if spec
         .root()
@@ -218,19 +240,47 @@ fn open_existing(root: BorrowedFd<'_>, path: &Path) -> Result<Option<OwnedFd>> {
     }
 }
 
-/// Directories get an empty read-only tmpfs, everything else the host's /dev/null.
-fn mask(root: BorrowedFd<'_>, path: &Path, devnull: BorrowedFd<'_>) -> Result<()> {
-    let Some(target) = open_existing(root, path)? else {
-        return Ok(());
-    };
-    let st = fstat(target.as_fd()).context("stat")?;
-    let tree = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-        let fs = m::fsopen("tmpfs").context("creating a tmpfs")?;
-        m::fsmount(fs.as_fd(), m::MOUNT_ATTR_RDONLY).context("creating a read-only tmpfs")?
-    } else {
-        m::open_tree(devnull, Path::new(""), m::OPEN_TREE_CLONE).context("cloning /dev/null")?
-    };
-    m::move_mount(tree.as_fd(), target.as_fd()).context("mounting over it")
+/// Masks paths: directories get an empty read-only tmpfs (one for all of them, as runc
+/// does: the first is mounted, the others are binds of it), everything else the container's
+/// /dev/null.
+#[derive(Default)]
+struct Masker {
+    devnull: Option<OwnedFd>,
+    /// The root of the first masking tmpfs, once mounted.
+    tmpfs: Option<OwnedFd>,
+}
+
+impl Masker {
+    fn mask(&mut self, root: BorrowedFd<'_>, path: &Path) -> Result<()> {
+        let Some(target) = open_existing(root, path)? else {
+            return Ok(());
+        };
+        let st = fstat(target.as_fd()).context("stat")?;
+        let dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+        let tree = match (&self.tmpfs, dir) {
+            (Some(t), true) => m::open_tree(t.as_fd(), Path::new(""), m::OPEN_TREE_CLONE)
+                .context("cloning the masking tmpfs")?,
+            (None, true) => {
+                let fs = m::fsopen("tmpfs").context("creating a tmpfs")?;
+                m::fsmount(fs.as_fd(), m::MOUNT_ATTR_RDONLY)
+                    .context("creating a read-only tmpfs")?
+            }
+            (_, false) => {
+                if self.devnull.is_none() {
+                    self.devnull = Some(open_devnull(root)?);
+                }
+                let null = self.devnull.as_ref().expect("opened above");
+                m::open_tree(null.as_fd(), Path::new(""), m::OPEN_TREE_CLONE)
+                    .context("cloning /dev/null")?
+            }
+        };
+        m::move_mount(tree.as_fd(), target.as_fd()).context("mounting over it")?;
+        if dir && self.tmpfs.is_none() {
+            // The tmpfs is now the top mount at `path`.
+            self.tmpfs = open_existing(root, path)?;
+        }
+        Ok(())
+    }
 }
 
 fn readonly(root: BorrowedFd<'_>, path: &Path) -> Result<()> {

@@ -4,11 +4,13 @@
 //! are mounted with mount(2) onto the target's /proc/self/fd path, which names the already
 //! opened inode, never a path the container could change.
 
+use std::cell::RefCell;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use nix::mount::mount;
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::{fstat, SFlag};
 use oci_spec::runtime::{Mount, Spec};
 
 use super::options::Options;
@@ -19,19 +21,67 @@ use crate::sys::mount::{self as m, MountAttr};
 pub struct Ctx<'a> {
     pub bundle: &'a Path,
     pub spec: &'a Spec,
-    /// Idmapped trees the parent prepared (see `idmapped`).
+    /// The rootfs as the spec names it and as the kernel resolves it: a destination (or a
+    /// bind source) under one of these is a path inside the container (see [`destination`]).
+    pub rootfs: Vec<PathBuf>,
+    /// Trees the parent prepared (see `idmapped`).
     pub idmapped: &'a super::idmapped::Idmapped,
+    /// Read-only tmpfs mounts, mounted read-write so that what belongs under them (devices,
+    /// /dev/pts, the console, later mounts) can be made, and made read-only by `finish`.
+    pub late_ro: RefCell<Vec<LateRo>>,
+}
+
+/// A mount to make read-only once the rootfs is complete.
+#[derive(Debug)]
+pub struct LateRo {
+    pub dest: PathBuf,
+    /// The mount's root, opened right after it was mounted.
+    pub fd: OwnedFd,
+}
+
+/// The rootfs paths a destination or source may start with: `root.path` joined to the
+/// bundle, and that path with its symlinks resolved.
+pub fn rootfs_paths(bundle: &Path, spec: &Spec, rootfs: Option<&Path>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(r) = spec.root().as_ref() {
+        let p = bundle.join(r.path());
+        if let Ok(c) = std::fs::canonicalize(&p) {
+            out.push(c);
+        }
+        out.push(p);
+    }
+    if let Some(r) = rootfs {
+        out.push(r.to_path_buf());
+    }
+    out.dedup();
+    out
+}
+
+/// The path inside the rootfs of a host path under it, if it is under it.
+pub fn in_rootfs(path: &Path, rootfs: &[PathBuf]) -> Option<PathBuf> {
+    rootfs
+        .iter()
+        .find_map(|r| path.strip_prefix(r).ok())
+        .map(|rest| Path::new("/").join(rest))
+}
+
+/// A mount's destination as a path inside the container. One that already starts with the
+/// rootfs path (`$ROOTFS/mnt/x`) is taken as that path, as runc does, rather than joined
+/// under the rootfs a second time; a relative one is relative to `/` (runtime-spec 1.2).
+pub fn destination(dest: &Path, rootfs: &[PathBuf]) -> PathBuf {
+    if let Some(inside) = in_rootfs(dest, rootfs) {
+        return inside;
+    }
+    if dest.is_absolute() {
+        dest.to_path_buf()
+    } else {
+        Path::new("/").join(dest)
+    }
 }
 
 /// Mounts entry `i` of `mounts` into the rootfs.
 pub fn mount_one(root: BorrowedFd<'_>, ctx: &Ctx<'_>, i: usize, mnt: &Mount) -> Result<()> {
-    let bundle = ctx.bundle;
-    let dest = mnt.destination();
-    let dest = if dest.is_absolute() {
-        dest.clone()
-    } else {
-        Path::new("/").join(dest)
-    };
+    let dest = destination(mnt.destination(), &ctx.rootfs);
     let fstype = mnt.typ().as_deref().unwrap_or("");
     let mut o = Options::parse(mnt.options().as_deref().unwrap_or_default());
     if let Some(c) = crate::lsm::mount_context(ctx.spec, fstype) {
@@ -44,14 +94,16 @@ pub fn mount_one(root: BorrowedFd<'_>, ctx: &Ctx<'_>, i: usize, mnt: &Mount) -> 
             dest.display()
         )
     };
-    let pre = ctx.idmapped.get(i);
-    if pre.is_none() && (o.idmap || mnt.uid_mappings().is_some() || mnt.gid_mappings().is_some()) {
+    let idmapped = o.idmap || mnt.uid_mappings().is_some() || mnt.gid_mappings().is_some();
+    let prepared =
+        ctx.idmapped.get(i).is_some() || ctx.idmapped.userns(i).is_some() || ctx.idmapped.helped(i);
+    if idmapped && !prepared {
         bail!("{}: the idmapped tree was not prepared", what());
     }
     if o.bind || fstype == "bind" {
-        bind(root, bundle, &dest, mnt, &o, pre).with_context(what)
+        bind(root, ctx, i, &dest, mnt, &o).with_context(what)
     } else {
-        filesystem(root, &dest, fstype, mnt, &o).with_context(what)
+        filesystem(root, ctx, &dest, fstype, mnt, &o).with_context(what)
     }
 }
 
@@ -63,54 +115,62 @@ fn fstype_or_bind<'a>(fstype: &'a str, o: &Options) -> &'a str {
     }
 }
 
-fn bind(
-    root: BorrowedFd<'_>,
-    bundle: &Path,
-    dest: &Path,
-    mnt: &Mount,
-    o: &Options,
-    idmapped: Option<&OwnedFd>,
-) -> Result<()> {
+/// A bind mount's source on the host (a relative one is relative to the bundle, as runc
+/// resolves it).
+pub fn bind_source(bundle: &Path, mnt: &Mount) -> Result<PathBuf> {
     let src = mnt
         .source()
         .as_ref()
         .context("bind mount without a source")?;
-    // A relative source is relative to the bundle, as runc resolves it.
-    let src: PathBuf = if src.is_absolute() {
+    Ok(if src.is_absolute() {
         src.clone()
     } else {
         bundle.join(src)
+    })
+}
+
+fn bind(
+    root: BorrowedFd<'_>,
+    ctx: &Ctx<'_>,
+    i: usize,
+    dest: &Path,
+    mnt: &Mount,
+    o: &Options,
+) -> Result<()> {
+    let own;
+    let tree = match ctx.idmapped.get(i) {
+        // Cloned and given its attributes by the parent (host root): only attach it.
+        Some(t) => t.as_fd(),
+        None => {
+            // A source inside the rootfs is cloned here, in the container's mount
+            // namespace, so it shows what the earlier mounts put there; it is resolved
+            // inside the rootfs, like a destination.
+            let src = bind_source(ctx.bundle, mnt)?;
+            own = match in_rootfs(&src, &ctx.rootfs) {
+                Some(_) if ctx.idmapped.helped(i) => ctx.idmapped.request(i)?,
+                Some(inside) => super::idmapped::clone_tree(
+                    &inside,
+                    Some(root),
+                    o,
+                    ctx.idmapped.userns(i),
+                    None,
+                )?,
+                None => super::idmapped::clone_tree(&src, None, o, ctx.idmapped.userns(i), None)?,
+            };
+            own.as_fd()
+        }
     };
-    let meta = std::fs::metadata(&src).with_context(|| format!("source {}", src.display()))?;
-    paths::ensure_target(root, dest, !meta.is_dir())?;
+    let st = fstat(tree).context("stat of the source tree")?;
+    let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+    paths::ensure_target(root, dest, !is_dir)?;
     let target = paths::open_target(root, dest, false)?;
-    if let Some(tree) = idmapped {
-        // Cloned, idmapped and given its attributes by the parent: only attach it.
-        m::move_mount(tree.as_fd(), target.as_fd()).context("attaching the idmapped mount")?;
-        return propagate(root, dest, o);
-    }
-    let mut flags = m::OPEN_TREE_CLONE;
-    if o.recursive {
-        flags |= m::AT_RECURSIVE;
-    }
-    let cwd = nix::fcntl::AT_FDCWD;
-    let tree = m::open_tree(cwd, &src, flags)
-        .with_context(|| format!("cloning mount tree of {}", src.display()))?;
-    let attr = MountAttr {
-        attr_set: o.attr_set,
-        attr_clr: o.attr_clr,
-        ..Default::default()
-    };
-    if attr != MountAttr::default() {
-        m::mount_setattr(tree.as_fd(), false, &attr).context("setting mount attributes")?;
-    }
-    recursive_attrs(tree.as_fd(), o)?;
-    m::move_mount(tree.as_fd(), target.as_fd()).context("attaching the bind mount")?;
+    m::move_mount(tree, target.as_fd()).context("attaching the bind mount")?;
     propagate(root, dest, o)
 }
 
 fn filesystem(
     root: BorrowedFd<'_>,
+    ctx: &Ctx<'_>,
     dest: &Path,
     fstype: &str,
     mnt: &Mount,
@@ -127,6 +187,9 @@ fn filesystem(
         bail!("type: missing (and the options hold no bind/rbind)");
     }
     let strict = matches!(fstype, "proc" | "sysfs");
+    let tmpfs = fstype == "tmpfs";
+    let mut data = o.data.clone();
+    let mut existing_dir = false;
     let target = if strict {
         // CVE-2019-19921, CVE-2023-27561, CVE-2023-28642: a /proc or /sys that is a symlink
         // or not a directory is refused before anything is created through it; only a
@@ -137,29 +200,71 @@ fn filesystem(
                 paths::ensure_target(root, dest, false)?;
                 paths::open_target(root, dest, true)?
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("filesystem {fstype:?} must be mounted on ordinary directory")
+                })
+            }
         }
     } else {
-        paths::ensure_target(root, dest, false)?;
-        paths::open_target(root, dest, false)?
+        match paths::open_target(root, dest, false) {
+            Ok(fd) => {
+                let st = fstat(fd.as_fd()).context("stat of the mount target")?;
+                existing_dir =
+                    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+                // A tmpfs over an image directory gets that directory's mode (set-id and
+                // sticky bits included) unless `mode=` says otherwise, as with runc.
+                if tmpfs && existing_dir && !data.iter().any(|d| d.starts_with("mode=")) {
+                    data.push(format!("mode={:o}", st.st_mode & 0o7777));
+                }
+                fd
+            }
+            Err(e) if is_enoent(&e) => {
+                paths::ensure_target(root, dest, false)?;
+                paths::open_target(root, dest, false)?
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    // A read-only tmpfs is mounted read-write and made read-only last (`finish`), so the
+    // devices, /dev/pts, the console and later mounts can still be made under it.
+    let late_ro = tmpfs && o.flags.contains(MsFlags::MS_RDONLY);
+    let flags = if late_ro {
+        o.flags - MsFlags::MS_RDONLY
+    } else {
+        o.flags
     };
     let source = mnt
         .source()
         .as_ref()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| fstype.to_string());
-    let data = o.data.join(",");
-    let data = (!data.is_empty()).then_some(data.as_str());
-    // A v1 "cgroup" mount's data options name v1 controllers, which mean nothing to cgroup2.
-    let data = if fstype == "cgroup2" { None } else { data };
-    mount(
-        Some(source.as_str()),
-        &paths::fd_path(target.as_fd()),
-        Some(fstype),
-        o.flags,
-        data,
-    )
-    .with_context(|| format!("mounting {fstype}"))?;
+    if tmpfs && o.tmpcopyup && existing_dir {
+        let attrs = o.attr_set & !m::MOUNT_ATTR_RDONLY;
+        let tree = super::copyup::tmpfs_with_copy(target.as_fd(), &source, &data, flags, attrs)?;
+        m::move_mount(tree.as_fd(), target.as_fd()).context("attaching the tmpfs")?;
+    } else {
+        let data = data.join(",");
+        let data = (!data.is_empty()).then_some(data.as_str());
+        // A v1 "cgroup" mount's data options name v1 controllers, which mean nothing to
+        // cgroup2.
+        let data = if fstype == "cgroup2" { None } else { data };
+        mount(
+            Some(source.as_str()),
+            &paths::fd_path(target.as_fd()),
+            Some(fstype),
+            flags,
+            data,
+        )
+        .with_context(|| format!("mounting {fstype}"))?;
+    }
+    if late_ro {
+        let fd = paths::open_target(root, dest, false)?;
+        ctx.late_ro.borrow_mut().push(LateRo {
+            dest: dest.to_path_buf(),
+            fd,
+        });
+    }
     if o.rec_attr_set != 0 || o.rec_attr_clr != 0 {
         let fresh = paths::open_target(root, dest, strict)?;
         recursive_attrs(fresh.as_fd(), o)?;
@@ -202,4 +307,33 @@ fn propagate(root: BorrowedFd<'_>, dest: &Path, o: &Options) -> Result<()> {
         .with_context(|| format!("setting propagation {p:?}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_under_the_rootfs_path_are_taken_as_is() {
+        let r = vec![PathBuf::from("/b/rootfs"), PathBuf::from("/real/b/rootfs")];
+        assert_eq!(
+            destination(Path::new("/b/rootfs/mnt/x"), &r),
+            Path::new("/mnt/x")
+        );
+        assert_eq!(
+            destination(Path::new("/real/b/rootfs/y"), &r),
+            Path::new("/y")
+        );
+        assert_eq!(destination(Path::new("/b/rootfs"), &r), Path::new("/"));
+        // Component-wise, not a string prefix.
+        assert_eq!(
+            destination(Path::new("/b/rootfsX/z"), &r),
+            Path::new("/b/rootfsX/z")
+        );
+        assert_eq!(destination(Path::new("rel/dir"), &r), Path::new("/rel/dir"));
+        assert_eq!(
+            destination(Path::new("/etc/hosts"), &r),
+            Path::new("/etc/hosts")
+        );
+    }
 }

@@ -24,6 +24,9 @@ pub struct Options {
     /// `idmap` or `ridmap` (the latter maps every mount of the tree).
     pub idmap: bool,
     pub idmap_recursive: bool,
+    /// `tmpcopyup` (runc's extension, used by podman for `--tmpfs`): the new tmpfs starts
+    /// with a copy of what the directory it covers holds. Never passed to the kernel.
+    pub tmpcopyup: bool,
 }
 
 /// Every option name skiff interprets itself (the rest are passed to the filesystem as data),
@@ -87,6 +90,7 @@ pub const KNOWN: &[&str] = &[
     "suid",
     "symfollow",
     "sync",
+    "tmpcopyup",
     "unbindable",
 ];
 
@@ -104,6 +108,7 @@ impl Default for Options {
             data: Vec::new(),
             idmap: false,
             idmap_recursive: false,
+            tmpcopyup: false,
         }
     }
 }
@@ -191,6 +196,7 @@ impl Options {
                 self.idmap = true;
                 self.idmap_recursive = true;
             }
+            "tmpcopyup" => self.tmpcopyup = true,
             // The atime mode is one value, not a flag: setting it also clears the field.
             "rnoatime" => self.rec_atime(m::MOUNT_ATTR_NOATIME),
             "rstrictatime" => self.rec_atime(m::MOUNT_ATTR_STRICTATIME),
@@ -273,6 +279,13 @@ mod tests {
         let o = Options::parse(&["ro", "rw"]);
         assert!(!o.flags.contains(MsFlags::MS_RDONLY));
         assert_eq!(o.attr_set & m::MOUNT_ATTR_RDONLY, 0);
+    }
+
+    #[test]
+    fn tmpcopyup_is_ours_not_the_kernels() {
+        let o = Options::parse(&["tmpcopyup", "size=1m"]);
+        assert!(o.tmpcopyup);
+        assert_eq!(o.data, vec!["size=1m"]);
     }
 
     #[test]

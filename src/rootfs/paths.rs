@@ -92,28 +92,47 @@ pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<OwnedFd
 
 /// Makes sure a mount target exists inside the root: a directory, or (for `file`) an empty
 /// regular file created with mknodat, which never follows a symlink at the last component.
+/// A final component that is a dangling symlink is followed inside the rootfs, link by link,
+/// and the file is created where the chain ends (as the kernel would with the rootfs as `/`).
 pub fn ensure_target(root: BorrowedFd<'_>, path: &Path, file: bool) -> Result<()> {
     if !file {
         mkdir_all(root, path, 0o755)?;
         return Ok(());
     }
-    match open_in_root(root, path, libc::O_PATH) {
-        Ok(_) => return Ok(()),
-        Err(e) if io_kind(&e, libc::ENOENT) => {}
-        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    let mut cur = path.to_path_buf();
+    for _ in 0..=40 {
+        match open_in_root(root, &cur, libc::O_PATH) {
+            Ok(_) => return Ok(()),
+            Err(e) if io_kind(&e, libc::ENOENT) => {}
+            Err(e) => return Err(e).with_context(|| format!("opening {}", cur.display())),
+        }
+        let (parent, name) = split(&cur)?;
+        let dir = mkdir_all(root, parent, 0o755)?;
+        match mknodat(
+            dir.as_fd(),
+            name,
+            SFlag::S_IFREG,
+            Mode::from_bits_truncate(0o644),
+            0,
+        ) {
+            Ok(()) => return Ok(()),
+            Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e).with_context(|| format!("creating file {}", cur.display())),
+        }
+        // Something is there but does not resolve: a dangling symlink (anything else was
+        // made meanwhile and is the target now).
+        let target = match nix::fcntl::readlinkat(dir.as_fd(), name) {
+            Ok(t) => PathBuf::from(t),
+            Err(nix::errno::Errno::EINVAL) => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("reading symlink {}", cur.display())),
+        };
+        cur = if target.is_absolute() {
+            target
+        } else {
+            parent.join(target)
+        };
     }
-    let (parent, name) = split(path)?;
-    let dir = mkdir_all(root, parent, 0o755)?;
-    match mknodat(
-        dir.as_fd(),
-        name,
-        SFlag::S_IFREG,
-        Mode::from_bits_truncate(0o644),
-        0,
-    ) {
-        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("creating file {}", path.display())),
-    }
+    bail!("too many levels of symbolic links under {}", path.display())
 }
 
 /// (parent, last component) of a container path.

@@ -35,7 +35,7 @@ impl std::fmt::Display for Status {
 /// on the barrier); else running. Anything else is stopped.
 pub fn derive(state: &State, fifo: &Path) -> Status {
     match proc_stat(state.pid) {
-        Some((st, start)) if start == state.start_time && st != 'Z' && st != 'X' => {}
+        Some(s) if s.start == state.start_time && !s.gone() => {}
         _ => return Status::Stopped,
     }
     if let Some(cg) = &state.cgroup {
@@ -51,22 +51,41 @@ pub fn derive(state: &State, fifo: &Path) -> Status {
 
 /// The start time of `pid` (field 22 of /proc/<pid>/stat), if it exists.
 pub fn proc_start_time(pid: i32) -> Option<u64> {
-    proc_stat(pid).map(|(_, t)| t)
+    proc_stat(pid).map(|s| s.start)
 }
 
-/// (state letter, start time) from /proc/<pid>/stat. The command name (field 2) may contain
-/// spaces and parentheses, so parsing starts after its last ')'.
-fn proc_stat(pid: i32) -> Option<(char, u64)> {
+/// What /proc/<pid>/stat says about a process.
+struct Stat {
+    state: char,
+    flags: u64,
+    start: u64,
+}
+
+impl Stat {
+    /// Dead, a zombie, or on its way out: PF_EXITING is set from the moment it starts to
+    /// exit, which for the init of a pid namespace can last while the kernel kills and
+    /// reaps the rest of the namespace — the container is stopped by then.
+    fn gone(&self) -> bool {
+        const PF_EXITING: u64 = 0x4;
+        matches!(self.state, 'Z' | 'X' | 'x') || self.flags & PF_EXITING != 0
+    }
+}
+
+/// The command name (field 2) may contain spaces and parentheses, so parsing starts after
+/// its last ')'.
+fn proc_stat(pid: i32) -> Option<Stat> {
     if pid <= 0 {
         return None;
     }
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let st = fields.next()?.chars().next()?;
-    // `rest` starts at field 3; the start time is field 22.
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((st, start))
+    // `rest` starts at field 3 (state); flags is field 9, the start time field 22.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        flags: fields.get(6)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -75,9 +94,9 @@ mod tests {
 
     #[test]
     fn own_process_is_parsed() {
-        let (st, start) = proc_stat(std::process::id() as i32).unwrap();
-        assert!(st == 'R' || st == 'S');
-        assert!(start > 0);
+        let s = proc_stat(std::process::id() as i32).unwrap();
+        assert!(s.state == 'R' || s.state == 'S');
+        assert!(s.start > 0 && !s.gone());
     }
 
     #[test]

@@ -105,11 +105,11 @@ impl Borrow for OwnedFd {
 }
 
 /// The binary at `path`, opened through a fresh read-only overlay of its directory, mounted
-/// nowhere. overlayfs wants two lower layers when there is no upper one, so the second is an
-/// empty directory made for the purpose and removed again at once (the overlay keeps it).
+/// nowhere. overlayfs wants two lower layers when there is no upper one; the second is empty.
 fn overlay_view(path: &std::path::Path) -> io::Result<OwnedFd> {
     use super::mount::{
-        fsconfig_set, fsmount, fsopen, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+        fsconfig_set, fsconfig_set_fd, fsmount, fsopen, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID,
+        MOUNT_ATTR_RDONLY,
     };
     use std::os::fd::AsFd;
     let (dir, name) = match (path.parent(), path.file_name()) {
@@ -119,6 +119,38 @@ fn overlay_view(path: &std::path::Path) -> io::Result<OwnedFd> {
     let dir = dir
         .to_str()
         .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let fs = fsopen("overlay")?;
+    // Linux 6.8+: each layer by its own "lowerdir+" call (no escaping), the empty one as the
+    // root of a fresh read-only tmpfs attached nowhere, given by fd. Older kernels get the
+    // colon-separated list with an empty directory made for the purpose.
+    let by_fd = (|| {
+        fsconfig_set(fs.as_fd(), "lowerdir+", Some(dir))?;
+        let tmp = fsopen("tmpfs")?;
+        let empty = fsmount(tmp.as_fd(), MOUNT_ATTR_RDONLY)?;
+        fsconfig_set_fd(fs.as_fd(), "lowerdir+", empty.as_fd())?;
+        fsmount(
+            fs.as_fd(),
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID,
+        )
+    })();
+    let mounted = by_fd.or_else(|_| overlay_with_empty_dir(dir));
+    let mnt = mounted?;
+    let file = nix::fcntl::openat(
+        &mnt,
+        name,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    Ok(file)
+}
+
+/// The overlay for kernels without "lowerdir+": `dir:<an empty directory>`, the directory
+/// made for the purpose and removed at once (the overlay keeps it).
+fn overlay_with_empty_dir(dir: &str) -> io::Result<OwnedFd> {
+    use super::mount::{
+        fsconfig_set, fsmount, fsopen, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+    };
+    use std::os::fd::AsFd;
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -129,30 +161,18 @@ fn overlay_view(path: &std::path::Path) -> io::Result<OwnedFd> {
         let empty = empty
             .to_str()
             .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let fs = fsopen("overlay")?;
-        // "lowerdir+" (Linux 6.8) takes one layer per call, no escaping; older kernels take
-        // the colon-separated list, where ':' and ',' in a path cannot be expressed safely.
-        if fsconfig_set(fs.as_fd(), "lowerdir+", Some(dir)).is_ok() {
-            fsconfig_set(fs.as_fd(), "lowerdir+", Some(empty))?;
-        } else if !dir.contains([':', ',', '\\']) && !empty.contains([':', ',', '\\']) {
-            fsconfig_set(fs.as_fd(), "lowerdir", Some(&format!("{dir}:{empty}")))?;
-        } else {
+        if dir.contains([':', ',', '\\']) || empty.contains([':', ',', '\\']) {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
+        let fs = fsopen("overlay")?;
+        fsconfig_set(fs.as_fd(), "lowerdir", Some(&format!("{dir}:{empty}")))?;
         fsmount(
             fs.as_fd(),
             MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID,
         )
     })();
     let _ = std::fs::remove_dir(&empty);
-    let mnt = mounted?;
-    let file = nix::fcntl::openat(
-        &mnt,
-        name,
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )?;
-    Ok(file)
+    mounted
 }
 
 trait Mode0700 {

@@ -93,7 +93,26 @@ pub fn fsopen(fstype: &str) -> io::Result<OwnedFd> {
 
 const FSCONFIG_SET_FLAG: u32 = 0;
 const FSCONFIG_SET_STRING: u32 = 1;
+const FSCONFIG_SET_FD: u32 = 5;
 const FSCONFIG_CMD_CREATE: u32 = 6;
+
+/// fsconfig(FSCONFIG_SET_FD): sets `key` to an open file (e.g. an overlay layer, Linux 6.8+).
+pub fn fsconfig_set_fd(fs: BorrowedFd<'_>, key: &str, fd: BorrowedFd<'_>) -> io::Result<()> {
+    let k = std::ffi::CString::new(key)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in mount option"))?;
+    // SAFETY: valid fs context fd, NUL-terminated key, NULL value and the fd as `aux`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_FD,
+            k.as_ptr(),
+            std::ptr::null::<libc::c_char>(),
+            fd.as_raw_fd(),
+        )
+    };
+    super::cvt(ret).map(drop)
+}
 
 /// fsconfig(2): sets `key` (to `value`, or as a flag when `None`) on a filesystem context.
 pub fn fsconfig_set(fs: BorrowedFd<'_>, key: &str, value: Option<&str>) -> io::Result<()> {

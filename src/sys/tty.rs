@@ -1,4 +1,4 @@
-//! pty ioctls and receiving an fd over a unix socket.
+//! pty ioctls and receiving an fd (with its message) over a unix socket.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -56,6 +56,12 @@ pub fn set_controlling(fd: BorrowedFd<'_>) -> io::Result<()> {
 
 /// Receives one message on `socket` and returns the first fd it carried (others are closed).
 pub fn recv_fd(socket: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
+    recv_with_fd(socket).map(|(_, fd)| fd)
+}
+
+/// Receives one message on `socket`: its payload (empty at EOF) and the first fd it carried
+/// (others are closed).
+pub fn recv_with_fd(socket: BorrowedFd<'_>) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut buf = [0u8; 4096];
     let mut iov = [io::IoSliceMut::new(&mut buf)];
@@ -66,6 +72,7 @@ pub fn recv_fd(socket: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
         Some(&mut space),
         MsgFlags::MSG_CMSG_CLOEXEC,
     )?;
+    let len = msg.bytes;
     let mut first = None;
     for c in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = c {
@@ -79,5 +86,5 @@ pub fn recv_fd(socket: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
             }
         }
     }
-    Ok(first)
+    Ok((buf[..len].to_vec(), first))
 }
