@@ -4,6 +4,8 @@
 //! every controller the hierarchy lacks. Limits that need the controllers are proven in the
 //! pure cgroup v2 guest (`guest.rs`).
 
+mod runc;
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -52,11 +52,14 @@ pub fn seccomp(spec: &Spec) -> Result<Option<crate::seccomp::Filter>> {
 /// Parses config.json; on a type error the message starts with the JSON path of the field
 /// (`process.args: invalid type: ...`), which plain serde_json does not give.
 pub fn parse(text: &[u8]) -> Result<Spec> {
-    let de = &mut serde_json::Deserializer::from_slice(text);
-    match serde_path_to_error::deserialize::<_, Spec>(de) {
-        Ok(spec) => Ok(spec),
-        Err(e) => Err(describe(e)),
+    let mut value: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| anyhow::anyhow!("invalid JSON: {e}"))?;
+    // runc reads linux.resources with Go's case-insensitive field names (runc's own tests
+    // write `hugepageLimits: [{pagesize: ...}]`).
+    if let Some(r) = value.get_mut("linux").and_then(|l| l.get_mut("resources")) {
+        crate::cgroups::keys::canonicalize(r);
     }
+    from_value(value)
 }
 
 /// A `process` object on its own (exec --process), parsed like config.json's.

@@ -1,7 +1,8 @@
 //! Carrying out a [`Plan`] on a cgroup: check that the hierarchy has every controller the
-//! plan needs (a clear error naming the spec field otherwise — never a silent skip), enable
-//! them in the ancestors' cgroup.subtree_control, write the interface files, and attach the
-//! device program.
+//! plan needs (a clear error naming the spec field otherwise — never a silent skip), delegate
+//! the controllers down the ancestors' cgroup.subtree_control (all that each offers, as runc
+//! does; the needed ones must succeed), write the interface files, and attach the device
+//! program.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -47,32 +48,36 @@ fn controllers(dir: &Path, file: &str) -> Result<Vec<String>> {
     Ok(text.split_whitespace().map(str::to_string).collect())
 }
 
-/// Each needed controller must be in the hierarchy root's cgroup.controllers; it is then
-/// enabled top-down in every ancestor of the container cgroup that does not have it yet.
-/// (Controllers enabled in pre-existing ancestors stay enabled, as with runc: other cgroups
-/// there may rely on them.)
+/// Delegation, as runc does it: every controller an ancestor of the container cgroup has
+/// (its cgroup.controllers) is enabled in its cgroup.subtree_control, top-down from the
+/// hierarchy root, so the container's cgroup gets all of them even without limits (and can
+/// hand them on to cgroups the container makes). Each is tried on its own and a refusal is
+/// ignored — typically EBUSY for a domain controller in an ancestor with processes of its own
+/// (cgroup v2's no-internal-processes rule) — except for the controllers the plan `needed`:
+/// those must be in the hierarchy at all (an error naming the spec field otherwise) and
+/// enabled at every level. (Controllers enabled in pre-existing ancestors stay enabled, as
+/// with runc: other cgroups there may rely on them.)
 fn enable_controllers(mount: &Path, cg: &Path, needed: &BTreeMap<&str, &str>) -> Result<()> {
-    if needed.is_empty() {
-        return Ok(());
-    }
-    let available = controllers(mount, "cgroup.controllers")?;
-    for (c, field) in needed {
-        if !available.iter().any(|a| a == c) {
-            bail!(
-                "{field}: the cgroup v2 hierarchy at {} has no {c:?} controller (it has: {}); \
-                 skiff uses cgroup v2 only and cannot apply this limit{}",
-                mount.display(),
-                if available.is_empty() {
-                    "none".into()
-                } else {
-                    available.join(" ")
-                },
-                if mount.ends_with("unified") {
-                    " (on this hybrid host the controller is bound to a cgroup v1 hierarchy)"
-                } else {
-                    ""
-                }
-            );
+    if !needed.is_empty() {
+        let available = controllers(mount, "cgroup.controllers")?;
+        for (c, field) in needed {
+            if !available.iter().any(|a| a == c) {
+                bail!(
+                    "{field}: the cgroup v2 hierarchy at {} has no {c:?} controller (it has: \
+                     {}); skiff uses cgroup v2 only and cannot apply this limit{}",
+                    mount.display(),
+                    if available.is_empty() {
+                        "none".into()
+                    } else {
+                        available.join(" ")
+                    },
+                    if mount.ends_with("unified") {
+                        " (on this hybrid host the controller is bound to a cgroup v1 hierarchy)"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
     }
     let rel = cg.strip_prefix(mount).unwrap_or(Path::new(""));
@@ -84,30 +89,38 @@ fn enable_controllers(mount: &Path, cg: &Path, needed: &BTreeMap<&str, &str>) ->
     }
     for dir in chain {
         let enabled = controllers(&dir, "cgroup.subtree_control")?;
-        for (c, field) in needed {
-            if enabled.iter().any(|e| e == c) {
-                continue;
+        let mut offered = controllers(&dir, "cgroup.controllers")?;
+        // A needed controller missing here is tried too, for the kernel's reason.
+        for c in needed.keys() {
+            if !offered.iter().any(|o| o == c) {
+                offered.push(c.to_string());
             }
+        }
+        for c in offered.iter().filter(|c| !enabled.contains(c)) {
             let file = dir.join("cgroup.subtree_control");
             let r = fs::OpenOptions::new()
                 .write(true)
                 .open(&file)
                 .and_then(|mut f| f.write_all(format!("+{c}").as_bytes()));
-            if let Err(e) = r {
-                let hint = match e.raw_os_error() {
-                    Some(libc::EBUSY) => {
-                        " (that cgroup has processes of its own, and cgroup v2 enables domain \
-                         controllers only for cgroups without them: place the container \
-                         elsewhere with an absolute linux.cgroupsPath)"
-                    }
-                    Some(libc::EOPNOTSUPP) => " (a threaded cgroup cannot have this controller)",
-                    _ => "",
-                };
-                bail!(
-                    "{field}: enabling the {c} controller in {}: {e}{hint}",
-                    file.display()
-                );
-            }
+            let (Err(e), Some(field)) = (r, needed.get(c.as_str())) else {
+                continue;
+            };
+            let hint = match e.raw_os_error() {
+                Some(libc::EBUSY) => {
+                    " (that cgroup has processes of its own, and cgroup v2 enables domain \
+                     controllers only for cgroups without them: place the container \
+                     elsewhere with an absolute linux.cgroupsPath)"
+                }
+                Some(libc::EOPNOTSUPP) => " (a threaded cgroup cannot have this controller)",
+                Some(libc::ENOENT) => {
+                    " (the parent cgroup does not offer it: it is not in its cgroup.controllers)"
+                }
+                _ => "",
+            };
+            bail!(
+                "{field}: enabling the {c} controller in {}: {e}{hint}",
+                file.display()
+            );
         }
     }
     Ok(())

@@ -75,6 +75,100 @@ impl Drop for Cgroup {
     }
 }
 
+/// runc's checks on the container's cgroup before anything is made (so a refused cgroup is
+/// left exactly as it was): an existing one must hold no process (in it or below it), and
+/// neither it nor, for one still to be made, its nearest existing ancestor may be frozen —
+/// an init born into a frozen cgroup would never run, and `create` would wait forever.
+pub fn check_unused(mount: &Path, rel: &Path) -> Result<()> {
+    let path = mount.join(rel);
+    if path.is_dir() {
+        let pids = match pids(&path) {
+            Ok(p) => p,
+            // Removed meanwhile: nothing is in it.
+            Err(_) if !path.exists() => vec![],
+            Err(e) => return Err(e),
+        };
+        if !pids.is_empty() {
+            bail!(
+                "container's cgroup is not empty: {} process(es) found in {} (or below it)",
+                pids.len(),
+                path.display()
+            );
+        }
+        let freeze = fs::read_to_string(path.join("cgroup.freeze")).unwrap_or_default();
+        if freeze.trim() == "1" || read_key(&path, "cgroup.events", "frozen") == Some(1) {
+            bail!(
+                "container's cgroup unexpectedly frozen: {} (cgroup.freeze {}); thaw it or \
+                 choose another linux.cgroupsPath",
+                path.display(),
+                freeze.trim()
+            );
+        }
+        return Ok(());
+    }
+    // A new cgroup inherits the frozen state of its parent.
+    let mut dir = path.as_path();
+    while let Some(parent) = dir.parent().filter(|p| p.starts_with(mount) && *p != mount) {
+        if parent.is_dir() {
+            if read_key(parent, "cgroup.events", "frozen") == Some(1) {
+                bail!(
+                    "container's cgroup unexpectedly frozen: its parent {} is frozen, so a \
+                     cgroup made in it would be too",
+                    parent.display()
+                );
+            }
+            break;
+        }
+        dir = parent;
+    }
+    Ok(())
+}
+
+/// The controllers that cgroup v2 lets a cgroup with processes enable for its children
+/// ("threaded" controllers); every other one is a domain controller.
+const THREADED: &[&str] = &["cpu", "cpuset", "perf_event", "pids"];
+
+/// Whether a process can be moved into (or born in) the cgroup: it exists and the
+/// no-internal-processes rule allows it — no domain controller is enabled in its
+/// cgroup.subtree_control (a threaded cgroup does not have the rule). The kernel refuses
+/// anything else with EBUSY (EOPNOTSUPP for an invalid domain).
+pub fn accepts_processes(path: &Path) -> bool {
+    let Ok(enabled) = fs::read_to_string(path.join("cgroup.subtree_control")) else {
+        return false;
+    };
+    match fs::read_to_string(path.join("cgroup.type"))
+        .as_deref()
+        .map(str::trim)
+    {
+        Ok("threaded") => true,
+        Ok("domain invalid") => false,
+        _ => enabled.split_whitespace().all(|c| THREADED.contains(&c)),
+    }
+}
+
+/// The domain controllers enabled in a cgroup's cgroup.subtree_control.
+pub fn domain_controllers_enabled(path: &Path) -> Vec<String> {
+    fs::read_to_string(path.join("cgroup.subtree_control"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter(|c| !THREADED.contains(c))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The cgroup v2 directory a process is in now (its /proc/<pid>/cgroup "0::" line, under
+/// the hierarchy mounted at `mount`); `None` once it is gone.
+pub fn cgroup_of(mount: &Path, pid: i32) -> Option<PathBuf> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let rel = super::mount::own_cgroup(&text)?;
+    let rel = rel.strip_prefix("/").unwrap_or(&rel);
+    // " (deleted)" marks a removed cgroup the process is still in (a zombie's).
+    if rel.to_str().is_some_and(|s| s.ends_with(" (deleted)")) {
+        return None;
+    }
+    Some(mount.join(rel))
+}
+
 /// Kills every process in the cgroup and its descendants: cgroup.kill where the kernel has
 /// it (5.14+), else SIGKILL to each pid.
 pub fn kill_all(path: &Path) -> Result<()> {

@@ -6,11 +6,13 @@
 //! - [`manager`]: the cgroup directory: create, processes, freeze, kill, destroy.
 //! - [`resources`]: `linux.resources` → interface files and values (pure).
 //! - [`devices`]: device rules → the BPF_PROG_TYPE_CGROUP_DEVICE program (pure).
+//! - [`keys`]: field names matched ignoring case, as runc (Go's JSON) reads them.
 //! - [`apply`]: carrying a plan out on a cgroup (controllers, writes, device program).
 //! - [`stats`]: the statistics `events` reports.
 
 pub mod apply;
 pub mod devices;
+pub mod keys;
 pub mod manager;
 pub mod mount;
 pub mod resources;
@@ -22,7 +24,10 @@ use std::path::Path;
 use anyhow::Result;
 use oci_spec::runtime::{LinuxResources, Spec};
 
-pub use manager::{destroy, freeze, kill_all, pids, Cgroup};
+pub use manager::{
+    accepts_processes, cgroup_of, check_unused, destroy, domain_controllers_enabled, freeze,
+    kill_all, pids, Cgroup,
+};
 pub use mount::{find_mount, host_layout, own_cgroup, resolve};
 
 /// The `linux.devices` paths of a spec (the nodes that replace runc's default rules).

@@ -270,11 +270,12 @@ fn memory(m: &LinuxMemory, p: &mut Plan) -> Result<()> {
         );
     }
     if m.check_before_update() == Some(true) {
-        if limit > 0 {
-            p.check_usage.push(("memory limit", limit as u64));
-        }
+        // memory+swap first, as runc checks (and words) them.
         if let Some(s) = m.swap().filter(|&s| s > 0) {
             p.check_usage.push(("memory+swap limit", s as u64));
+        }
+        if limit > 0 {
+            p.check_usage.push(("memory limit", limit as u64));
         }
     }
     Ok(())

@@ -87,7 +87,7 @@ fn memory_limits_and_swap_follow_runc() {
 }
 
 #[test]
-fn check_before_update_lists_the_limits() {
+fn check_before_update_lists_the_limits_in_runcs_order() {
     let p = plan(
         &res(r#"{"memory":{"limit":100,"swap":300,"checkBeforeUpdate":true}}"#),
         false,
@@ -96,7 +96,7 @@ fn check_before_update_lists_the_limits() {
     .unwrap();
     assert_eq!(
         p.check_usage,
-        vec![("memory limit", 100), ("memory+swap limit", 300)]
+        vec![("memory+swap limit", 300), ("memory limit", 100)]
     );
 }
 

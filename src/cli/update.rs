@@ -90,8 +90,11 @@ pub fn requested(a: &UpdateArgs) -> Result<LinuxResources> {
             text = std::fs::read(src)
                 .with_context(|| format!("--resources: reading {}", src.display()))?;
         }
-        let de = &mut serde_json::Deserializer::from_slice(&text);
-        return serde_path_to_error::deserialize(de).map_err(|e| {
+        // runc reads the file with Go's case-insensitive field matching ("CPU": {"Cpus"}).
+        let mut value: Value = serde_json::from_slice(&text)
+            .map_err(|e| anyhow::anyhow!("--resources: invalid JSON: {e}"))?;
+        crate::cgroups::keys::canonicalize(&mut value);
+        return serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             anyhow::anyhow!("--resources: {path}: {}", e.into_inner())
         });

@@ -133,6 +133,8 @@ fn create_locked(
     let linux = bundle.spec.linux().as_ref();
     let cgroups_path = linux.and_then(|l| l.cgroups_path().clone());
     let rel = cgroups::resolve(cgroups_path.as_deref(), &own, id)?;
+    // runc's refusals (a cgroup in use, or frozen) come before anything is made or changed.
+    cgroups::check_unused(&mount, &rel)?;
     let cgroup = Cgroup::create(&mount, &rel)?;
     // Limits and the device program are in place before the init is born into the cgroup
     // (CLONE_INTO_CGROUP); on failure dropping `cgroup` removes it again.

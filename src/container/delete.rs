@@ -30,13 +30,12 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
 /// SIGKILLs the container and waits until its init is gone.
 pub fn stop(state: &State) -> Result<()> {
     let init = super::init_pidfd(state)?;
-    match &state.cgroup {
-        Some(cg) if cg.exists() => cgroups::kill_all(cg)?,
-        _ => {
-            if let Some(fd) = &init {
-                let _ = pidfd::send_signal(fd.as_fd(), libc::SIGKILL);
-            }
-        }
+    if let Some(cg) = state.cgroup.as_ref().filter(|cg| cg.exists()) {
+        cgroups::kill_all(cg)?;
+    }
+    // The init by its pidfd too: it may have moved itself out of the container's cgroup.
+    if let Some(fd) = &init {
+        let _ = pidfd::send_signal(fd.as_fd(), libc::SIGKILL);
     }
     if let Some(fd) = &init {
         // A SIGKILLed process exits promptly; the bound only guards against a stuck kernel.

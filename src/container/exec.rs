@@ -220,23 +220,61 @@ fn add_caps(p: &mut Process, names: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The cgroup the exec process is born in. Without --cgroup: the container's cgroup, unless
+/// it cannot take a process — it is gone, or (the init having moved into a child cgroup)
+/// domain controllers are enabled in it — and then, as runc falls back, the cgroup the init
+/// is in now. With --cgroup: that cgroup below the container's, with no fallback.
 fn cgroup_path(state: &crate::state::State, sub: Option<&str>) -> Result<std::path::PathBuf> {
     let base = state
         .cgroup
         .clone()
         .context("the container has no cgroup")?;
     let Some(sub) = sub.filter(|s| !s.is_empty()) else {
-        return Ok(base);
+        if crate::cgroups::accepts_processes(&base) {
+            return Ok(base);
+        }
+        let (mount, _) = crate::cgroups::host_layout()?;
+        return match crate::cgroups::cgroup_of(&mount, state.pid) {
+            Some(init_cg) => Ok(init_cg),
+            // The init is gone too: opening the container's cgroup reports what is wrong.
+            None => Ok(base),
+        };
     };
     // runc also accepts "controller:path" for cgroup v1; on v2 only the path matters.
     let sub = sub.rsplit_once(':').map_or(sub, |(_, p)| p);
     let rel = Path::new(sub.trim_start_matches('/'));
-    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-        bail!("--cgroup: {sub:?} must be a path below the container's cgroup");
+    if rel
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        bail!(
+            "--cgroup: bad sub cgroup path {sub:?}: it must be a path below the container's cgroup"
+        );
     }
     let path = base.join(rel);
     if !path.is_dir() {
-        bail!("--cgroup: {} does not exist", path.display());
+        bail!(
+            "--cgroup {sub:?}: opening cgroup {}: {}",
+            path.display(),
+            std::io::Error::from_raw_os_error(libc::ENOENT)
+        );
+    }
+    if !crate::cgroups::accepts_processes(&path) {
+        let domain = crate::cgroups::domain_controllers_enabled(&path);
+        let why = if domain.is_empty() {
+            "its cgroup.type is \"domain invalid\"".to_string()
+        } else {
+            format!(
+                "cgroup v2's no-internal-processes rule: it has the domain controllers {} \
+                 enabled for its children",
+                domain.join(" ")
+            )
+        };
+        bail!(
+            "--cgroup {sub:?}: exec: adding pid of the new process to cgroups: {}: {} ({why})",
+            path.join("cgroup.procs").display(),
+            std::io::Error::from_raw_os_error(libc::EBUSY),
+        );
     }
     Ok(path)
 }
