@@ -75,3 +75,24 @@ fn systemd_cgroup_is_refused_clearly() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("not supported"));
 }
+
+#[test]
+fn checkpoint_and_restore_are_refused_clearly_and_touch_nothing() {
+    require_root!();
+    let mut b = Bundle::new("ckpt");
+    b.args(&["sleep", "30"]);
+    b.create_ok();
+    for cmd in [
+        ["checkpoint", "--image-path", "/nonexistent", b.id.as_str()],
+        ["restore", "--bundle", "/nonexistent", b.id.as_str()],
+    ] {
+        let out = b.skiff(&cmd);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+        assert!(
+            text(&out.stderr).contains("not supported"),
+            "{cmd:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(b.status(), "created");
+}

@@ -103,6 +103,18 @@ pub enum Command {
     Exec(Box<ExecArgs>),
     /// Print the runtime-spec features skiff supports, as JSON
     Features,
+    /// Not supported: skiff cannot checkpoint a container (no CRIU support)
+    Checkpoint(Unsupported),
+    /// Not supported: skiff cannot restore a container (no CRIU support)
+    Restore(Unsupported),
+}
+
+/// runc's commands that skiff does not implement take any arguments, so that a client
+/// calling them gets skiff's clear refusal rather than a usage error.
+#[derive(Debug, Args)]
+pub struct Unsupported {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -335,6 +347,9 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             println!("{}", serde_json::to_string_pretty(&features::document())?);
             Ok(0)
         }
+        Command::Checkpoint(_) | Command::Restore(_) => anyhow::bail!(
+            "checkpoint/restore is not supported: skiff has no CRIU support; nothing was changed"
+        ),
     }
 }
 
