@@ -76,3 +76,30 @@ fn an_invalid_profile_fails_create_naming_the_field() {
         text(&out.stderr)
     );
 }
+
+/// As with runc, startContainer hooks run in the container after the filter is loaded:
+/// a hook making a killed syscall dies of SIGSYS and `run` fails saying so.
+#[test]
+fn a_start_container_hook_runs_under_the_filter() {
+    require_root!();
+    for nnp in [true, false] {
+        let mut b = Bundle::new("seccomp-hook");
+        b.config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]
+        });
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_CORE", "soft": 0, "hard": 0}]);
+        b.config["hooks"] = json!({"startContainer": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "mkdir /tmp/from-hook"]}
+        ]});
+        b.args(&["true"]);
+        let (code, _out, err) = b.run();
+        assert_ne!(code, 0, "nnp={nnp}: the hook's mkdir was not killed");
+        assert!(
+            err.contains("startContainer") && err.contains("bad system call"),
+            "nnp={nnp}: {err}"
+        );
+    }
+}

@@ -95,7 +95,7 @@ fn run_with_env(h: &Hook, state_json: &str, env: &[String]) -> Result<()> {
             if status.success() {
                 return Ok(());
             }
-            bail!("hook failed: {status}");
+            bail!("hook failed: {}", exit_text(status));
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             let _ = child.kill();
@@ -127,4 +127,48 @@ pub fn state_json(
         "annotations": annotations,
     })
     .to_string()
+}
+
+/// A hook's exit in the words runc's users see (Go's `ExitError` text): `exit status 3`,
+/// `signal: bad system call (SIGSYS) (core dumped)`.
+fn exit_text(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exit status {code}");
+    }
+    let Some(sig) = status.signal() else {
+        return status.to_string();
+    };
+    let what = match sig {
+        libc::SIGHUP => "hangup",
+        libc::SIGINT => "interrupt",
+        libc::SIGQUIT => "quit",
+        libc::SIGILL => "illegal instruction",
+        libc::SIGTRAP => "trace/breakpoint trap",
+        libc::SIGABRT => "aborted",
+        libc::SIGBUS => "bus error",
+        libc::SIGFPE => "floating point exception",
+        libc::SIGKILL => "killed",
+        libc::SIGUSR1 => "user defined signal 1",
+        libc::SIGSEGV => "segmentation fault",
+        libc::SIGUSR2 => "user defined signal 2",
+        libc::SIGPIPE => "broken pipe",
+        libc::SIGALRM => "alarm clock",
+        libc::SIGTERM => "terminated",
+        libc::SIGSYS => "bad system call",
+        _ => "",
+    };
+    let name = nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"));
+    let core = if status.core_dumped() {
+        " (core dumped)"
+    } else {
+        ""
+    };
+    if what.is_empty() {
+        format!("signal: {name}{core}")
+    } else {
+        format!("signal: {what} ({name}){core}")
+    }
 }
