@@ -150,7 +150,7 @@ fn frozen_container_makes_no_progress() {
     b.sh("while :; do :; done");
     b.start_ok();
     let usage = || key(&b.cg_read("cpu.stat"), "usage_usec").unwrap();
-    assert!(wait_for(10_000, || usage() > 10_000));
+    assert!(wait_for(30_000, || usage() > 10_000));
     b.ok(&["pause", &b.id]);
     assert_eq!(b.status(), "paused");
     assert_eq!(key(&b.cg_read("cgroup.events"), "frozen"), Some(1));
@@ -159,7 +159,7 @@ fn frozen_container_makes_no_progress() {
     assert_eq!(usage(), before, "a frozen busy loop used CPU");
     b.ok(&["resume", &b.id]);
     assert!(
-        wait_for(10_000, || usage() > before + 10_000),
+        wait_for(30_000, || usage() > before + 10_000),
         "no progress after resume"
     );
 }

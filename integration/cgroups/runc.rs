@@ -41,7 +41,7 @@ impl Drop for CgDir {
                 }
             }
             // A just-killed process may take a moment to leave.
-            wait_for(5000, || std::fs::remove_dir(p).is_ok() || !p.exists());
+            wait_for(30_000, || std::fs::remove_dir(p).is_ok() || !p.exists());
         }
         let _ = std::fs::write(self.0.join("cgroup.freeze"), "0");
         rm(&self.0);
@@ -391,7 +391,7 @@ fn exec_follows_the_init_when_the_container_cgroup_is_gone() {
             .to_string()
     };
     assert!(
-        wait_for(5000, || v2_line(&pid.to_string())
+        wait_for(30_000, || v2_line(&pid.to_string())
             == format!("0::{new_rel}")),
         "the init did not move: {}",
         v2_line(&pid.to_string())
@@ -429,7 +429,7 @@ fn delete_force_kills_an_init_that_left_the_container_cgroup() {
     b.start_ok();
     let pid = b.state()["pid"].as_i64().unwrap();
     assert!(
-        wait_for(5000, || read(&new.0.join("cgroup.procs"))
+        wait_for(30_000, || read(&new.0.join("cgroup.procs"))
             == pid.to_string()),
         "the init did not move"
     );
