@@ -6,11 +6,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{cgroup2_mount, controllers, require_root, text, wait_for, Bundle};
+use crate::common::{
+    cgroup2_mount, controllers, output_via_files_within, require_root, text, wait_for, Bundle,
+};
 
 /// A cgroup v2 directory a test makes itself (never a v1 one); removed on drop, children
 /// first, once its processes are gone.
@@ -62,37 +64,10 @@ fn read(p: &Path) -> String {
 /// init born frozen): killed — by its pid, it is our child — after 30 s.
 fn bounded(b: &Bundle, args: &[&str]) -> Output {
     b.write_config();
-    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let base = std::env::temp_dir().join(format!("skiff-it-bounded-{}-{n}", std::process::id()));
-    let (o, e) = (base.with_extension("out"), base.with_extension("err"));
-    let mut child = b
-        .command(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&o).unwrap())
-        .stderr(std::fs::File::create(&e).unwrap())
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("skiff {args:?} still running after 30s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = Output {
-        status,
-        stdout: std::fs::read(&o).unwrap(),
-        stderr: std::fs::read(&e).unwrap(),
-    };
-    let _ = std::fs::remove_file(&o);
-    let _ = std::fs::remove_file(&e);
-    out
+    output_via_files_within(
+        b.command(args).stdin(Stdio::null()),
+        Some(Duration::from_secs(30)),
+    )
 }
 
 fn bundle_arg(b: &Bundle) -> String {

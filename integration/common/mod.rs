@@ -281,14 +281,37 @@ impl Drop for Bundle {
 
 /// Runs `cmd` with stdout/stderr captured through temporary files.
 pub fn output_via_files(cmd: &mut Command) -> Output {
+    output_via_files_within(cmd, None)
+}
+
+/// As `output_via_files`; with a limit, a command still running after it is killed (by its
+/// pid: it is our child) and the test fails.
+pub fn output_via_files_within(cmd: &mut Command, limit: Option<std::time::Duration>) -> Output {
     let n = SEQ.fetch_add(1, Ordering::SeqCst);
     let base = std::env::temp_dir().join(format!("skiff-it-out-{}-{n}", std::process::id()));
     let (o, e) = (base.with_extension("out"), base.with_extension("err"));
-    let status = cmd
+    let mut child = cmd
         .stdout(std::fs::File::create(&o).unwrap())
         .stderr(std::fs::File::create(&e).unwrap())
-        .status()
+        .spawn()
         .unwrap();
+    let status = match limit {
+        None => child.wait().unwrap(),
+        Some(limit) => {
+            let end = std::time::Instant::now() + limit;
+            loop {
+                if let Some(s) = child.try_wait().unwrap() {
+                    break s;
+                }
+                if std::time::Instant::now() > end {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{cmd:?} still running after {limit:?}");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    };
     let out = Output {
         status,
         stdout: std::fs::read(&o).unwrap(),
