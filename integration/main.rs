@@ -10,6 +10,7 @@ mod cli;
 mod errors;
 mod exec;
 mod fields;
+mod fuzz;
 mod guest;
 mod hooks;
 mod lifecycle;
