@@ -21,6 +21,7 @@ ITEMS = [
     ("create", "create, ms"),
     ("start", "start (created → running), ms"),
     ("delete", "delete a stopped container, ms"),
+    ("exec", "`exec` /bin/true into a running container, ms"),
     ("version", "`--version`, ms"),
 ]
 

@@ -98,16 +98,34 @@ fn tabulate(rows: &[Vec<String>]) -> String {
     s
 }
 
+/// The host's name for `uid`, from /etc/passwd (as runc's `list` shows it). Read directly
+/// rather than through NSS: the release binary is linked statically.
 fn user_name(uid: u32) -> String {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+    std::fs::read_to_string("/etc/passwd")
         .ok()
-        .flatten()
-        .map(|u| u.name)
+        .and_then(|p| passwd_name(&p, uid))
         .unwrap_or_else(|| format!("#{uid}"))
+}
+
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id = f.nth(1)?.parse::<u32>().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_string())
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn passwd_names_come_from_the_uid_column() {
+        let p = "root:x:0:0:root:/root:/bin/sh\n#comment\nbad line\nsvc:x:1000:1000::/:/bin/sh\n";
+        assert_eq!(super::passwd_name(p, 0).as_deref(), Some("root"));
+        assert_eq!(super::passwd_name(p, 1000).as_deref(), Some("svc"));
+        assert_eq!(super::passwd_name(p, 5), None);
+    }
+
     #[test]
     fn table_pads_like_tabwriter() {
         let t = super::tabulate(&[
