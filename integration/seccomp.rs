@@ -103,3 +103,35 @@ fn a_start_container_hook_runs_under_the_filter() {
         );
     }
 }
+
+/// Without noNewPrivileges the filter goes on before the user switch, so everything skiff
+/// does after it must get through profiles that predate close_range and openat2 (older
+/// Docker profiles, runtime-tools' default): those answer ENOSYS for them.
+#[test]
+fn an_early_filter_without_close_range_or_openat2_still_starts_and_execs() {
+    require_root!();
+    let mut profile: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/seccomp/testdata/docker-like.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    // The default errno stays EPERM: the -ENOSYS stub then answers for newer syscalls.
+    profile.as_object_mut().unwrap().remove("defaultErrnoRet");
+    for rule in profile["syscalls"].as_array_mut().unwrap() {
+        let names = rule["names"].as_array_mut().unwrap();
+        names.retain(|n| n != "close_range" && n != "openat2");
+    }
+    for nnp in [false, true] {
+        let mut b = Bundle::new("seccomp-old-profile");
+        b.config["linux"]["seccomp"] = profile.clone();
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        b.sh("echo started; sleep 30");
+        b.start_ok();
+        let out = b.ok(&["exec", &b.id, "sh", "-c", "echo exec-ok"]);
+        assert!(out.contains("exec-ok"), "nnp={nnp}: {out}");
+        assert_eq!(b.status(), "running", "nnp={nnp}");
+    }
+}

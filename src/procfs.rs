@@ -48,16 +48,56 @@ impl Proc {
     /// Opens `rel` (relative to the proc root, e.g. "self/oom_score_adj" is spelled with our
     /// pid: "self" is a symlink and symlinks are refused).
     pub fn open_file(&self, rel: &Path, flags: i32) -> Result<OwnedFd> {
-        let fd = openat2(
+        let fd = match openat2(
             self.root.as_fd(),
             rel,
             flags | libc::O_NOFOLLOW,
             0,
             RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV,
-        )
+        ) {
+            // A seccomp profile loaded before this (no noNewPrivileges) may not list
+            // openat2: it then answers ENOSYS (its stub for syscalls newer than any it
+            // names) or its default errno, EPERM as a rule.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+                self.walk(rel, flags)
+            }
+            r => r,
+        }
         .with_context(|| format!("opening /proc/{}", rel.display()))?;
         check_procfs(fd.as_fd()).with_context(|| format!("/proc/{}", rel.display()))?;
         Ok(fd)
+    }
+
+    /// `open_file` with plain openat, one component at a time, none of them a symlink:
+    /// what the RESOLVE_* flags ask for. Nothing can be mounted inside this instance (it is
+    /// attached nowhere), so crossing a mount cannot happen either.
+    fn walk(&self, rel: &Path, flags: i32) -> std::io::Result<OwnedFd> {
+        use nix::fcntl::OFlag;
+        use std::path::Component;
+        let parts: Vec<_> = rel.components().collect();
+        let Some((last, dirs)) = parts.split_last() else {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        let name = |c: &Component| match c {
+            Component::Normal(n) => Ok(n.to_os_string()),
+            _ => Err(std::io::Error::from_raw_os_error(libc::EXDEV)),
+        };
+        let open = |at: BorrowedFd<'_>, n: &std::ffi::OsStr, f: i32| {
+            nix::fcntl::openat(
+                at,
+                n,
+                OFlag::from_bits_retain(f | libc::O_NOFOLLOW | libc::O_CLOEXEC),
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(std::io::Error::from)
+        };
+        let mut dir: Option<OwnedFd> = None;
+        for c in dirs {
+            let at = dir.as_ref().map_or(self.root.as_fd(), |d| d.as_fd());
+            dir = Some(open(at, &name(c)?, libc::O_PATH | libc::O_DIRECTORY)?);
+        }
+        let at = dir.as_ref().map_or(self.root.as_fd(), |d| d.as_fd());
+        open(at, &name(last)?, flags)
     }
 
     /// Our pid as this proc instance numbers it (what its "self" symlink points to).

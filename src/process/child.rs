@@ -117,17 +117,20 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         None => None,
     };
     let agent = agent.as_ref().map(|(s, m)| (*s, m.as_slice()));
+    // Everything past stdio and the fds the caller asked to pass on must close at execve
+    // (CVE-2024-21626: a leaked host fd would give the container a way out). Before any
+    // filter: a profile that does not list close_range makes it fail with ENOSYS.
+    let kept = l.listen_fds + l.preserve_fds;
+    crate::sys::misc::cloexec_from(3 + kept).context("marking fds close-on-exec")?;
+    crate::sys::misc::keep_across_exec(3, kept);
     if let (Some(f), false) = (seccomp, nnp) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before caps are dropped.
+        // From here on only syscalls every profile allows (as runc): no close_range, and
+        // openat2 only with a fallback (procfs.rs).
         crate::seccomp::install(f, agent)?;
     }
     identity::switch_user_and_chdir(process)?;
     let exe = identity::lookup(process, &env)?;
-    // Everything past stdio and the fds the caller asked to pass on must close at execve
-    // (CVE-2024-21626: a leaked host fd would give the container a way out).
-    let kept = l.listen_fds + l.preserve_fds;
-    crate::sys::misc::cloexec_from(3 + kept).context("marking fds close-on-exec")?;
-    crate::sys::misc::keep_across_exec(3, kept);
     let late_seccomp = crate::seccomp::agent::before_ready(seccomp, nnp, agent)?;
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
     end.ready()?;

@@ -166,12 +166,13 @@ fn child(
         None => None,
     };
     let agent = agent.as_ref().map(|(s, m)| (*s, m.as_slice()));
+    // Before any filter, as for the init (child.rs): close_range may not be allowed.
+    crate::sys::misc::cloexec_from(3 + e.preserve_fds).context("marking fds close-on-exec")?;
     if let (Some(f), false) = (e.seccomp, nnp) {
         crate::seccomp::install(f, agent)?;
     }
     identity::switch_user_and_chdir(p)?;
     let exe = identity::lookup(p, &env)?;
-    crate::sys::misc::cloexec_from(3 + e.preserve_fds).context("marking fds close-on-exec")?;
     let late_seccomp = crate::seccomp::agent::before_ready(e.seccomp, nnp, agent)?;
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
     end.ready()?;
