@@ -79,7 +79,16 @@ fn describe(e: serde_path_to_error::Error<serde_json::Error>) -> anyhow::Error {
     if path == "." || path == "?" || path.is_empty() || inner.is_syntax() || inner.is_eof() {
         return anyhow::anyhow!("invalid JSON: {inner}");
     }
-    anyhow::anyhow!("{path}: {inner}")
+    let msg = inner.to_string();
+    // oci-spec's capability names fail as "no variant for CAP_X (converted to X)".
+    if path.starts_with("process.capabilities.") && msg.starts_with("no variant for ") {
+        let name = msg["no variant for ".len()..]
+            .split(' ')
+            .next()
+            .unwrap_or("");
+        return anyhow::anyhow!("{path}: unknown capability {name:?} (expected a CAP_* name the kernel knows, as in capabilities(7))");
+    }
+    anyhow::anyhow!("{path}: {msg}")
 }
 
 #[cfg(test)]
@@ -92,6 +101,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("process.args:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_capability_is_named() {
+        let err = parse(br#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":["x"],"capabilities":{"bounding":["CAP_KILL","CAP_TEST"]}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("process.capabilities.bounding[1]: unknown capability \"CAP_TEST\""),
+            "{err}"
+        );
     }
 
     #[test]
