@@ -182,20 +182,7 @@ fn describe(cg: &Path, w: &Write, e: std::io::Error) -> anyhow::Error {
             w.controller().unwrap_or("cgroup")
         );
         if w.file.starts_with("hugetlb.") {
-            let mut sizes: Vec<String> = fs::read_dir(cg)
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter_map(|n| {
-                    Some(
-                        n.strip_prefix("hugetlb.")?
-                            .strip_suffix(".max")?
-                            .to_string(),
-                    )
-                })
-                .filter(|s| !s.contains('.'))
-                .collect();
-            sizes.sort();
+            let sizes = super::hugetlb_sizes(cg, "max");
             msg += &format!("; huge page sizes here: {}", sizes.join(", "));
         }
         return anyhow!(msg);

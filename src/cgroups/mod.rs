@@ -58,3 +58,23 @@ pub fn apply_plan(cg: &Path, cgroup: BorrowedFd<'_>, plan: &resources::Plan) -> 
     let (mount, _) = host_layout()?;
     apply::apply(&mount, cg, cgroup, plan)
 }
+
+/// The huge page sizes a cgroup has `hugetlb.<size>.<file>` interface files for, sorted.
+pub fn hugetlb_sizes(cg: &Path, file: &str) -> Vec<String> {
+    let suffix = format!(".{file}");
+    let mut sizes: Vec<String> = std::fs::read_dir(cg)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| {
+            Some(
+                n.strip_prefix("hugetlb.")?
+                    .strip_suffix(suffix.as_str())?
+                    .to_string(),
+            )
+        })
+        .filter(|size| !size.contains('.'))
+        .collect();
+    sizes.sort();
+    sizes
+}

@@ -323,18 +323,7 @@ pub fn read_stats(dir: &Path) -> Stats {
         io_stat(&t, &mut s.blkio);
         s.blkio.psi = read(dir, "io.pressure").and_then(|t| psi(&t));
     }
-    let sizes = fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter_map(|n| {
-            Some(
-                n.strip_prefix("hugetlb.")?
-                    .strip_suffix(".current")?
-                    .to_string(),
-            )
-        })
-        .filter(|size| !size.contains('.'));
+    let sizes = super::hugetlb_sizes(dir, "current");
     for size in sizes {
         let h = Hugetlb {
             usage: num(dir, &format!("hugetlb.{size}.current")),
