@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::common::{console_receiver, require_root, text, wait_for, Bundle};
+use crate::common::{require_root, text, wait_for, Bundle};
 
 fn started(name: &str, args: &[&str]) -> Bundle {
     let mut b = Bundle::new(name);
@@ -20,22 +20,8 @@ fn terminal_output_has_no_carriage_returns() {
     let mut b = Bundle::new("onlcr");
     b.config["process"]["terminal"] = json!(true);
     b.sh("echo one; echo two");
-    let sock = b.dir.join("c.sock");
-    let receiver = console_receiver(&sock);
-    let bundle = b.dir.to_str().unwrap().to_string();
-    let out = b.skiff(&[
-        "create",
-        "--bundle",
-        &bundle,
-        "--console-socket",
-        sock.to_str().unwrap(),
-        &b.id,
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    b.ok(&["start", &b.id]);
-    assert!(wait_for(5000, || b.status() == "stopped"));
     // The bytes exactly as the terminal delivered them.
-    let got = receiver.join().unwrap();
+    let got = b.run_with_console();
     assert_eq!(got, "one\ntwo\n");
 }
 
@@ -46,19 +32,7 @@ fn exec_tty_in_a_container_with_a_terminal() {
     let mut b = Bundle::new("exec-tty2");
     b.config["process"]["terminal"] = json!(true);
     b.args(&["sleep", "30"]);
-    let sock = b.dir.join("c.sock");
-    let _receiver = console_receiver(&sock);
-    let bundle = b.dir.to_str().unwrap().to_string();
-    let out = b.skiff(&[
-        "create",
-        "--bundle",
-        &bundle,
-        "--console-socket",
-        sock.to_str().unwrap(),
-        &b.id,
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    b.ok(&["start", &b.id]);
+    let _receiver = b.start_with_console();
     let mut c = b.command(&["exec", "-t", &b.id, "tty"]);
     let out = crate::common::output_via_files(c.stdin(std::process::Stdio::null()));
     assert!(out.status.success(), "{}", text(&out.stderr));

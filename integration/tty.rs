@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::common::{require_root, text, wait_for, Bundle};
+use crate::common::{require_root, text, Bundle};
 
 fn terminal(b: &mut Bundle, script: &str) {
     b.config["process"]["terminal"] = json!(true);
@@ -17,21 +17,7 @@ fn console_socket_receives_a_container_pty() {
     require_root!();
     let mut b = Bundle::new("tty-socket");
     terminal(&mut b, "tty; stty size; stat -c '%t' /dev/console; readlink /proc/self/fd/0 /proc/self/fd/2; ps -o pid,tty | tail -1");
-    let sock = b.dir.join("console.sock");
-    let receiver = crate::common::console_receiver(&sock);
-    let bundle = b.dir.to_str().unwrap().to_string();
-    let out = b.skiff(&[
-        "create",
-        "--bundle",
-        &bundle,
-        "--console-socket",
-        sock.to_str().unwrap(),
-        &b.id,
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    b.ok(&["start", &b.id]);
-    assert!(wait_for(5000, || b.status() == "stopped"));
-    let got = receiver.join().unwrap();
+    let got = b.run_with_console();
     let lines: Vec<&str> = got.lines().collect();
     assert_eq!(lines[0], "/dev/pts/0", "{got}");
     assert_eq!(lines[1], "30 100", "{got}");

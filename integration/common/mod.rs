@@ -236,6 +236,36 @@ impl Bundle {
         self.ok(&["start", &self.id]);
     }
 
+    /// create with `--console-socket` (a receiver listening on a socket in the bundle),
+    /// then start, asserting both succeed. The receiver returns everything the container
+    /// writes to its terminal.
+    pub fn start_with_console(&self) -> std::thread::JoinHandle<String> {
+        let sock = self.dir.join("console.sock");
+        let receiver = console_receiver(&sock);
+        let bundle = self.dir.to_str().unwrap().to_string();
+        let out = self.skiff(&[
+            "create",
+            "--bundle",
+            &bundle,
+            "--console-socket",
+            sock.to_str().unwrap(),
+            &self.id,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        self.ok(&["start", &self.id]);
+        receiver
+    }
+
+    /// `start_with_console`, then waits for the container to stop: its terminal output.
+    pub fn run_with_console(&self) -> String {
+        let receiver = self.start_with_console();
+        assert!(
+            wait_for(30_000, || self.status() == "stopped"),
+            "the container did not stop"
+        );
+        receiver.join().unwrap()
+    }
+
     /// Reads an interface file of the container's (default) cgroup, trimmed.
     pub fn cg_read(&self, file: &str) -> String {
         let p = self.default_cgroup().join(file);

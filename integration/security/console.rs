@@ -15,25 +15,7 @@ use std::os::fd::AsRawFd;
 use serde_json::json;
 
 use super::{fingerprint, host_mounts_under, ScratchNetns};
-use crate::common::{require_root, text, wait_for, Bundle};
-
-fn run_with_console(b: &mut Bundle) -> String {
-    let sock = b.dir.join("console.sock");
-    let receiver = crate::common::console_receiver(&sock);
-    let bundle = b.dir.to_str().unwrap().to_string();
-    let out = b.skiff(&[
-        "create",
-        "--bundle",
-        &bundle,
-        "--console-socket",
-        sock.to_str().unwrap(),
-        &b.id,
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    b.ok(&["start", &b.id]);
-    assert!(wait_for(10_000, || b.status() == "stopped"));
-    receiver.join().unwrap()
-}
+use crate::common::{require_root, Bundle};
 
 #[test]
 fn a_dev_console_symlink_to_the_host_is_replaced_by_the_pty() {
@@ -88,7 +70,7 @@ fn a_dev_console_symlink_to_the_host_is_replaced_by_the_pty() {
         // lstat: a /dev/console still a symlink (to an overmounted target) shows as one.
         b.sh("stat -c '%F %t' /dev/console; echo 1 > /dev/console; \
              stat -c 'ip_forward: %F' /proc/sys/net/ipv4/ip_forward; echo done");
-        let got = run_with_console(&mut b);
+        let got = b.run_with_console();
         assert_eq!(
             before,
             fingerprint(&secret),
