@@ -16,25 +16,8 @@ fn create_err(b: &Bundle) -> String {
     text(&out.stderr)
 }
 
-fn without_ns(b: &mut Bundle, typ: &str) {
-    let nss: Vec<serde_json::Value> = b.config["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["type"] != typ)
-        .cloned()
-        .collect();
-    b.config["linux"]["namespaces"] = json!(nss);
-}
-
-fn add_ns(b: &mut Bundle, ns: serde_json::Value) {
-    let mut nss = b.config["linux"]["namespaces"].as_array().unwrap().clone();
-    nss.push(ns);
-    b.config["linux"]["namespaces"] = json!(nss);
-}
-
 fn userns(b: &mut Bundle) {
-    add_ns(b, json!({"type": "user"}));
+    b.add_namespace(json!({"type": "user"}));
     b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
 }
@@ -75,7 +58,7 @@ fn sysctls_outside_the_containers_namespaces_are_refused() {
     for (drop, key, why) in cases {
         let mut b = Bundle::new("sysctl-no");
         if !drop.is_empty() {
-            without_ns(&mut b, drop);
+            b.without_namespace(drop);
         }
         if drop == "uts" {
             b.config.as_object_mut().unwrap().remove("hostname");
@@ -89,11 +72,8 @@ fn sysctls_outside_the_containers_namespaces_are_refused() {
     }
     // A network namespace joined by path that is the runtime's own is the host's.
     let mut b = Bundle::new("sysctl-hostnet");
-    without_ns(&mut b, "network");
-    add_ns(
-        &mut b,
-        json!({"type": "network", "path": "/proc/self/ns/net"}),
-    );
+    b.without_namespace("network");
+    b.add_namespace(json!({"type": "network", "path": "/proc/self/ns/net"}));
     b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
     assert!(create_err(&b).contains("linux.sysctl.net.ipv4.ip_forward"));
 }
@@ -110,10 +90,7 @@ fn impossible_combinations_are_refused() {
     );
 
     let mut b = Bundle::new("combo-time-path");
-    add_ns(
-        &mut b,
-        json!({"type": "time", "path": "/proc/self/ns/time"}),
-    );
+    b.add_namespace(json!({"type": "time", "path": "/proc/self/ns/time"}));
     b.config["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 10}});
     assert!(create_err(&b).contains("linux.timeOffsets"));
 
@@ -122,7 +99,7 @@ fn impossible_combinations_are_refused() {
     assert!(create_err(&b).contains("user namespace"));
 
     let mut b = Bundle::new("combo-netdev");
-    without_ns(&mut b, "network");
+    b.without_namespace("network");
     b.config["linux"]["netDevices"] = json!({"lo": {}});
     assert!(create_err(&b).contains("linux.netDevices"));
 
@@ -595,11 +572,8 @@ fn mappings_with_a_joined_user_namespace_must_match_it() {
     owner.create_ok();
     let pid = owner.state()["pid"].as_i64().unwrap();
     let join = |b: &mut Bundle, host: u32| {
-        without_ns(b, "user");
-        add_ns(
-            b,
-            json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}),
-        );
+        b.without_namespace("user");
+        b.add_namespace(json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
         b.config["linux"]["uidMappings"] =
             json!([{"containerID": 0, "hostID": host, "size": 65536}]);
         b.config["linux"]["gidMappings"] =

@@ -230,6 +230,23 @@ impl Bundle {
         self
     }
 
+    /// Drops every `linux.namespaces` entry of type `typ`.
+    pub fn without_namespace(&mut self, typ: &str) -> &mut Self {
+        if let Some(nss) = self.config["linux"]["namespaces"].as_array_mut() {
+            nss.retain(|n| n["type"] != typ);
+        }
+        self
+    }
+
+    /// Appends a `linux.namespaces` entry.
+    pub fn add_namespace(&mut self, ns: Value) -> &mut Self {
+        match self.config["linux"]["namespaces"].as_array_mut() {
+            Some(nss) => nss.push(ns),
+            None => self.config["linux"]["namespaces"] = json!([ns]),
+        }
+        self
+    }
+
     /// create + start, asserting both succeed.
     pub fn start_ok(&self) {
         self.create_ok();

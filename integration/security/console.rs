@@ -41,26 +41,12 @@ fn a_dev_console_symlink_to_the_host_is_replaced_by_the_pty() {
             // A procfs file of the container's own /proc; the container is in a scratch
             // network namespace of ours, whose ip_forward we read back.
             "procfs" => {
-                let mut nss: Vec<_> = b.config["linux"]["namespaces"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|n| n["type"] != "network")
-                    .cloned()
-                    .collect();
-                nss.push(json!({"type": "network", "path": netns.path()}));
-                b.config["linux"]["namespaces"] = json!(nss);
+                b.without_namespace("network")
+                    .add_namespace(json!({"type": "network", "path": netns.path()}));
                 "/proc/sys/net/ipv4/ip_forward".to_string()
             }
             _ => {
-                let nss: Vec<_> = b.config["linux"]["namespaces"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|n| n["type"] != "pid")
-                    .cloned()
-                    .collect();
-                b.config["linux"]["namespaces"] = json!(nss);
+                b.without_namespace("pid");
                 format!("/proc/{}/fd/{}", std::process::id(), held.as_raw_fd())
             }
         };

@@ -46,15 +46,8 @@ fn a_dev_null_symlink_to_a_procfs_file_is_refused() {
     assert_eq!(netns.sysctl("net/ipv4/ip_forward"), "0");
     let mut b = Bundle::new("cve-2025-31133");
     image_dev(&mut b);
-    let mut nss: Vec<_> = b.config["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["type"] != "network")
-        .cloned()
-        .collect();
-    nss.push(json!({"type": "network", "path": netns.path()}));
-    b.config["linux"]["namespaces"] = json!(nss);
+    b.without_namespace("network")
+        .add_namespace(json!({"type": "network", "path": netns.path()}));
     std::os::unix::fs::symlink("/proc/sys/net/ipv4/ip_forward", b.rootfs().join("dev/null"))
         .unwrap();
     masked_write_attempt(&mut b, "1");
@@ -84,14 +77,7 @@ fn a_dev_null_symlink_to_a_procfs_magic_link_is_refused() {
         .unwrap();
     let before = fingerprint(&secret);
     image_dev(&mut b);
-    let nss: Vec<_> = b.config["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["type"] != "pid")
-        .cloned()
-        .collect();
-    b.config["linux"]["namespaces"] = json!(nss);
+    b.without_namespace("pid");
     let link = format!("/proc/{}/fd/{}", std::process::id(), held.as_raw_fd());
     std::os::unix::fs::symlink(&link, b.rootfs().join("dev/null")).unwrap();
     masked_write_attempt(&mut b, "pwned");
