@@ -108,12 +108,7 @@ fn user_name(uid: u32) -> String {
 }
 
 fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
-    passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        let id = f.nth(1)?.parse::<u32>().ok()?;
-        (id == uid && !name.is_empty()).then(|| name.to_string())
-    })
+    crate::process::identity::passwd_field(passwd, uid, 0).filter(|n| !n.is_empty())
 }
 
 #[cfg(test)]

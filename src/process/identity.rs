@@ -119,10 +119,14 @@ fn dedup_env(env: &[String]) -> Vec<String> {
 }
 
 fn passwd_home(uid: u32) -> Option<String> {
-    let text = std::fs::read_to_string("/etc/passwd").ok()?;
-    text.lines().find_map(|l| {
+    passwd_field(&std::fs::read_to_string("/etc/passwd").ok()?, uid, 5)
+}
+
+/// Field `field` (0 = name, 5 = home) of the first passwd(5) line for `uid`.
+pub fn passwd_field(passwd: &str, uid: u32, field: usize) -> Option<String> {
+    passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[field].to_string())
     })
 }
 

@@ -4,7 +4,7 @@
 
 mod child;
 pub mod exec;
-mod identity;
+pub(crate) mod identity;
 pub mod parent;
 pub mod sync;
 
