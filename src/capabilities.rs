@@ -63,39 +63,51 @@ impl Sets {
         Ok(())
     }
 
-    /// Sets inheritable, permitted, effective and ambient (after the uid switch).
-    pub fn apply_rest(&self) -> Result<()> {
+    /// Sets inheritable, permitted, effective and ambient (after the uid switch). `extra`
+    /// stays effective and permitted on top of the spec's sets: CAP_SYS_ADMIN for loading a
+    /// seccomp filter without no_new_privs, dropped right after it by [`Sets::finish`].
+    pub fn apply_rest(&self, extra: Option<Capability>) -> Result<()> {
+        let mut effective = self.effective.clone();
+        let mut permitted = self.permitted.clone();
+        effective.extend(extra);
+        permitted.extend(extra);
         // Effective must be a subset of permitted, so lower effective while permitted is still
         // full, then narrow permitted, then set the final effective set.
         caps::set(None, CapSet::Inheritable, &self.inheritable)
             .context("process.capabilities.inheritable")?;
-        caps::set(
-            None,
-            CapSet::Effective,
-            &(&self.effective & &self.permitted),
-        )
-        .context("process.capabilities.effective")?;
-        caps::set(None, CapSet::Permitted, &self.permitted)
-            .context("process.capabilities.permitted")?;
-        caps::set(None, CapSet::Effective, &self.effective).context(
+        caps::set(None, CapSet::Effective, &(&effective & &permitted))
+            .context("process.capabilities.effective")?;
+        caps::set(None, CapSet::Permitted, &permitted).context("process.capabilities.permitted")?;
+        caps::set(None, CapSet::Effective, &effective).context(
             "process.capabilities.effective: must be a subset of process.capabilities.permitted",
         )?;
         caps::clear(None, CapSet::Ambient).context("clearing ambient capabilities")?;
         // The kernel only lets a capability be ambient when it is both permitted and
-        // inheritable. runc's own default spec lists ambient capabilities with no inheritable
-        // ones at all (since CVE-2022-29162): those are skipped quietly. When inheritable
-        // capabilities are given, one that cannot be raised gets runc's warning.
+        // inheritable; runc (1.1) skips the others without a word, and so do we: a warning
+        // here would land in the middle of the container's own output.
         for cap in &self.ambient {
-            if caps::raise(None, CapSet::Ambient, *cap).is_err() && !self.inheritable.is_empty() {
-                let why = std::io::Error::from_raw_os_error(libc::EPERM).to_string();
-                let why = why
-                    .split(" (os error")
-                    .next()
-                    .unwrap_or(&why)
-                    .to_lowercase();
-                crate::logging::warn(&format!("can't raise ambient capability {cap}: {why}"));
+            if let Err(e) = caps::raise(None, CapSet::Ambient, *cap) {
+                crate::logging::debug(&format!("not raising ambient capability {cap}: {e}"));
             }
         }
         Ok(())
+    }
+
+    /// Whether `cap` is in the effective set the spec asks for.
+    pub fn effective_has(&self, cap: Capability) -> bool {
+        self.effective.contains(&cap)
+    }
+
+    /// Drops what [`Sets::apply_rest`] kept beyond the spec: one capset(2), the spec's
+    /// effective, permitted and inheritable sets exactly (ambient capabilities that were
+    /// raised stay, as they are all permitted).
+    pub fn finish(&self) -> Result<()> {
+        let mask = |set: &CapsHashSet| set.iter().fold(0u64, |m, c| m | c.bitmask());
+        crate::sys::misc::capset(
+            mask(&self.effective),
+            mask(&self.permitted),
+            mask(&self.inheritable),
+        )
+        .context("process.capabilities: dropping CAP_SYS_ADMIN after loading the seccomp filter")
     }
 }

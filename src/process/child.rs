@@ -11,6 +11,7 @@ use nix::sys::prctl;
 use nix::sys::signal::Signal;
 
 use super::sync::ChildEnd;
+use super::tail::{self, Tail};
 use super::{identity, Launch};
 use crate::hooks;
 use crate::procfs::Proc;
@@ -106,8 +107,6 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     crate::lsm::apply_exec_labels(spec, &proc)?;
     let mut env = identity::environment(process);
     crate::activation::environment(&mut env, l.listen_fds);
-    let nnp = process.no_new_privileges().unwrap_or(false);
-    let seccomp = l.bundle.seccomp.as_ref();
     // For a NOTIFY filter: the container process state for the agent, built before loading.
     let agent = match &l.seccomp_agent {
         Some(a) => Some((
@@ -116,52 +115,37 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         )),
         None => None,
     };
-    let agent = agent.as_ref().map(|(s, m)| (*s, m.as_slice()));
-    // Everything past stdio and the fds the caller asked to pass on must close at execve
-    // (CVE-2024-21626: a leaked host fd would give the container a way out). Before any
-    // filter: a profile that does not list close_range makes it fail with ENOSYS.
-    let kept = l.listen_fds + l.preserve_fds;
-    crate::sys::misc::cloexec_from(3 + kept).context("marking fds close-on-exec")?;
-    crate::sys::misc::keep_across_exec(3, kept);
-    if let (Some(f), false) = (seccomp, nnp) {
-        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before caps are dropped.
-        // From here on only syscalls every profile allows (as runc): no close_range, and
-        // openat2 only with a fallback (procfs.rs).
-        crate::seccomp::install(f, agent)?;
-    }
-    identity::switch_user_and_chdir(process)?;
-    let exe = identity::lookup(process, &env)?;
-    let late_seccomp = crate::seccomp::agent::before_ready(seccomp, nnp, agent)?;
+    let mut armed = tail::prepare(Tail {
+        process,
+        filter: l.bundle.seccomp.as_ref(),
+        agent,
+        env,
+        kept_fds: l.listen_fds + l.preserve_fds,
+    })?;
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
     end.ready()?;
     ready_sent.set(true);
     let barrier = wait_for_start(&proc, l.fifo)?;
+    drop(proc);
     let state = l.state_json("created", pid);
     // The filter goes on before the startContainer hooks (they are the container's own
     // programs, run as runc does: under its seccomp profile, with its environment).
-    let started = match late_seccomp {
-        Some(f) => crate::seccomp::install(f, None),
-        None => Ok(()),
-    }
-    .and_then(|()| {
+    let started = armed.seal().and_then(|()| {
         hooks::run_all_in_container(
             "startContainer",
             hooks.and_then(|h| h.start_container().as_ref()),
             &state,
-            &env,
+            armed.env(),
         )
     });
     // `start` waits for our verdict on the fifo: a byte '0', or 'E' and why we failed.
-    let verdict = match &started {
-        Ok(()) => b"0".to_vec(),
-        Err(e) => format!("E{e:#}").into_bytes(),
-    };
-    nix::unistd::write(&barrier, &verdict).context("writing to the exec fifo")?;
+    match &started {
+        Ok(()) => nix::unistd::write(&barrier, b"0").map(drop),
+        Err(e) => nix::unistd::write(&barrier, format!("E{e:#}").as_bytes()).map(drop),
+    }
+    .context("writing to the exec fifo")?;
     started?;
-    drop(barrier);
-    crate::procattrs::final_affinity(process)?;
-    drop(proc);
-    identity::exec(&exe, process, &env)
+    armed.exec()
 }
 
 /// No one in the container may ptrace us or open our /proc files while we still hold host

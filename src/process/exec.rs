@@ -5,18 +5,18 @@
 //! straight into the container's cgroup (CLONE_INTO_CGROUP) and goes back to its own pid
 //! namespace; the child joins every other namespace of the init in one setns on the same
 //! pidfd (the kernel orders them, user namespace first, and a pidfd cannot be a reused pid),
-//! then applies the process (rlimits, terminal, user, capabilities, no_new_privs, seccomp,
-//! cwd), reports Ready and execs. There is no barrier: exec starts at once. The seccomp filter
-//! is loaded as in create: before the user switch without no_new_privs, otherwise after
-//! Ready, except that a NOTIFY filter is always loaded (and its fd sent to the agent) before
-//! Ready, so a failed handoff fails the exec.
+//! then applies the process (rlimits, terminal, then the tail it shares with the init in
+//! `tail.rs`: fds, user, capabilities, no_new_privs, cwd, lookup), loads the seccomp filter,
+//! reports Ready and execs. There is no barrier: exec starts at once, and the filter goes on
+//! before Ready so a failure to load it fails the command.
 //!
 //! ```text
 //!  parent                                   child
 //!  setns(init pidfd, NEWPID) for children
 //!  clone3(INTO_CGROUP | PIDFD) ───────────► setns(init pidfd, user|mnt|net|ipc|uts|cgroup|time)
 //!  setns back to our own pid namespace
-//!  Go{pid} ───────────────────────────────► setsid, terminal, rlimits, user, caps, cwd, lookup
+//!  Go{pid} ───────────────────────────────► setsid, terminal, rlimits, user, caps, cwd, lookup,
+//!                                           seccomp filter
 //!                          ◄─────────────── Ready (or Error)
 //!  pid file, then wait or detach            execve
 //! ```
@@ -33,6 +33,7 @@ use oci_spec::runtime::Process;
 use super::identity;
 use super::parent::Init;
 use super::sync::{self, ChildEnd, ParentSide, Request};
+use super::tail::{self, Tail};
 use crate::procfs::Proc;
 use crate::sys::clone::{clone3, Forked};
 use crate::sys::pidfd;
@@ -155,7 +156,6 @@ fn child(
     if crate::lsm::wants_labels(p) {
         crate::lsm::apply_process_labels(p, &Proc::open()?)?;
     }
-    let nnp = p.no_new_privileges().unwrap_or(false);
     // For a NOTIFY filter: the process state for the agent (this process's pid, the
     // container's state), built before loading.
     let agent = match &e.seccomp_agent {
@@ -165,21 +165,17 @@ fn child(
         )),
         None => None,
     };
-    let agent = agent.as_ref().map(|(s, m)| (*s, m.as_slice()));
-    // Before any filter, as for the init (child.rs): close_range may not be allowed.
-    crate::sys::misc::cloexec_from(3 + e.preserve_fds).context("marking fds close-on-exec")?;
-    if let (Some(f), false) = (e.seccomp, nnp) {
-        crate::seccomp::install(f, agent)?;
-    }
-    identity::switch_user_and_chdir(p)?;
-    let exe = identity::lookup(p, &env)?;
-    let late_seccomp = crate::seccomp::agent::before_ready(e.seccomp, nnp, agent)?;
+    let mut armed = tail::prepare(Tail {
+        process: p,
+        filter: e.seccomp,
+        agent,
+        env,
+        kept_fds: e.preserve_fds,
+    })?;
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
+    // No barrier to wait at: the filter goes on now, so a failure to load it fails `exec`.
+    armed.seal()?;
     end.ready()?;
     ready.set(true);
-    crate::procattrs::final_affinity(p)?;
-    if let Some(f) = late_seccomp {
-        crate::seccomp::install(f, None)?;
-    }
-    identity::exec(&exe, p, &env)
+    armed.exec()
 }

@@ -132,10 +132,10 @@ pub fn passwd_field(passwd: &str, uid: u32, field: usize) -> Option<String> {
 
 /// Groups, gid, uid, then capabilities: the bounding set is cut while we still have
 /// CAP_SETPCAP, PR_SET_KEEPCAPS keeps the permitted set across setuid, and the final sets
-/// are applied last. no_new_privs and the umask follow.
-pub fn switch_user(p: &Process) -> Result<()> {
+/// are applied last (with `extra` kept on top, see [`Sets::apply_rest`]). no_new_privs and
+/// the umask follow.
+pub fn switch_user(p: &Process, caps: &Sets, extra: Option<caps::Capability>) -> Result<()> {
     chown_stdio(p)?;
-    let caps = Sets::from_spec(p.capabilities().as_ref())?;
     caps.apply_bounding()?;
     let u = p.user();
     prctl::set_keepcaps(true).context("PR_SET_KEEPCAPS")?;
@@ -148,7 +148,7 @@ pub fn switch_user(p: &Process) -> Result<()> {
     nix::unistd::setresuid(uid, uid, uid)
         .with_context(|| format!("process.user.uid: {}", u.uid()))?;
     prctl::set_keepcaps(false).context("PR_SET_KEEPCAPS")?;
-    caps.apply_rest()?;
+    caps.apply_rest(extra)?;
     if p.no_new_privileges().unwrap_or(false) {
         prctl::set_no_new_privs().context("process.noNewPrivileges")?;
     }
@@ -159,9 +159,13 @@ pub fn switch_user(p: &Process) -> Result<()> {
 /// The cwd is entered while we still have our capabilities (a directory only root may
 /// enter, e.g. /root, stays reachable for a process that runs as another user, as in runc),
 /// and again after the switch if that first try was refused.
-pub fn switch_user_and_chdir(p: &Process) -> Result<()> {
+pub fn switch_user_and_chdir(
+    p: &Process,
+    caps: &Sets,
+    extra: Option<caps::Capability>,
+) -> Result<()> {
     let early = chdir(p);
-    switch_user(p)?;
+    switch_user(p, caps, extra)?;
     match early {
         Ok(()) => Ok(()),
         Err(_) => chdir(p),
@@ -215,28 +219,49 @@ pub fn lookup(p: &Process, env: &[String]) -> Result<PathBuf> {
     bail!("exec: {prog:?}: executable file not found in $PATH (process.args[0])")
 }
 
-pub fn exec(exe: &Path, p: &Process, env: &[String]) -> Result<Infallible> {
-    let c = |s: &str| CString::new(s).with_context(|| format!("NUL byte in {s:?}"));
-    let path =
-        CString::new(exe.as_os_str().as_encoded_bytes()).context("NUL byte in program path")?;
-    let args = p
-        .args()
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(|a| c(a))
-        .collect::<Result<Vec<_>>>()?;
-    let env = env.iter().map(|e| c(e)).collect::<Result<Vec<_>>>()?;
-    let e = nix::unistd::execve(&path, &args, &env).unwrap_err();
-    // The wording runc (and Go) use, which users and runc's tests look for:
-    // "exec /run.sh: no such file or directory".
-    let why = std::io::Error::from_raw_os_error(e as i32).to_string();
-    let why = why
-        .split(" (os error")
-        .next()
-        .unwrap_or(&why)
-        .to_lowercase();
-    anyhow::bail!("exec {}: {why}", exe.display())
+/// The execve(2) arguments, built before the seccomp filter goes on (building them later
+/// would allocate, and allocating may need brk or mmap, which a profile may not allow).
+#[derive(Debug)]
+pub struct Execve {
+    exe: PathBuf,
+    path: CString,
+    args: Vec<CString>,
+    env: Vec<CString>,
+}
+
+impl Execve {
+    pub fn new(exe: PathBuf, p: &Process, env: &[String]) -> Result<Execve> {
+        let c = |s: &str| CString::new(s).with_context(|| format!("NUL byte in {s:?}"));
+        let path =
+            CString::new(exe.as_os_str().as_encoded_bytes()).context("NUL byte in program path")?;
+        let args = p
+            .args()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|a| c(a))
+            .collect::<Result<Vec<_>>>()?;
+        let env = env.iter().map(|e| c(e)).collect::<Result<Vec<_>>>()?;
+        Ok(Execve {
+            exe,
+            path,
+            args,
+            env,
+        })
+    }
+
+    pub fn run(&self) -> Result<Infallible> {
+        let e = nix::unistd::execve(&self.path, &self.args, &self.env).unwrap_err();
+        // The wording runc (and Go) use, which users and runc's tests look for:
+        // "exec /run.sh: no such file or directory".
+        let why = std::io::Error::from_raw_os_error(e as i32).to_string();
+        let why = why
+            .split(" (os error")
+            .next()
+            .unwrap_or(&why)
+            .to_lowercase();
+        anyhow::bail!("exec {}: {why}", self.exe.display())
+    }
 }
 
 /// The container user owns its stdio, as runc arranges: a shell as uid 1000 on a terminal

@@ -7,6 +7,7 @@ pub mod exec;
 pub(crate) mod identity;
 pub mod parent;
 pub mod sync;
+mod tail;
 
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, RawFd};

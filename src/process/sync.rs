@@ -28,16 +28,18 @@
 //!  HooksDone ────────────────────────────────────►
 //!                                                  createContainer hooks, pivot_root,
 //!                                                  masked/readonly paths, hostname,
-//!                                                  rlimits, [seccomp if !noNewPrivileges],
-//!                                                  user, caps, cwd, look up args[0],
-//!                                                  [seccomp if noNewPrivileges and NOTIFY]
-//!                                                  (NOTIFY: listener fd + process state
-//!                                                  to the agent on the inherited socket)
+//!                                                  rlimits, then the shared tail
+//!                                                  (tail.rs): fds, user, caps (keeping
+//!                                                  CAP_SYS_ADMIN for a filter without
+//!                                                  noNewPrivileges), cwd, look up args[0]
+//!                                                  [NOTIFY: load the filter, listener fd
+//!                                                  + process state to the agent]
 //!                          ◄───────────────────── Ready
 //!  write state.json and --pid-file, exit           block opening exec.fifo for writing
 //!  ...
-//!  `skiff start`: open exec.fifo, read 1 byte ◄── write 1 byte, startContainer hooks,
-//!                                                  [seccomp if noNewPrivileges], execve
+//!  `skiff start`: open exec.fifo, read 1 byte ◄── load the filter, drop CAP_SYS_ADMIN,
+//!                                                  startContainer hooks, write 1 byte,
+//!                                                  execve
 //! ```
 //!
 //! At any point the child may send `Log{level,msg}` (the parent writes it to the log: it is
@@ -68,6 +70,9 @@ pub enum Msg {
     HooksDone,
 }
 
+/// `Msg::Ready` as `Socket::send` would encode it (a test checks that it still is).
+const READY: &[u8] = br#""Ready""#;
+
 /// Messages are small JSON documents; SEQPACKET keeps their boundaries.
 const MAX_MSG: usize = 64 * 1024;
 
@@ -76,8 +81,11 @@ struct Socket(OwnedFd);
 
 impl Socket {
     fn send(&self, msg: &Msg) -> Result<()> {
-        let buf = serde_json::to_vec(msg)?;
-        send(self.0.as_raw_fd(), &buf, MsgFlags::MSG_NOSIGNAL)
+        self.send_encoded(&serde_json::to_vec(msg)?)
+    }
+
+    fn send_encoded(&self, buf: &[u8]) -> Result<()> {
+        send(self.0.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL)
             .context("sending on the sync socket")?;
         Ok(())
     }
@@ -238,8 +246,10 @@ impl ChildEnd {
         self.expect("HooksDone", |m| *m == Msg::HooksDone).map(drop)
     }
 
+    /// Sends Ready from bytes encoded at compile time: `exec` sends it after the seccomp
+    /// filter is on, where encoding (allocating) could need syscalls the profile refuses.
     pub fn ready(&self) -> Result<()> {
-        self.0.send(&Msg::Ready)
+        self.0.send_encoded(READY)
     }
 
     pub fn log(&self, level: Level, msg: String) {
@@ -273,6 +283,11 @@ mod tests {
         p.hooks_done().unwrap();
         c.ready().unwrap();
         assert_eq!(p.next_request().unwrap(), Request::Ready);
+    }
+
+    #[test]
+    fn ready_is_encoded_as_serde_would() {
+        assert_eq!(serde_json::to_vec(&Msg::Ready).unwrap(), READY);
     }
 
     #[test]

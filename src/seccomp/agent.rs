@@ -89,21 +89,8 @@ pub fn send(socket: BorrowedFd<'_>, listener: BorrowedFd<'_>, message: &[u8]) ->
 
 /// Loads `filter` on the calling thread and, when it made a listener, hands that to the
 /// agent with `message` (from [`process_state`]), closes it and shuts the connection down.
-/// With no_new_privs a filter loads as late as possible, after Ready, so the fewest syscalls
-/// run under it; a NOTIFY filter is the exception, as its fd must reach the agent while the
-/// command can still fail. Loads now what cannot wait and returns what is left to load.
-pub fn before_ready<'a>(
-    filter: Option<&'a Filter>,
-    nnp: bool,
-    agent: Option<(BorrowedFd<'_>, &[u8])>,
-) -> Result<Option<&'a Filter>> {
-    match filter {
-        Some(f) if nnp && f.uses_notify() => install(f, agent).map(|()| None),
-        Some(f) if nnp => Ok(Some(f)),
-        _ => Ok(None),
-    }
-}
-
+/// When is decided by `process::tail`: a NOTIFY filter before `create` returns, so a failed
+/// handoff fails it.
 pub fn install(filter: &Filter, agent: Option<(BorrowedFd<'_>, &[u8])>) -> Result<()> {
     let listener =
         super::load(filter, filter.flags()).context("linux.seccomp: loading the filter")?;
