@@ -18,6 +18,7 @@ mod man;
 mod namespaces;
 mod process;
 mod rootfs;
+mod runc_behaviour;
 mod runc_compat;
 mod runc_rootfs;
 mod seccomp;

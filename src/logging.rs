@@ -41,19 +41,26 @@ struct Logger {
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
-/// Sets up logging once, from the global flags. A log file that cannot be opened is reported
-/// on stderr and logging falls back to stderr, so the real error still reaches the user.
-pub fn init(path: Option<&Path>, json: bool, debug: bool) {
-    let file = path.and_then(
-        |p| match OpenOptions::new().create(true).append(true).open(p) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                eprintln!("skiff: cannot open log file {}: {e}", p.display());
-                None
-            }
-        },
-    );
+/// Sets up logging once, from the global flags. A log file that cannot be opened is an
+/// error the caller must stop at, before doing anything (as runc): a client reads its errors
+/// from that file, and a container started without it would fail silently there.
+pub fn init(path: Option<&Path>, json: bool, debug: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match path {
+        Some(p) => Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o644)
+                .open(p)
+                .map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("--log {}: {e}", p.display()))
+                })?,
+        ),
+        None => None,
+    };
     let _ = LOGGER.set(Logger { file, json, debug });
+    Ok(())
 }
 
 /// True when a `--log` file is in use (errors then also go to stderr, as runc does).
@@ -97,6 +104,29 @@ fn format_line(level: Level, msg: &str, json: bool, time: String) -> String {
 
 pub fn debug(msg: &str) {
     log(Level::Debug, msg)
+}
+
+/// True when `--debug` is on (callers skip building debug-only text otherwise).
+pub fn debug_enabled() -> bool {
+    LOGGER.get().is_some_and(|l| l.debug)
+}
+
+thread_local! {
+    static LAST_STEP: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// With `--debug`: one line per step of a command, with the time since the previous step of
+/// this process (the first step counts from process start as near as we can tell: from the
+/// first call). A clone3 child inherits the last instant, so its first step counts from the
+/// parent's last. Costs one check when debug is off.
+pub fn step(what: &str) {
+    if !debug_enabled() {
+        return;
+    }
+    let now = std::time::Instant::now();
+    let since = LAST_STEP.with(|c| c.replace(Some(now)));
+    let ms = since.map_or(0.0, |t| (now - t).as_secs_f64() * 1000.0);
+    debug(&format!("{what} (+{ms:.3} ms)"));
 }
 pub fn warn(msg: &str) {
     log(Level::Warning, msg)

@@ -21,7 +21,10 @@ fn main() {
         }
     }
     let g = &cli.global;
-    logging::init(g.log.as_deref(), g.log_format == LogFormat::Json, g.debug);
+    if let Err(e) = logging::init(g.log.as_deref(), g.log_format == LogFormat::Json, g.debug) {
+        eprintln!("skiff: {e}");
+        std::process::exit(1);
+    }
     let code = match cli::dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {

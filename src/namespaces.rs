@@ -132,6 +132,11 @@ pub struct Want {
 }
 
 impl Plan {
+    /// The container gets a network namespace of its own (not joined by path).
+    pub fn new_net(&self) -> bool {
+        (self.clone | self.unshare).contains(CloneFlags::CLONE_NEWNET)
+    }
+
     pub fn from_spec(spec: &Spec) -> Result<Plan> {
         let wants: Vec<Want> = spec
             .linux()

@@ -59,13 +59,59 @@ pub fn parse(text: &[u8]) -> Result<Spec> {
     if let Some(r) = value.get_mut("linux").and_then(|l| l.get_mut("resources")) {
         crate::cgroups::keys::canonicalize(r);
     }
+    if let Some(p) = value.get_mut("process") {
+        scheduler_flag_names(p, "process")?;
+    }
     from_value(value)
+}
+
+/// The runtime-spec's names for process.scheduler.flags, and the spelling oci-spec's parser
+/// expects for each (it derives two of them from its Rust names: SCHED_RESET_ON_FORK,
+/// SCHED_FLAG_D_L_OVERRUN). Its own spellings are accepted too: skiff writes the spec back
+/// with them (state directory) and reads it again.
+const SCHEDULER_FLAGS: [(&str, &str); 7] = [
+    ("SCHED_FLAG_RESET_ON_FORK", "SCHED_RESET_ON_FORK"),
+    ("SCHED_FLAG_RECLAIM", "SCHED_FLAG_RECLAIM"),
+    ("SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_D_L_OVERRUN"),
+    ("SCHED_FLAG_KEEP_POLICY", "SCHED_FLAG_KEEP_POLICY"),
+    ("SCHED_FLAG_KEEP_PARAMS", "SCHED_FLAG_KEEP_PARAMS"),
+    ("SCHED_FLAG_UTIL_CLAMP_MIN", "SCHED_FLAG_UTIL_CLAMP_MIN"),
+    ("SCHED_FLAG_UTIL_CLAMP_MAX", "SCHED_FLAG_UTIL_CLAMP_MAX"),
+];
+
+/// Rewrites `<at>.scheduler.flags` of a process object from the spec's names to the parser's,
+/// refusing an unknown flag with the spec's names.
+fn scheduler_flag_names(process: &mut serde_json::Value, at: &str) -> Result<()> {
+    let Some(flags) = process
+        .get_mut("scheduler")
+        .and_then(|s| s.get_mut("flags"))
+        .and_then(|f| f.as_array_mut())
+    else {
+        return Ok(());
+    };
+    for (i, flag) in flags.iter_mut().enumerate() {
+        let Some(name) = flag.as_str() else {
+            continue; // the parser names the type error
+        };
+        match SCHEDULER_FLAGS
+            .iter()
+            .find(|(spec, ours)| name == *spec || name == *ours)
+        {
+            Some((_, ours)) => *flag = serde_json::Value::from(*ours),
+            None => anyhow::bail!(
+                "{at}.scheduler.flags[{i}]: unknown flag {name:?} (expected one of {})",
+                SCHEDULER_FLAGS.map(|(spec, _)| spec).join(", ")
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// A `process` object on its own (exec --process), parsed like config.json's.
 pub fn parse_process(text: &[u8]) -> Result<oci_spec::runtime::Process> {
-    let v: serde_json::Value =
+    let mut v: serde_json::Value =
         serde_json::from_slice(text).map_err(|e| anyhow::anyhow!("invalid JSON: {e}"))?;
+    scheduler_flag_names(&mut v, "process")?;
     from_value(v)
 }
 
@@ -110,6 +156,40 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with("process.capabilities.bounding[1]: unknown capability \"CAP_TEST\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn scheduler_flags_take_the_specs_names() {
+        let spec = |flags: &str| {
+            parse(format!(r#"{{"ociVersion":"1.0.2","process":{{"cwd":"/","args":["x"],"user":{{"uid":0,"gid":0}},"scheduler":{{"policy":"SCHED_OTHER","flags":{flags}}}}}}}"#).as_bytes())
+        };
+        let s =
+            spec(r#"["SCHED_FLAG_RESET_ON_FORK","SCHED_FLAG_DL_OVERRUN","SCHED_FLAG_RECLAIM"]"#)
+                .unwrap();
+        use oci_spec::runtime::LinuxSchedulerFlag as F;
+        let got = s
+            .process()
+            .as_ref()
+            .unwrap()
+            .scheduler()
+            .as_ref()
+            .unwrap()
+            .flags()
+            .clone();
+        assert_eq!(
+            got,
+            Some(vec![
+                F::SchedResetOnFork,
+                F::SchedFlagDLOverrun,
+                F::SchedFlagReclaim
+            ])
+        );
+        let err = spec(r#"["SCHED_FLAG_BOGUS"]"#).unwrap_err().to_string();
+        assert!(
+            err.starts_with("process.scheduler.flags[0]: unknown flag \"SCHED_FLAG_BOGUS\"")
+                && err.contains("SCHED_FLAG_RESET_ON_FORK"),
             "{err}"
         );
     }

@@ -12,20 +12,10 @@ use anyhow::{bail, Context, Result};
 
 /// Finds the cgroup2 mount point in a mountinfo file (injectable for tests).
 pub fn find_mount(mountinfo: &str) -> Option<PathBuf> {
-    mountinfo.lines().find_map(|line| {
-        let (pre, post) = line.split_once(" - ")?;
-        let fstype = post.split_whitespace().next()?;
-        let mnt = pre.split_whitespace().nth(4)?;
-        (fstype == "cgroup2").then(|| PathBuf::from(unescape(mnt)))
-    })
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
+    crate::rootfs::mountinfo::parse(mountinfo)
+        .into_iter()
+        .find(|e| e.fstype == "cgroup2")
+        .map(|e| e.mount_point)
 }
 
 /// The v2 entry ("0::/path") of a /proc/<pid>/cgroup file.

@@ -34,7 +34,9 @@ pub fn create(
     console: Option<OwnedFd>,
 ) -> Result<Created> {
     state::validate_id(id)?;
+    crate::logging::step("create: start");
     let bundle = bundle::load(&o.bundle)?;
+    crate::logging::step("create: bundle loaded and validated");
     check_supported(&bundle, o)?;
     let console = match console {
         Some(fd) => Some(fd),
@@ -51,6 +53,7 @@ pub fn create(
     let plan = Plan::from_spec(&bundle.spec)?;
     let store = Store::new(&g.root);
     let locked = store.create(id)?;
+    crate::logging::step("create: state directory reserved");
     let fds = Fds {
         console: console.as_ref(),
         agent: agent.as_ref(),
@@ -139,7 +142,9 @@ fn create_locked(
     // Limits and the device program are in place before the init is born into the cgroup
     // (CLONE_INTO_CGROUP); on failure dropping `cgroup` removes it again.
     cgroups::apply::apply(&mount, &cgroup.path, cgroup.dirfd.as_fd(), resources)?;
+    crate::logging::step("create: cgroup made, limits and device program applied");
     let idmapped = crate::rootfs::idmapped::prepare(&bundle.spec, &bundle.dir)?;
+    let cgroup_dir = cgroup.path.clone();
     let mut launch = Launch {
         id,
         bundle,
@@ -160,6 +165,7 @@ fn create_locked(
                 .and_then(|l| l.seccomp().as_ref())
                 .and_then(|s| s.listener_metadata().as_deref()),
         }),
+        cgroup_dir: &cgroup_dir,
         close_in_child: vec![locked.lock_fd().as_raw_fd(), cgroup.dirfd.as_raw_fd()],
     };
     let init = match parent::spawn(&mut launch, cgroup.dirfd.as_fd()) {
@@ -176,6 +182,7 @@ fn create_locked(
             return Err(e);
         }
     };
+    crate::logging::step("create: the init is ready");
     let start_time = state::proc_start_time(init.pid).context("reading the init's start time")?;
     let (cg_path, cg_created) = cgroup.keep();
     let state = State {
@@ -204,6 +211,7 @@ fn create_locked(
             Some(p) => send_pidfd(p, init.pidfd.as_fd()),
             None => Ok(()),
         });
+    crate::logging::step("create: state.json and the pid file written");
     if let Err(e) = recorded {
         let _ = crate::sys::pidfd::send_signal(init.pidfd.as_fd(), libc::SIGKILL);
         let _ = crate::sys::pidfd::wait(init.pidfd.as_fd(), false);

@@ -30,6 +30,7 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
 }
 
 fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
+    crate::logging::step("exec: start");
     let (locked, state) = Store::new(&g.root).open(&a.id)?;
     match locked.status(&state) {
         Status::Running | Status::Created => {}
@@ -39,6 +40,7 @@ fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     }
     let spec = locked.load_spec()?;
     let process = build_process(a, &spec)?;
+    crate::logging::step("exec: container state and process loaded");
     if process.terminal().unwrap_or(false) && a.detach && a.console_socket.is_none() {
         bail!("a detached exec with a terminal needs --console-socket to receive it");
     }

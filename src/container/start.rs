@@ -32,7 +32,9 @@ pub fn start_locked(locked: &Locked, state: &State, init: Option<BorrowedFd<'_>>
             owned.as_fd()
         }
     };
+    crate::logging::step("start: releasing the init");
     let started = release(locked, init).and_then(|()| {
+        crate::logging::step("start: the init has passed the barrier");
         let hooks = state.hooks.as_ref().and_then(|h| h.poststart().as_ref());
         crate::hooks::run_all("poststart", hooks, &super::hook_state(state, "running"))
     });

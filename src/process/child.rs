@@ -52,6 +52,7 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     crate::procattrs::initial_affinity(l.bundle.spec.process().as_ref().context("process")?)?;
     enter_namespaces(l, end)?;
     let pid = end.wait_go()?;
+    crate::logging::step("init: namespaces entered");
     // A joined user namespace needs it as much as a new one (our host ids are unmapped there).
     let joined_user = l
         .plan
@@ -60,6 +61,9 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User);
     if l.plan.new_user || joined_user {
         become_userns_root()?;
+    }
+    if l.plan.new_net() {
+        loopback_up()?;
     }
     let proc = Proc::open()?;
     if l.plan.new_time {
@@ -71,8 +75,15 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
             .join
             .iter()
             .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User);
-    let prepared =
-        crate::rootfs::prepare(spec, &l.bundle.dir, &l.bundle.rootfs, in_userns, l.idmapped)?;
+    let prepared = crate::rootfs::prepare(
+        spec,
+        &l.bundle.dir,
+        &l.bundle.rootfs,
+        in_userns,
+        l.idmapped,
+        l.cgroup_dir,
+    )?;
+    crate::logging::step("init: mounts and devices made");
     let hooks = spec.hooks().as_ref();
     if hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some()) {
         end.run_hooks()?;
@@ -84,6 +95,11 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         &state,
     )?;
     crate::rootfs::enter(&prepared, l.no_pivot)?;
+    crate::logging::step(if l.no_pivot {
+        "init: rootfs entered (MS_MOVE + chroot)"
+    } else {
+        "init: rootfs entered (pivot_root)"
+    });
     nix::unistd::setsid().context("setsid")?;
     let process = spec.process().as_ref().context("process: missing")?;
     if process.terminal().unwrap_or(false) {
@@ -94,6 +110,7 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     }
     crate::rootfs::finish(spec, &prepared)?;
     drop(prepared);
+    crate::logging::step("init: masked and read-only paths, propagation");
     identity::uts(spec)?;
     identity::sysctls(spec, &proc)?;
     identity::rlimits(process)?;
@@ -122,10 +139,12 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         env,
         kept_fds: l.listen_fds + l.preserve_fds,
     })?;
+    crate::logging::step("init: identity switched, program found");
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
     end.ready()?;
     ready_sent.set(true);
     let barrier = wait_for_start(&proc, l.fifo)?;
+    crate::logging::step("init: started");
     drop(proc);
     let state = l.state_json("created", pid);
     // The filter goes on before the startContainer hooks (they are the container's own
@@ -204,6 +223,15 @@ fn become_userns_root() -> Result<()> {
         .context("becoming gid 0 of the user namespace (is gid 0 in linux.gidMappings?)")?;
     nix::unistd::setresuid(root.1, root.1, root.1)
         .context("becoming uid 0 of the user namespace (is uid 0 in linux.uidMappings?)")
+}
+
+/// A new network namespace has only `lo`, and down: runc (its default "loopback" network)
+/// and crun bring it up, and services listening on 127.0.0.1 count on it.
+fn loopback_up() -> Result<()> {
+    const LOOPBACK_INDEX: i32 = 1;
+    crate::sys::netlink::Route::open()
+        .and_then(|mut r| r.set_up(crate::sys::netlink::Link::Index(LOOPBACK_INDEX), true))
+        .context("bringing up lo in the new network namespace")
 }
 
 /// linux.timeOffsets can only be written while no process is in the new time namespace, so

@@ -86,6 +86,7 @@ pub fn spawn(e: &mut Exec<'_>) -> Result<Init> {
         Forked::Parent { pid, pidfd } => (pid, pidfd.context("clone3 returned no pidfd")?),
     };
     drop(cend);
+    crate::logging::step("exec: process cloned");
     let mut side = ParentSide::new(pend, false, false);
     let result = super::set_oom_score_adj(pid, e.process)
         .and_then(|()| side.go(pid))
@@ -139,6 +140,7 @@ fn child(
     // parent's fd, which nothing else in this process closes.
     let _ = nix::unistd::close(e.root.as_raw_fd());
     let pid = end.wait_go()?;
+    crate::logging::step("exec: namespaces joined");
     let p = e.process;
     nix::unistd::setsid().context("setsid")?;
     if p.terminal().unwrap_or(false) {
@@ -172,6 +174,7 @@ fn child(
         env,
         kept_fds: e.preserve_fds,
     })?;
+    crate::logging::step("exec: identity switched, program found");
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
     // No barrier to wait at: the filter goes on now, so a failure to load it fails `exec`.
     armed.seal()?;

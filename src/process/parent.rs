@@ -71,6 +71,7 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
         Forked::Parent { pid, pidfd } => (pid, pidfd.context("clone3 returned no pidfd")?),
     };
     drop(cend);
+    crate::logging::step("create: init cloned");
     let mut child = Reaper(Some(Init { pid, pidfd: fd }));
     let mut side = ParentSide::new(pend, plan.unshare_user, plan.fork);
     let spec = &l.bundle.spec;
@@ -117,6 +118,7 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
                     hooks.and_then(|h| h.create_runtime().as_ref()),
                     &state,
                 )?;
+                crate::logging::step("create: prestart and createRuntime hooks run");
                 side.hooks_done()?;
             }
             Request::Ready => {

@@ -11,12 +11,13 @@ mod copyup;
 mod devices;
 mod helper;
 pub mod idmapped;
+pub mod mountinfo;
 mod mounts;
 pub mod options;
 mod paths;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -31,6 +32,8 @@ use crate::sys::mount::{self as m, MountAttr};
 pub struct Prepared {
     /// The rootfs (a mount point now), as an O_PATH directory.
     pub root: OwnedFd,
+    /// Its path in the runtime's view (what `--no-pivot` keeps out of reach).
+    path: PathBuf,
     /// Read-only tmpfs mounts, read-write until [`finish`].
     late_ro: Vec<mounts::LateRo>,
 }
@@ -67,6 +70,7 @@ pub fn prepare(
     rootfs: &Path,
     in_userns: bool,
     idmapped: &idmapped::Idmapped,
+    cgroup_dir: &Path,
 ) -> Result<Prepared> {
     // Nothing we mount may propagate back to the host. A shared rootfsPropagation is applied
     // after pivot_root, which refuses shared mounts.
@@ -96,6 +100,7 @@ pub fn prepare(
         spec,
         rootfs: mounts::rootfs_paths(bundle, spec, Some(rootfs)),
         idmapped,
+        cgroup_dir,
         late_ro: Default::default(),
     };
     for (i, mnt) in spec.mounts().iter().flatten().enumerate() {
@@ -108,6 +113,8 @@ pub fn prepare(
     }
     Ok(Prepared {
         root,
+        // As mountinfo spells it (symlinks resolved).
+        path: std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf()),
         late_ro: ctx.late_ro.into_inner(),
     })
 }
@@ -153,6 +160,7 @@ pub fn enter(p: &Prepared, no_pivot: bool) -> Result<()> {
     let old_root = std::fs::File::open("/").context("opening the old root")?;
     nix::unistd::fchdir(p.root.as_fd()).context("chdir into the rootfs")?;
     if no_pivot {
+        hide_full_proc_and_sys(&p.path)?;
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
             .context("moving the rootfs onto / (--no-pivot)")?;
         nix::unistd::chroot(".").context("chroot into the rootfs (--no-pivot)")?;
@@ -173,6 +181,55 @@ pub fn enter(p: &Prepared, no_pivot: bool) -> Result<()> {
         umount2(".", MntFlags::MNT_DETACH).context("unmounting the old root")?;
     }
     nix::unistd::chdir("/").context("chdir to the new /")?;
+    Ok(())
+}
+
+/// Without pivot_root the host's mounts stay in the container's mount namespace, out of
+/// sight under the chroot but not out of the kernel's: a fresh procfs or sysfs may only be
+/// mounted (in a nested user namespace, say) where the namespace already holds a fully
+/// visible one, and the host's full /proc and /sys would count. So, as runc does, every
+/// full procfs and sysfs mount outside the rootfs is detached first (made a slave so the
+/// unmount cannot reach the host), or covered with a tmpfs where it cannot be unmounted.
+fn hide_full_proc_and_sys(rootfs: &Path) -> Result<()> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .context("--no-pivot: reading /proc/self/mountinfo")?;
+    for e in mountinfo::parse(&text) {
+        let full = e.root == Path::new("/") && (e.fstype == "proc" || e.fstype == "sysfs");
+        if !full || e.mount_point.starts_with(rootfs) {
+            continue;
+        }
+        let p = &e.mount_point;
+        let what = || {
+            format!(
+                "--no-pivot: hiding the host's {} at {}",
+                e.fstype,
+                p.display()
+            )
+        };
+        match mount(
+            None::<&str>,
+            p,
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            // Gone with a parent detached before it.
+            Err(nix::errno::Errno::ENOENT) => continue,
+            other => other.with_context(what)?,
+        }
+        match umount2(p, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => mount(
+                Some("tmpfs"),
+                p,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                None::<&str>,
+            )
+            .with_context(what)?,
+            Err(e) => return Err(e).with_context(what),
+        }
+    }
     Ok(())
 }
 
@@ -232,8 +289,10 @@ pub fn finish(spec: &Spec, prepared: &Prepared) -> Result<()> {
     Ok(())
 }
 
+/// A masked or read-only path, resolved inside the container as runc resolves it (symlinks
+/// followed, within the root): one that loops fails with ELOOP rather than being skipped.
 fn open_existing(root: BorrowedFd<'_>, path: &Path) -> Result<Option<OwnedFd>> {
-    match open_in_root(root, path, libc::O_PATH | libc::O_NOFOLLOW) {
+    match open_in_root(root, path, libc::O_PATH) {
         Ok(fd) => Ok(Some(fd)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) => Err(e).context("opening it"),

@@ -26,6 +26,8 @@ pub struct Ctx<'a> {
     pub rootfs: Vec<PathBuf>,
     /// Trees the parent prepared (see `idmapped`).
     pub idmapped: &'a super::idmapped::Idmapped,
+    /// The container's cgroup on the host (see `cgroup2_bind`).
+    pub cgroup_dir: &'a Path,
     /// Read-only tmpfs mounts, mounted read-write so that what belongs under them (devices,
     /// /dev/pts, the console, later mounts) can be made, and made read-only by `finish`.
     pub late_ro: RefCell<Vec<LateRo>>,
@@ -246,17 +248,19 @@ fn filesystem(
     } else {
         let data = data.join(",");
         let data = (!data.is_empty()).then_some(data.as_str());
-        // A v1 "cgroup" mount's data options name v1 controllers, which mean nothing to
-        // cgroup2.
-        let data = if fstype == "cgroup2" { None } else { data };
-        mount(
+        let mounted = mount(
             Some(source.as_str()),
             &paths::fd_path(target.as_fd()),
             Some(fstype),
             flags,
             data,
-        )
-        .with_context(|| format!("mounting {fstype}"))?;
+        );
+        match mounted {
+            Err(nix::errno::Errno::EPERM | nix::errno::Errno::EBUSY) if fstype == "cgroup2" => {
+                return cgroup2_bind(root, ctx, dest, o);
+            }
+            other => other.with_context(|| format!("mounting {fstype}"))?,
+        }
     }
     if late_ro {
         let fd = paths::open_target(root, dest, false)?;
@@ -269,6 +273,41 @@ fn filesystem(
         let fresh = paths::open_target(root, dest, strict)?;
         recursive_attrs(fresh.as_fd(), o)?;
     }
+    propagate(root, dest, o)
+}
+
+/// A user namespace without a cgroup namespace of its own may not mount cgroup2 (the kernel
+/// requires the cgroup namespace's owner): the container's own cgroup directory is bound
+/// there instead, read-only or not as the mount says. runc and crun fall back the same way;
+/// runc binds the whole hierarchy unless the container has a cgroup namespace, crun binds the
+/// container's cgroup as we do, which shows the container what a cgroup namespace would.
+fn cgroup2_bind(root: BorrowedFd<'_>, ctx: &Ctx<'_>, dest: &Path, o: &Options) -> Result<()> {
+    let what = || {
+        format!(
+            "binding the container's cgroup {}",
+            ctx.cgroup_dir.display()
+        )
+    };
+    let tree = m::open_tree(nix::fcntl::AT_FDCWD, ctx.cgroup_dir, m::OPEN_TREE_CLONE)
+        .with_context(what)?;
+    let mut attr = MountAttr::default();
+    if o.flags.contains(MsFlags::MS_RDONLY) {
+        attr.attr_set |= m::MOUNT_ATTR_RDONLY;
+    }
+    for (flag, a) in [
+        (MsFlags::MS_NOSUID, m::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, m::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, m::MOUNT_ATTR_NOEXEC),
+    ] {
+        if o.flags.contains(flag) {
+            attr.attr_set |= a;
+        }
+    }
+    if attr.attr_set != 0 {
+        m::mount_setattr(tree.as_fd(), false, &attr).with_context(what)?;
+    }
+    let target = paths::open_target(root, dest, false)?;
+    m::move_mount(tree.as_fd(), target.as_fd()).with_context(what)?;
     propagate(root, dest, o)
 }
 
