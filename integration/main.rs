@@ -17,6 +17,7 @@ mod lifecycle;
 mod man;
 mod namespaces;
 mod process;
+mod propagation;
 mod rootfs;
 mod runc_behaviour;
 mod runc_compat;

@@ -72,17 +72,17 @@ pub fn prepare(
     idmapped: &idmapped::Idmapped,
     cgroup_dir: &Path,
 ) -> Result<Prepared> {
-    // Nothing we mount may propagate back to the host. A shared rootfsPropagation is applied
-    // after pivot_root, which refuses shared mounts.
-    // Only private or slave can be applied now: pivot_root refuses a shared new root, and an
-    // unbindable one could not be bind-mounted onto itself. The requested propagation is
-    // applied to / after pivot_root (finish).
-    let initial = match rootfs_propagation(spec)? {
-        Some(f) if f.contains(MsFlags::MS_PRIVATE) => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-    };
-    mount(None::<&str>, "/", None::<&str>, initial, None::<&str>)
-        .context("making / non-propagating in the container's mount namespace")?;
+    // As runc: the whole tree takes linux.rootfsPropagation (rslave by default) first, so a
+    // volume whose host source is shared stays a peer of it under rshared (Kubernetes'
+    // Bidirectional propagation) and a slave of it by default. Then the mount that holds the
+    // rootfs is made private (only that one): the rootfs bind below must not propagate to
+    // the host, and pivot_root refuses a shared parent. What the rootfs itself ends up with
+    // is applied to / after pivot_root (finish).
+    let flag = rootfs_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    mount(None::<&str>, "/", None::<&str>, flag, None::<&str>)
+        .context("linux.rootfsPropagation: applying it to the container's mount namespace")?;
+    let canonical = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf());
+    holder_private(&canonical)?;
     mount(
         Some(rootfs),
         rootfs,
@@ -114,7 +114,7 @@ pub fn prepare(
     Ok(Prepared {
         root,
         // As mountinfo spells it (symlinks resolved).
-        path: std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf()),
+        path: canonical,
         late_ro: ctx.late_ro.into_inner(),
     })
 }
@@ -181,6 +181,35 @@ pub fn enter(p: &Prepared, no_pivot: bool) -> Result<()> {
         umount2(".", MntFlags::MNT_DETACH).context("unmounting the old root")?;
     }
     nix::unistd::chdir("/").context("chdir to the new /")?;
+    Ok(())
+}
+
+/// Makes the mount that holds `rootfs` private when it is shared (pivot_root refuses a shared
+/// parent, and the rootfs bind would propagate to the host) or unbindable (the rootfs could
+/// not be bound onto itself: runc 1.1 then fails, README "Differences from runc").
+fn holder_private(rootfs: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let holder = mountinfo::parse(&text)
+        .into_iter()
+        .filter(|e| rootfs.starts_with(&e.mount_point))
+        .max_by_key(|e| e.mount_point.as_os_str().len())
+        .with_context(|| format!("no mount holds the rootfs {}", rootfs.display()))?;
+    if holder.shared || holder.unbindable {
+        mount(
+            None::<&str>,
+            &holder.mount_point,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .with_context(|| {
+            format!(
+                "making {} (the mount holding the rootfs) private",
+                holder.mount_point.display()
+            )
+        })?;
+    }
     Ok(())
 }
 

@@ -9,6 +9,9 @@ pub struct Entry {
     pub root: PathBuf,
     pub mount_point: PathBuf,
     pub fstype: String,
+    /// In a peer group (`shared:N` among the optional fields).
+    pub shared: bool,
+    pub unbindable: bool,
 }
 
 /// The entries of a mountinfo text, in its order (parents before their children); lines
@@ -20,11 +23,15 @@ pub fn parse(text: &str) -> Vec<Entry> {
             let mut pre = pre.split_whitespace();
             let root = pre.nth(3)?;
             let mount_point = pre.next()?;
+            let _options = pre.next()?;
+            let optional: Vec<&str> = pre.collect();
             let fstype = post.split_whitespace().next()?;
             Some(Entry {
                 root: PathBuf::from(unescape(root)),
                 mount_point: PathBuf::from(unescape(mount_point)),
                 fstype: fstype.to_string(),
+                shared: optional.iter().any(|o| o.starts_with("shared:")),
+                unbindable: optional.contains(&"unbindable"),
             })
         })
         .collect()
@@ -45,7 +52,7 @@ mod tests {
     #[test]
     fn fields_and_escapes() {
         let mi = "22 1 0:21 / /proc rw,nosuid - proc proc rw\n\
-                  31 30 0:27 /a\\040b /sys/fs/cgroup/my\\040dir rw - cgroup2 cgroup2 rw\n\
+                  31 30 0:27 /a\\040b /sys/fs/cgroup/my\\040dir rw shared:5 master:1 - cgroup2 cgroup2 rw\n\
                   garbage\n";
         let e = parse(mi);
         assert_eq!(e.len(), 2);
@@ -54,5 +61,6 @@ mod tests {
         assert_eq!(e[0].fstype, "proc");
         assert_eq!(e[1].root, PathBuf::from("/a b"));
         assert_eq!(e[1].mount_point, PathBuf::from("/sys/fs/cgroup/my dir"));
+        assert!(!e[0].shared && e[1].shared && !e[1].unbindable);
     }
 }
