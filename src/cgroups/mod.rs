@@ -17,6 +17,7 @@ pub mod manager;
 pub mod mount;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 
 use std::os::fd::BorrowedFd;
 use std::path::Path;
