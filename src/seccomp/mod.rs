@@ -34,9 +34,14 @@ pub mod agent;
 mod bpf;
 mod codegen;
 mod profile;
+mod ruletree;
 mod tables;
 
 // The tests use x86_64 syscall numbers and ABIs.
+#[cfg(all(test, target_arch = "x86_64"))]
+mod bpf_eval;
+#[cfg(all(test, target_arch = "x86_64"))]
+mod differential;
 #[cfg(all(test, target_arch = "x86_64"))]
 mod kernel_tests;
 #[cfg(all(test, target_arch = "x86_64"))]
