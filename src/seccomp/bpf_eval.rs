@@ -45,7 +45,13 @@ impl Data {
 
 /// The value the program returns for `d`.
 pub(super) fn run(p: &[SockFilter], d: &Data) -> u32 {
-    let (mut acc, mut pc) = (0u32, 0usize);
+    run_traced(p, d).0
+}
+
+/// The value the program returns for `d`, and whether it loaded the syscall number on the
+/// way.
+pub(super) fn run_traced(p: &[SockFilter], d: &Data) -> (u32, bool) {
+    let (mut acc, mut pc, mut loaded_nr) = (0u32, 0usize, false);
     loop {
         assert!(pc < p.len(), "ran off the end of the program");
         let i = p[pc];
@@ -53,6 +59,7 @@ pub(super) fn run(p: &[SockFilter], d: &Data) -> u32 {
         let taken = match i.code {
             LD_W_ABS => {
                 acc = d.word(i.k);
+                loaded_nr |= i.k == 0;
                 continue;
             }
             ALU_AND_K => {
@@ -63,7 +70,7 @@ pub(super) fn run(p: &[SockFilter], d: &Data) -> u32 {
                 pc += i.k as usize;
                 continue;
             }
-            RET_K => return i.k,
+            RET_K => return (i.k, loaded_nr),
             JMP_JEQ_K => acc == i.k,
             JMP_JGT_K => acc > i.k,
             JMP_JGE_K => acc >= i.k,

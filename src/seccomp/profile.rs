@@ -271,10 +271,13 @@ pub(super) fn plan(s: &LinuxSeccomp) -> Result<Plan> {
             for (p, top) in plans.iter_mut().zip(&mut largest) {
                 let targets = p.abi.resolve(name);
                 found |= !targets.is_empty();
-                // Multiplexed calls do not count: libseccomp resolves their names to
-                // pseudo numbers, which runc's stub ignores.
-                for t in targets.iter().filter(|t| t.mux.is_none()) {
-                    *top = (*top).max(t.nr);
+                // Multiplexed calls do not count, not even their direct syscall:
+                // libseccomp resolves their names to pseudo numbers, which runc's stub
+                // ignores.
+                if targets.iter().all(|t| t.mux.is_none()) {
+                    for t in &targets {
+                        *top = (*top).max(t.nr);
+                    }
                 }
                 // runc drops a rule whose action is the default one before anything else.
                 if act == default {

@@ -29,39 +29,39 @@ use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction as Act, LinuxSeccompArg, LinuxSeccompOperator as Op,
 };
 
-use super::super::bpf_eval::{run, Data};
+use super::super::bpf_eval::{run_traced, Data};
 use crate::sys::seccomp::SockFilter;
 
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
 const X32_BIT: u32 = 0x4000_0000;
 const ENOSYS: u32 = 0x0005_0000 | libc::ENOSYS as u32;
 
 /// A profile as runc 1.1.5 would load it.
 pub(in super::super) struct Runc {
     program: Vec<SockFilter>,
-    /// Largest syscall number per listed ABI: (x86_64, x32, i386).
-    stub: Option<[Option<u32>; 3]>,
+    /// Largest syscall number per listed ABI: (x86_64, x32, i386, aarch64).
+    stub: Option<[Option<u32>; 4]>,
 }
 
 impl Runc {
-    pub(in super::super) fn eval(&self, d: &Data) -> u32 {
-        if let Some([x64, x32, i386]) = self.stub {
+    /// The filter's result for `d`, and whether libseccomp's program loaded the syscall
+    /// number on the way (runc's stub answering counts as loaded).
+    pub(in super::super) fn eval(&self, d: &Data) -> (u32, bool) {
+        if let Some([x64, x32, i386, a64]) = self.stub {
             let max = match d.arch {
                 AUDIT_ARCH_X86_64 if d.nr & X32_BIT != 0 => x32,
                 AUDIT_ARCH_X86_64 => x64,
                 AUDIT_ARCH_I386 => i386,
+                AUDIT_ARCH_AARCH64 => a64,
                 _ => None,
             };
             if max.is_some_and(|m| d.nr > m) {
-                return ENOSYS;
+                return (ENOSYS, true);
             }
         }
-        run(&self.program, d)
-    }
-
-    pub(in super::super) fn program(&self) -> &[SockFilter] {
-        &self.program
+        run_traced(&self.program, d)
     }
 }
 
@@ -175,14 +175,14 @@ fn stub(
     s: &LinuxSeccomp,
     archs: &[ScmpArch],
     rules: &[(&str, &oci_spec::runtime::LinuxSyscall)],
-) -> Option<[Option<u32>; 3]> {
+) -> Option<[Option<u32>; 4]> {
     if matches!(
         s.default_action(),
         Act::ScmpActAllow | Act::ScmpActLog | Act::ScmpActTrace
     ) {
         return None;
     }
-    let mut out = [None; 3];
+    let mut out = [None; 4];
     for &a in archs {
         let a = if a == ScmpArch::Native {
             ScmpArch::X8664
@@ -193,6 +193,7 @@ fn stub(
             ScmpArch::X8664 => 0,
             ScmpArch::X32 => 1,
             ScmpArch::X86 => 2,
+            ScmpArch::Aarch64 => 3,
             _ => continue,
         };
         let largest = rules
