@@ -22,5 +22,6 @@ mod runc_compat;
 mod runc_rootfs;
 mod seccomp;
 mod seccomp_notify;
+mod seccomp_semantics;
 mod security;
 mod tty;

@@ -27,8 +27,7 @@ use anyhow::Result;
 
 use super::bpf::{Asm, Cmp, Label};
 use super::profile::{
-    Abi, AbiPlan, Decision, Plan, AUDIT_ARCH_X86_64, RET_ERRNO, RET_KILL_THREAD,
-    X32_SYSCALL_BIT,
+    Abi, AbiPlan, Decision, Plan, AUDIT_ARCH_X86_64, RET_ERRNO, RET_KILL_THREAD, X32_SYSCALL_BIT,
 };
 use super::ruletree::{self, Branch, Node};
 use crate::sys::seccomp::SockFilter;

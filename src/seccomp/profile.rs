@@ -93,10 +93,16 @@ impl Abi {
                 .map(|&(_, call)| (I386_IPC, call))
         };
         match mux {
-            Some((nr, call)) => [Some(Target { nr, mux: Some(call) }), direct]
-                .into_iter()
-                .flatten()
-                .collect(),
+            Some((nr, call)) => [
+                Some(Target {
+                    nr,
+                    mux: Some(call),
+                }),
+                direct,
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             None => direct.into_iter().collect(),
         }
     }
@@ -202,6 +208,9 @@ pub(super) enum Decision {
 pub(super) struct AbiPlan {
     pub abi: Abi,
     pub syscalls: BTreeMap<u32, Decision>,
+    /// Rules for names libseccomp knows but this ABI lacks (pseudo syscalls): never in the
+    /// filter, but libseccomp merges them all the same and may refuse them (EEXIST).
+    pub pseudo: BTreeMap<String, Decision>,
     /// runc's stub: syscall numbers above this one (in this ABI's half of the number line,
     /// for x86_64 and x32) return -ENOSYS before anything else is looked at.
     pub enosys_above: Option<u32>,
@@ -232,6 +241,7 @@ pub(super) fn plan(s: &LinuxSeccomp) -> Result<Plan> {
         .map(|&abi| AbiPlan {
             abi,
             syscalls: BTreeMap::new(),
+            pseudo: BTreeMap::new(),
             enosys_above: None,
         })
         .collect();
@@ -283,13 +293,18 @@ pub(super) fn plan(s: &LinuxSeccomp) -> Result<Plan> {
                 if act == default {
                     continue;
                 }
-                for t in &targets {
+                // A name without a number here (or an i386 multiplexed call without a direct
+                // syscall) is a pseudo syscall to libseccomp if it knows the name at all.
+                let pseudo = (targets.iter().all(|t| t.mux.is_some()) && known(name))
+                    .then(|| Slot::Pseudo(name.clone()));
+                let slots = targets.iter().map(|t| (Slot::Nr(t.nr), t.mux));
+                for (slot, mux) in slots.chain(pseudo.map(|s| (s, None))) {
                     for conds in &rules {
-                        let conds = match t.mux {
+                        let conds = match mux {
                             Some(call) => multiplexed(conds, call),
                             None => conds.clone(),
                         };
-                        add_rule(p, t.nr, &conds, act)
+                        add_rule(p, &slot, &conds, act)
                             .with_context(|| format!("{field}: rules for {name}"))?;
                     }
                 }
@@ -337,36 +352,67 @@ fn multiplexed(conds: &[Cond], call: u32) -> Vec<Cond> {
     out
 }
 
-/// Adds one rule (conditions on distinct arguments) for syscall `nr` of `p.abi`, as
-/// libseccomp does: the first unconditional rule decides alone; conditional rules merge.
-fn add_rule(p: &mut AbiPlan, nr: u32, conds: &[Cond], act: u32) -> Result<()> {
+/// Whether libseccomp knows the name (on some architecture we have a table for).
+fn known(name: &str) -> bool {
+    SOCKETCALLS.iter().chain(IPC_CALLS).any(|(n, _)| *n == name)
+        || [Abi::X86_64, Abi::X32, Abi::X86, Abi::Aarch64]
+            .iter()
+            .any(|a| a.lookup(name).is_some())
+}
+
+/// Where a rule goes: a syscall number, or a pseudo syscall (by name).
+enum Slot {
+    Nr(u32),
+    Pseudo(String),
+}
+
+/// Adds one rule (conditions on distinct arguments) for a syscall of `p.abi`, as libseccomp
+/// does: the first unconditional rule decides alone; conditional rules merge.
+fn add_rule(p: &mut AbiPlan, slot: &Slot, conds: &[Cond], act: u32) -> Result<()> {
     let chain = ruletree::chain(conds, p.abi.wide_args(), act);
-    match (p.syscalls.get_mut(&nr), chain) {
-        (None, None) => {
-            p.syscalls.insert(nr, Decision::Ret(act));
+    let abi = p.abi.name();
+    match slot {
+        Slot::Nr(nr) => merge_rule(p.syscalls.entry(*nr), chain, act, abi, true),
+        // libseccomp never emits code for a pseudo syscall, so it cannot miscompile one.
+        Slot::Pseudo(name) => merge_rule(p.pseudo.entry(name.clone()), chain, act, abi, false),
+    }
+}
+
+fn merge_rule<K: Ord>(
+    slot: std::collections::btree_map::Entry<'_, K, Decision>,
+    chain: Option<(ruletree::Node, bool)>,
+    act: u32,
+    abi: &str,
+    emitted: bool,
+) -> Result<()> {
+    use std::collections::btree_map::Entry;
+    let existing = match slot {
+        Entry::Vacant(v) => {
+            v.insert(match chain {
+                None => Decision::Ret(act),
+                Some((node, shared)) => Decision::Tree(Tree::new(node, shared)),
+            });
+            return Ok(());
         }
-        (None, Some((node, shared))) => {
-            p.syscalls
-                .insert(nr, Decision::Tree(Tree::new(node, shared)));
-        }
-        (Some(Decision::Ret(_)), _) => {}
-        (Some(d @ Decision::Tree(_)), None) => *d = Decision::Ret(act),
-        (Some(Decision::Tree(t)), Some((node, shared))) => {
+        Entry::Occupied(o) => o.into_mut(),
+    };
+    match (existing, chain) {
+        (Decision::Ret(_), _) => {}
+        (d @ Decision::Tree(_), None) => *d = Decision::Ret(act),
+        (Decision::Tree(t), Some((node, shared))) => {
             t.add(node, shared).map_err(|_| {
                 anyhow::anyhow!(
-                    "{}: two rules with the same conditions (or one a prefix of the other) \
+                    "{abi}: two rules with the same conditions (or one a prefix of the other) \
                      have different actions; libseccomp, which runc and crun use, refuses \
-                     this profile (EEXIST)",
-                    p.abi.name()
+                     this profile (EEXIST)"
                 )
             })?;
             ensure!(
-                !t.tainted,
-                "{}: a 64-bit <, <=, >, >= or != comparison followed by more argument \
+                !(emitted && t.tainted),
+                "{abi}: a 64-bit <, <=, >, >= or != comparison followed by more argument \
                  conditions, together with another conditional rule for the same syscall: \
                  {MISCOMPILED}, or hangs; give the syscall a single conditional rule of that \
-                 kind, or compare each argument in a rule of its own",
-                p.abi.name()
+                 kind, or compare each argument in a rule of its own"
             );
         }
     }
@@ -559,10 +605,7 @@ mod tests {
     #[test]
     fn i386_socket_and_ipc_calls_also_go_through_their_multiplexer() {
         let t = |nr, mux| Target { nr, mux };
-        assert_eq!(
-            Abi::X86.resolve("socket"),
-            [t(102, Some(1)), t(359, None)]
-        );
+        assert_eq!(Abi::X86.resolve("socket"), [t(102, Some(1)), t(359, None)]);
         assert_eq!(Abi::X86.resolve("accept"), [t(102, Some(5))]);
         assert_eq!(Abi::X86.resolve("semop"), [t(117, Some(1))]);
         assert_eq!(Abi::X86.resolve("shmget"), [t(117, Some(23)), t(395, None)]);

@@ -136,13 +136,13 @@ impl Node {
 /// Evaluates a level on `args`: the first action met, if any.
 #[cfg(test)]
 pub(super) fn eval(level: &[Node], args: &[u64; 6]) -> Option<u32> {
-    level.iter().find_map(|n| {
-        match if n.holds(args) { &n.t } else { &n.f } {
+    level
+        .iter()
+        .find_map(|n| match if n.holds(args) { &n.t } else { &n.f } {
             Branch::Act(a) => Some(*a),
             Branch::Next(sub) => eval(sub, args),
             Branch::None => None,
-        }
-    })
+        })
 }
 
 /// The chain of one rule: its conditions in argument order (at most one per argument), as
@@ -199,7 +199,11 @@ pub(super) fn chain(conds: &[Cond], wide: bool, action: u32) -> Option<(Node, bo
         } else {
             match c.op {
                 Op::Eq | Op::MaskedEq { .. } => {
-                    let cmp = if c.op == Op::Eq { Cmp::Eq } else { Cmp::MaskedEq };
+                    let cmp = if c.op == Op::Eq {
+                        Cmp::Eq
+                    } else {
+                        Cmp::MaskedEq
+                    };
                     let lo = node(false, cmp, t, Branch::None);
                     node(true, cmp, next(lo), Branch::None)
                 }

@@ -144,7 +144,11 @@ fn with_errno(mut v: Value, errno: Option<u32>, key: &str) -> Value {
 /// A random profile over `names`.
 pub(super) fn profile(rng: &mut Rng, names: &[&str]) -> Value {
     let (default, default_errno) = action(rng, false);
-    let mut p = with_errno(json!({ "defaultAction": default }), default_errno, "defaultErrnoRet");
+    let mut p = with_errno(
+        json!({ "defaultAction": default }),
+        default_errno,
+        "defaultErrnoRet",
+    );
     if rng.chance(70) {
         let archs: Vec<&str> = (0..rng.below(4) + 1)
             .map(|_| {
@@ -162,17 +166,18 @@ pub(super) fn profile(rng: &mut Rng, names: &[&str]) -> Value {
         p["architectures"] = json!(archs);
     }
     let mut notify = false;
-    let entries: Vec<Value> = (0..rng.below(6) + 1)
-        .map(|_| {
-            let (act, errno) = if rng.chance(15) {
-                (default, default_errno)
-            } else {
-                action(rng, true)
-            };
-            notify |= act == "SCMP_ACT_NOTIFY";
-            let n: Vec<&str> = (0..rng.below(3) + 1).map(|_| rng.pick(names)).collect();
-            let mut e = with_errno(json!({ "names": n, "action": act }), errno, "errnoRet");
-            let args: Vec<Value> = (0..rng.pick(&[0, 0, 1, 1, 1, 2, 2, 3]))
+    let entries: Vec<Value> =
+        (0..rng.below(6) + 1)
+            .map(|_| {
+                let (act, errno) = if rng.chance(15) {
+                    (default, default_errno)
+                } else {
+                    action(rng, true)
+                };
+                notify |= act == "SCMP_ACT_NOTIFY";
+                let n: Vec<&str> = (0..rng.below(3) + 1).map(|_| rng.pick(names)).collect();
+                let mut e = with_errno(json!({ "names": n, "action": act }), errno, "errnoRet");
+                let args: Vec<Value> = (0..rng.pick(&[0, 0, 1, 1, 1, 2, 2, 3]))
                 .map(|_| {
                     let index = if rng.chance(85) {
                         rng.below(3)
@@ -188,12 +193,12 @@ pub(super) fn profile(rng: &mut Rng, names: &[&str]) -> Value {
                     }
                 })
                 .collect();
-            if !args.is_empty() {
-                e["args"] = json!(args);
-            }
-            e
-        })
-        .collect();
+                if !args.is_empty() {
+                    e["args"] = json!(args);
+                }
+                e
+            })
+            .collect();
     p["syscalls"] = json!(entries);
     if notify {
         p["listenerPath"] = json!("/run/skiff-test-agent.sock");

@@ -19,7 +19,7 @@
 mod explain;
 mod gen;
 mod profiles;
-mod runc;
+pub(super) mod runc;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,6 +37,9 @@ enum Compared {
     BothRefused,
     /// skiff refused a rule set libseccomp gets wrong (deliberate).
     Miscompiled,
+    /// skiff found conflicting rules (EEXIST) where libseccomp's pruning of redundant rules,
+    /// which skiff does not model, avoided the conflict (deliberate, fail-closed).
+    UnprunedConflict,
     /// One refused, the other did not.
     Refusal(String),
     /// Both compiled: the inputs that disagree (with skiff's and runc's results), and how
@@ -63,6 +66,7 @@ fn compare(v: &Value, inputs: &[Data]) -> Compared {
     }
     match (skiff, runc::build(&p)) {
         (Err(_), Err(_)) => Compared::BothRefused,
+        (Err(e), Ok(_)) if format!("{e:#}").contains("(EEXIST)") => Compared::UnprunedConflict,
         (Err(e), Ok(_)) => Compared::Refusal(format!("skiff refuses ({e:#}), runc does not")),
         (Ok(_), Err(e)) => Compared::Refusal(format!("runc refuses ({e}), skiff does not")),
         (Ok(s), Ok(r)) => {
@@ -182,6 +186,7 @@ struct Stats {
     evaluations: usize,
     both_refused: usize,
     miscompiled: usize,
+    unpruned: usize,
     no_nr_load: usize,
     stale_acc: usize,
     dropped_names: Vec<String>,
@@ -196,6 +201,7 @@ impl Stats {
         match compare(&v, inputs) {
             Compared::BothRefused => self.both_refused += 1,
             Compared::Miscompiled => self.miscompiled += 1,
+            Compared::UnprunedConflict => self.unpruned += 1,
             Compared::Refusal(why) => {
                 let min = shrink(v, None);
                 self.differences
@@ -275,12 +281,14 @@ fn skiff_agrees_with_runc_and_libseccomp() {
 
     println!(
         "seccomp differential: seed {seed:#x}: {} profiles ({} both refused, {} refused by \
-         skiff as miscompiled by libseccomp), {} inputs, {} evaluations, {} differences \
+         skiff as miscompiled by libseccomp, {} refused by skiff for conflicts libseccomp \
+         prunes away), {} inputs, {} evaluations, {} differences \
          (explained, libseccomp bugs: {} missing syscall-number load, {} stale accumulator); \
          names dropped as skiff's and libseccomp's tables differ: {}; in {:.1?}",
         stats.profiles,
         stats.both_refused,
         stats.miscompiled,
+        stats.unpruned,
         stats.inputs,
         stats.evaluations,
         stats.differences.len(),
@@ -302,4 +310,3 @@ fn skiff_agrees_with_runc_and_libseccomp() {
         "too few evaluations"
     );
 }
-

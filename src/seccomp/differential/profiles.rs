@@ -94,9 +94,11 @@ pub(super) fn podman() -> Value {
         json!({"names": main, "action": "SCMP_ACT_ALLOW"}),
     ];
     syscalls.extend(personality());
-    syscalls.push(json!({"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
+    syscalls.push(
+        json!({"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
         "args": [{"index": 0, "value": 16, "op": "SCMP_CMP_EQ"},
-                 {"index": 2, "value": 9, "op": "SCMP_CMP_EQ"}]}));
+                 {"index": 2, "value": 9, "op": "SCMP_CMP_EQ"}]}),
+    );
     syscalls.push(json!({"names": ["socket"], "action": "SCMP_ACT_ALLOW",
         "args": [{"index": 2, "value": 9, "op": "SCMP_CMP_NE"}]}));
     syscalls.push(json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW",

@@ -63,6 +63,11 @@ impl Runc {
         }
         run_traced(&self.program, d)
     }
+
+    /// libseccomp's program (without runc's stub).
+    pub(in super::super) fn program(&self) -> &[SockFilter] {
+        &self.program
+    }
 }
 
 fn scmp_arch(a: &Arch) -> Result<ScmpArch, String> {
@@ -210,12 +215,15 @@ fn stub(
 /// seccomp_export_bpf into a memfd, read back as instructions.
 fn export(ctx: &ScmpFilterContext, out: &mut Vec<SockFilter>) -> Result<(), String> {
     use std::io::{Read, Seek};
-    let fd = nix::sys::memfd::memfd_create(c"skiff-seccomp-ref", nix::sys::memfd::MFdFlags::empty())
-        .map_err(|e| format!("memfd: {e}"))?;
+    let fd =
+        nix::sys::memfd::memfd_create(c"skiff-seccomp-ref", nix::sys::memfd::MFdFlags::empty())
+            .map_err(|e| format!("memfd: {e}"))?;
     let mut file = std::fs::File::from(fd);
     ctx.export_bpf(&file).map_err(|e| format!("export: {e}"))?;
     let mut raw = Vec::new();
-    file.rewind().and_then(|_| file.read_to_end(&mut raw)).map_err(|e| e.to_string())?;
+    file.rewind()
+        .and_then(|_| file.read_to_end(&mut raw))
+        .map_err(|e| e.to_string())?;
     for c in raw.chunks_exact(8) {
         out.push(SockFilter {
             code: u16::from_ne_bytes([c[0], c[1]]),
