@@ -119,30 +119,6 @@ impl Node {
     fn is_leaf(&self) -> bool {
         !matches!(self.t, Branch::Next(_)) && !matches!(self.f, Branch::Next(_))
     }
-
-    /// The node's verdict on `args`: which branch is taken.
-    #[cfg(test)]
-    pub(super) fn holds(&self, args: &[u64; 6]) -> bool {
-        let a = args[usize::from(self.arg)];
-        let w = if self.hi { (a >> 32) as u32 } else { a as u32 } & self.mask;
-        match self.cmp {
-            Cmp::Eq | Cmp::MaskedEq => w == self.datum,
-            Cmp::Gt => w > self.datum,
-            Cmp::Ge => w >= self.datum,
-        }
-    }
-}
-
-/// Evaluates a level on `args`: the first action met, if any.
-#[cfg(test)]
-pub(super) fn eval(level: &[Node], args: &[u64; 6]) -> Option<u32> {
-    level
-        .iter()
-        .find_map(|n| match if n.holds(args) { &n.t } else { &n.f } {
-            Branch::Act(a) => Some(*a),
-            Branch::Next(sub) => eval(sub, args),
-            Branch::None => None,
-        })
 }
 
 /// The chain of one rule: its conditions in argument order (at most one per argument), as

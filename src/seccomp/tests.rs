@@ -488,7 +488,7 @@ fn invalid_profiles_name_the_field() {
 
 #[test]
 fn too_large_program_is_a_clear_error() {
-    let rules: Vec<Value> = (0..1000)
+    let rules: Vec<Value> = (0..1500)
         .map(|i| {
             json!({"names": ["getpid"], "action": "SCMP_ACT_ALLOW",
                    "args": [{"index": 0, "value": i, "op": "SCMP_CMP_EQ"}]})
