@@ -252,47 +252,56 @@ fn insert(level: &mut Vec<Node>, n: Node) -> Result<(), Conflict> {
     Ok(())
 }
 
-/// Merges `n` into the equal node `x`.
-fn merge(x: &mut Node, n: Node) -> Result<(), Conflict> {
-    // Actions first, the true side and then the false side.
-    if let Branch::Act(na) = n.t {
-        match x.t {
-            Branch::Act(xa) if xa != na => {
-                if n.hi && n.full > x.full {
-                    x.t = Branch::Act(na);
-                }
-                if x.is_leaf() || n.is_leaf() {
-                    return Err(Conflict);
-                }
-            }
-            Branch::Act(_) => {}
-            _ => {
-                if !only_action(&x.t, na) {
-                    return Err(Conflict);
-                }
-                x.t = Branch::Act(na);
-            }
+/// Merges a new rule's action `na` into one side of `x`: it replaces a subtree whose
+/// actions all equal it; an action that differs from `x`'s is a conflict unless both nodes
+/// go on elsewhere (`takes_over`: the new action wins then).
+fn merge_action(
+    x: &mut Node,
+    true_side: bool,
+    na: u32,
+    n_leaf: bool,
+    takes_over: bool,
+) -> Result<(), Conflict> {
+    fn side(x: &mut Node, true_side: bool) -> &mut Branch {
+        if true_side {
+            &mut x.t
+        } else {
+            &mut x.f
         }
     }
-    if let Branch::Act(na) = n.f {
-        match x.f {
-            Branch::Act(xa) if xa != na => {
-                // libseccomp then copies the new node's true-side action over the old one's
-                // when the new high-word datum is smaller; neither node has a true-side
-                // action here (high-word == nodes with a false-side action continue on
-                // the true side), so nothing changes.
-                if x.is_leaf() || n.is_leaf() {
-                    return Err(Conflict);
-                }
+    match *side(x, true_side) {
+        Branch::Act(xa) if xa != na => {
+            if takes_over {
+                *side(x, true_side) = Branch::Act(na);
             }
-            Branch::Act(_) => {}
-            _ => {
-                if !only_action(&x.f, na) {
-                    return Err(Conflict);
-                }
-                x.f = Branch::Act(na);
+            if x.is_leaf() || n_leaf {
+                return Err(Conflict);
             }
         }
+        Branch::Act(_) => {}
+        ref other => {
+            if !only_action(other, na) {
+                return Err(Conflict);
+            }
+            *side(x, true_side) = Branch::Act(na);
+        }
+    }
+    Ok(())
+}
+
+/// Merges `n` into the equal node `x`.
+fn merge(x: &mut Node, n: Node) -> Result<(), Conflict> {
+    // Actions first, the true side and then the false side. On the true side of 64-bit
+    // high-word nodes, the rule with the larger datum takes over. (libseccomp then copies,
+    // on the false side, the new node's true-side action over the old one's when the new
+    // datum is smaller; high-word nodes with a false-side action never have a true-side
+    // one, so that changes nothing.)
+    let n_leaf = n.is_leaf();
+    if let Branch::Act(na) = n.t {
+        merge_action(x, true, na, n_leaf, n.hi && n.full > x.full)?;
+    }
+    if let Branch::Act(na) = n.f {
+        merge_action(x, false, na, n_leaf, false)?;
     }
     // Then what follows, true side first. A new continuation where the old rule already
     // ends is dropped, and libseccomp stops merging this node there (its false side too).

@@ -28,6 +28,16 @@ fn personality() -> Vec<Value> {
         .collect()
 }
 
+/// clone without namespace flags, clone3 refused with ENOSYS so that libcs fall back to it.
+fn clone() -> [Value; 2] {
+    [
+        json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": 2_114_060_288u64, "valueTwo": 0,
+                      "op": "SCMP_CMP_MASKED_EQ"}]}),
+        json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}),
+    ]
+}
+
 /// containerd's default shape: EPERM by default (no defaultErrnoRet), the allow list with
 /// the amd64-only calls in an entry of their own, personality and clone conditions, clone3
 /// refused with ENOSYS so that libcs fall back to clone.
@@ -40,10 +50,7 @@ pub(super) fn containerd() -> Value {
     let mut syscalls = vec![json!({"names": main, "action": "SCMP_ACT_ALLOW"})];
     syscalls.extend(personality());
     syscalls.push(json!({"names": amd64, "action": "SCMP_ACT_ALLOW"}));
-    syscalls.push(json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
-        "args": [{"index": 0, "value": 2_114_060_288u64, "valueTwo": 0,
-                  "op": "SCMP_CMP_MASKED_EQ"}]}));
-    syscalls.push(json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}));
+    syscalls.extend(clone());
     json!({
         "defaultAction": "SCMP_ACT_ERRNO",
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
@@ -101,10 +108,7 @@ pub(super) fn podman() -> Value {
     );
     syscalls.push(json!({"names": ["socket"], "action": "SCMP_ACT_ALLOW",
         "args": [{"index": 2, "value": 9, "op": "SCMP_CMP_NE"}]}));
-    syscalls.push(json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
-        "args": [{"index": 0, "value": 2_114_060_288u64, "valueTwo": 0,
-                  "op": "SCMP_CMP_MASKED_EQ"}]}));
-    syscalls.push(json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}));
+    syscalls.extend(clone());
     json!({
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": 38,
