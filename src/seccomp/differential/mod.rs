@@ -14,7 +14,10 @@
 //!   ignored by runc: the test drops them from the profile first (for runc that changes
 //!   nothing);
 //! * rule sets libseccomp mis-compiles or hangs on are refused by skiff: counted, and never
-//!   handed to libseccomp.
+//!   handed to libseccomp;
+//! * conflicts (EEXIST) that libseccomp's pruning of redundant rules avoids are refused by
+//!   skiff: counted;
+//! * results changed by libseccomp's two code-generation bugs ([`explain`]): counted.
 
 mod explain;
 mod gen;
