@@ -25,5 +25,6 @@ mod runc_rootfs;
 mod seccomp;
 mod seccomp_notify;
 mod seccomp_runtime;
+mod seccomp_semantics;
 mod security;
 mod tty;

@@ -45,6 +45,18 @@ NEWER = [
 ]
 
 
+# aarch64 syscalls the libc crate's constants miss: asm-generic numbers that arm64 enables
+# with __ARCH_WANT_RENAMEAT, __ARCH_WANT_SET_GET_RLIMIT and __ARCH_WANT_TIME32_SYSCALLS
+# (libseccomp's table has them too).
+AARCH64_EXTRA = [
+    (38, "renameat"),
+    (84, "sync_file_range"),
+    (163, "getrlimit"),
+    (164, "setrlimit"),
+    (292, "io_pgetevents"),
+]
+
+
 def header(path, x32=False):
     out = {}
     pat = re.compile(r"^#define __NR_(\w+) (?:\(__X32_SYSCALL_BIT \+ (\d+)\)|(\d+))$")
@@ -79,6 +91,8 @@ def main():
     libc = sorted(glob.glob(
         "/root/.cargo/registry/src/*/libc-0.2.*/src/unix/linux_like/linux/gnu/b64/aarch64/mod.rs"))
     tables["aarch64"] = libc_consts(libc[-1])
+    for nr, name in AARCH64_EXTRA:
+        tables["aarch64"].setdefault(name, nr)
     for nr, name, arches in NEWER:
         for a in arches.split():
             t = tables[a]

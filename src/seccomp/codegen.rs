@@ -3,33 +3,42 @@
 //! Layout:
 //!
 //! ```text
-//!   ld arch; jeq AUDIT_ARCH_* -> section ...; ret KILL_PROCESS        (bad architecture)
-//! section x86_64:
-//!   ld nr; jge X32_SYSCALL_BIT -> x32 part (or kill if x32 is not in the profile)
-//!   x86_64 part: binary search over syscall-number intervals
-//!   x32 part:    binary search over syscall-number intervals
-//! section i386 / aarch64:
+//!   ld arch; jeq AUDIT_ARCH_* -> section ...; ret KILL_THREAD         (bad architecture)
+//! section (one per AUDIT_ARCH value; x86_64 and x32 share one):
 //!   ld nr; binary search over syscall-number intervals
 //! ```
 //!
-//! Each ABI's number line is cut into intervals that each end in one leaf: a `ret` (the
-//! default action in gaps, a syscall's action when its first rule is unconditional, -ENOSYS
-//! above the largest number the profile names), or the argument checks of one syscall. Runs of
-//! neighbouring syscalls with the same unconditional action share one interval, so a
-//! Docker-style allow list needs about log2(#intervals) comparisons per syscall.
+//! Each section's number line is cut into intervals that each end in one leaf: a `ret` (the
+//! default action in gaps, a syscall's action when it has an unconditional rule, -ENOSYS in
+//! runc's stub range, the bad-architecture action for numbers of an ABI the profile does not
+//! cover) or the condition tree of one syscall. Runs of neighbouring numbers with the same
+//! `ret` share one interval, so a Docker-style allow list needs about log2(#intervals)
+//! comparisons per syscall.
+//!
+//! What the x86_64 section does with the X32 bit follows libseccomp and runc: with x32 in the
+//! profile, x86_64 and x32 syscalls are both looked up and any other number gets the default
+//! action; without it, numbers with the bit (other than -1, which tracers use to skip a
+//! syscall) are a bad architecture. runc's -ENOSYS stub runs first and splits the number line
+//! by bit 30 into an x86_64 and an x32 half.
+
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 
 use super::bpf::{Asm, Cmp, Label};
 use super::profile::{
-    Abi, AbiPlan, Cond, Op, Plan, Rule, AUDIT_ARCH_X86_64, RET_ERRNO, RET_KILL_PROCESS,
-    X32_SYSCALL_BIT,
+    Abi, AbiPlan, Decision, Plan, AUDIT_ARCH_X86_64, RET_ERRNO, RET_KILL_THREAD, X32_SYSCALL_BIT,
 };
+use super::ruletree::{self, Branch, Node};
 use crate::sys::seccomp::SockFilter;
 
-/// What a syscall from an ABI the filter does not cover gets. libseccomp's default is to kill
-/// the thread; killing the process avoids leaving the rest of it running in a broken state.
-pub(super) const RET_BAD_ARCH: u32 = RET_KILL_PROCESS;
+/// What a syscall from an ABI the filter does not cover gets: libseccomp's default, which
+/// runc keeps.
+pub(super) const RET_BAD_ARCH: u32 = RET_KILL_THREAD;
+
+const RET_ENOSYS: u32 = RET_ERRNO | libc::ENOSYS as u32;
+/// One past the largest syscall number.
+const END: u64 = 1 << 32;
 
 // Offsets into struct seccomp_data.
 const OFF_NR: u32 = 0;
@@ -62,27 +71,11 @@ pub(super) fn generate(plan: &Plan) -> Result<Vec<SockFilter>> {
     }
     a.ret(RET_BAD_ARCH);
 
-    let find = |abi| plan.abis.iter().find(|p| p.abi == abi);
     for &(arch, section) in &sections {
         a.bind(section);
         a.ld(OFF_NR);
-        if arch == AUDIT_ARCH_X86_64 {
-            let (x64, x32) = (a.label(), a.label());
-            a.jump(Cmp::Ge, X32_SYSCALL_BIT, x32, x64);
-            a.bind(x64);
-            abi_part(&mut a, plan, find(Abi::X86_64), 0, X32_SYSCALL_BIT.into());
-            a.bind(x32);
-            abi_part(
-                &mut a,
-                plan,
-                find(Abi::X32),
-                X32_SYSCALL_BIT.into(),
-                1 << 32,
-            );
-        } else {
-            let p = plan.abis.iter().find(|p| p.abi.audit_arch() == arch);
-            abi_part(&mut a, plan, p, 0, 1 << 32);
-        }
+        let ivs = intervals(plan, arch);
+        tree(&mut a, &ivs, plan.default);
     }
     a.finish()
 }
@@ -90,63 +83,92 @@ pub(super) fn generate(plan: &Plan) -> Result<Vec<SockFilter>> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Leaf<'a> {
     Ret(u32),
-    Rules(&'a [Rule]),
+    Rules(&'a [Node]),
 }
 
-/// The code for syscall numbers in `lo..hi` of one ABI; A holds the syscall number.
-fn abi_part(a: &mut Asm, plan: &Plan, p: Option<&AbiPlan>, lo: u64, hi: u64) {
-    let Some(p) = p else {
-        a.ret(RET_BAD_ARCH);
-        return;
-    };
-    let ivs = intervals(plan, p, lo, hi);
-    tree(a, &ivs, p.abi, plan.default);
-}
+/// The number line of one AUDIT_ARCH section as painted layers: the later layer wins.
+struct Line<'a>(BTreeMap<u64, Leaf<'a>>);
 
-/// Cuts `lo..hi` into intervals, each given by its first number and its leaf.
-fn intervals<'a>(plan: &Plan, p: &'a AbiPlan, lo: u64, hi: u64) -> Vec<(u64, Leaf<'a>)> {
-    let mut out: Vec<(u64, Leaf<'a>)> = Vec::new();
-    let mut set = |start: u64, leaf| {
-        if start >= hi {
+impl<'a> Line<'a> {
+    fn new(leaf: Leaf<'a>) -> Self {
+        Line(BTreeMap::from([(0, leaf)]))
+    }
+
+    fn paint(&mut self, lo: u64, hi: u64, leaf: Leaf<'a>) {
+        if lo >= hi {
             return;
         }
-        match out.last_mut() {
-            Some(last) if last.0 == start => last.1 = leaf,
-            _ => out.push((start, leaf)),
+        let after = *self.0.range(..=hi).next_back().expect("0 is a key").1;
+        let inside: Vec<u64> = self.0.range(lo..hi).map(|(k, _)| *k).collect();
+        for k in inside {
+            self.0.remove(&k);
         }
-    };
-    set(lo, Leaf::Ret(plan.default));
-    for (&nr, rules) in p.syscalls.range(lo as u32..) {
-        if u64::from(nr) >= hi {
-            break;
-        }
-        let leaf = match rules.first() {
-            None => Leaf::Ret(plan.default),
-            Some(r) if r.conds.is_empty() => Leaf::Ret(r.action),
-            Some(_) => Leaf::Rules(rules),
-        };
-        set(nr.into(), leaf);
-        set(u64::from(nr) + 1, Leaf::Ret(plan.default));
-    }
-    if plan.enosys {
-        if let Some(max) = p.max_nr {
-            set(
-                u64::from(max) + 1,
-                Leaf::Ret(RET_ERRNO | libc::ENOSYS as u32),
-            );
+        self.0.insert(lo, leaf);
+        if hi < END {
+            self.0.entry(hi).or_insert(after);
         }
     }
+
+    fn syscalls(&mut self, p: &'a AbiPlan) {
+        for (&nr, d) in &p.syscalls {
+            let leaf = match d {
+                Decision::Ret(k) => Leaf::Ret(*k),
+                Decision::Tree(t) => Leaf::Rules(&t.level),
+            };
+            self.paint(nr.into(), u64::from(nr) + 1, leaf);
+        }
+    }
+}
+
+/// Cuts one section's number line into intervals, each given by its first number and leaf.
+fn intervals(plan: &Plan, arch: u32) -> Vec<(u64, Leaf<'_>)> {
+    let find = |abi| plan.abis.iter().find(|p| p.abi == abi);
+    let default = Leaf::Ret(plan.default);
+    let enosys = Leaf::Ret(RET_ENOSYS);
+    let bit = u64::from(X32_SYSCALL_BIT);
+    let mut line = Line::new(default);
+    if arch == AUDIT_ARCH_X86_64 {
+        let (x64, x32) = (find(Abi::X86_64), find(Abi::X32));
+        if x32.is_none() {
+            line.paint(bit, END - 1, Leaf::Ret(RET_BAD_ARCH));
+        }
+        for p in [x64, x32].into_iter().flatten() {
+            line.syscalls(p);
+        }
+        // runc's stub tells the halves apart by bit 30 alone.
+        if let Some(max) = x64.and_then(|p| p.enosys_above) {
+            line.paint(u64::from(max) + 1, bit, enosys);
+            line.paint(2 * bit, 3 * bit, enosys);
+        }
+        if let Some(max) = x32.and_then(|p| p.enosys_above) {
+            line.paint(u64::from(max) + 1, 2 * bit, enosys);
+            line.paint(3 * bit, END, enosys);
+        }
+    } else {
+        for p in plan.abis.iter().filter(|p| p.abi.audit_arch() == arch) {
+            line.syscalls(p);
+            if let Some(max) = p.enosys_above {
+                line.paint(u64::from(max) + 1, END, enosys);
+            }
+        }
+    }
+    let mut out: Vec<(u64, Leaf<'_>)> = line.0.into_iter().collect();
     // Neighbours that return the same value are one interval.
     out.dedup_by(|next, prev| matches!((prev.1, next.1), (Leaf::Ret(x), Leaf::Ret(y)) if x == y));
     out
 }
 
 /// Binary search over the intervals: `jge start-of-upper-half`, recursively.
-fn tree(a: &mut Asm, ivs: &[(u64, Leaf<'_>)], abi: Abi, default: u32) {
+fn tree(a: &mut Asm, ivs: &[(u64, Leaf<'_>)], default: u32) {
     if let [(_, leaf)] = ivs {
         match *leaf {
             Leaf::Ret(k) => a.ret(k),
-            Leaf::Rules(rules) => emit_rules(a, rules, abi.wide_args(), default),
+            Leaf::Rules(level) => {
+                let fail = a.label();
+                emit_level(a, level, fail);
+                a.bind(fail);
+                a.ret(default);
+            }
         }
         return;
     }
@@ -154,93 +176,54 @@ fn tree(a: &mut Asm, ivs: &[(u64, Leaf<'_>)], abi: Abi, default: u32) {
     let (lower, upper) = (a.label(), a.label());
     a.jump(Cmp::Ge, ivs[mid].0 as u32, upper, lower);
     a.bind(lower);
-    tree(a, &ivs[..mid], abi, default);
+    tree(a, &ivs[..mid], default);
     a.bind(upper);
-    tree(a, &ivs[mid..], abi, default);
+    tree(a, &ivs[mid..], default);
 }
 
-/// The rules of one syscall in order; the first whose conditions all hold returns its action.
-fn emit_rules(a: &mut Asm, rules: &[Rule], wide: bool, default: u32) {
-    for r in rules {
-        let next = a.label();
-        for c in &r.conds {
-            emit_cond(a, c, wide, next);
+/// One level of a condition tree: each node's outcome returns, descends into the level below
+/// or moves on to the next node; when the level runs out, control goes to `fail`.
+fn emit_level(a: &mut Asm, level: &[Node], fail: Label) {
+    for (k, node) in level.iter().enumerate() {
+        let next = if k + 1 == level.len() {
+            fail
+        } else {
+            a.label()
+        };
+        a.ld(if node.hi {
+            arg_hi(node.arg.into())
+        } else {
+            arg_lo(node.arg.into())
+        });
+        if node.mask != u32::MAX {
+            a.and(node.mask);
         }
-        a.ret(r.action);
-        a.bind(next);
-        if r.conds.is_empty() {
-            return;
-        }
-    }
-    a.ret(default);
-}
-
-/// Falls through when `c` holds, jumps to `fail` otherwise. 64-bit comparisons look at the
-/// high words first: they decide unless equal, in which case the low words do.
-fn emit_cond(a: &mut Asm, c: &Cond, wide: bool, fail: Label) {
-    let pass = a.label();
-    let (vhi, vlo) = ((c.value >> 32) as u32, c.value as u32);
-    if !wide {
-        a.ld(arg_lo(c.index));
-        match c.op {
-            Op::Eq => a.jump(Cmp::Eq, vlo, pass, fail),
-            Op::Ne => a.jump(Cmp::Eq, vlo, fail, pass),
-            Op::Gt => a.jump(Cmp::Gt, vlo, pass, fail),
-            Op::Ge => a.jump(Cmp::Ge, vlo, pass, fail),
-            Op::Lt => a.jump(Cmp::Ge, vlo, fail, pass),
-            Op::Le => a.jump(Cmp::Gt, vlo, fail, pass),
-            Op::MaskedEq { mask } => {
-                a.and(mask as u32);
-                a.jump(Cmp::Eq, vlo, pass, fail);
+        let target = |a: &mut Asm, b: &Branch| match b {
+            Branch::None => next,
+            _ => a.label(),
+        };
+        let (t, f) = (target(a, &node.t), target(a, &node.f));
+        let cmp = match node.cmp {
+            ruletree::Cmp::Eq | ruletree::Cmp::MaskedEq => Cmp::Eq,
+            ruletree::Cmp::Gt => Cmp::Gt,
+            ruletree::Cmp::Ge => Cmp::Ge,
+        };
+        a.jump(cmp, node.datum, t, f);
+        for (b, l) in [(&node.t, t), (&node.f, f)] {
+            match b {
+                Branch::None => {}
+                Branch::Act(k) => {
+                    a.bind(l);
+                    a.ret(*k);
+                }
+                Branch::Next(sub) => {
+                    a.bind(l);
+                    emit_level(a, sub, next);
+                }
             }
         }
-        a.bind(pass);
-        return;
-    }
-    let low = a.label();
-    a.ld(arg_hi(c.index));
-    // (jump if the high words decide `true`, ... `false`) for the ordered comparisons.
-    // With vhi = 0 the high word cannot be below it, with vhi = u32::MAX not above it: those
-    // cases need one jump less.
-    let ordered = |a: &mut Asm, hi_true: Label, hi_false: Label, cmp: Cmp, lo_t, lo_f| {
-        if vhi == 0 {
-            a.jump(Cmp::Gt, vhi, hi_true, low);
-        } else if vhi == u32::MAX {
-            a.jump(Cmp::Eq, vhi, low, hi_false);
-        } else {
-            let eq = a.label();
-            a.jump(Cmp::Gt, vhi, hi_true, eq);
-            a.bind(eq);
-            a.jump(Cmp::Eq, vhi, low, hi_false);
-        }
-        a.bind(low);
-        a.ld(arg_lo(c.index));
-        a.jump(cmp, vlo, lo_t, lo_f);
-    };
-    match c.op {
-        Op::Eq | Op::Ne => {
-            let (t, f) = if c.op == Op::Eq {
-                (pass, fail)
-            } else {
-                (fail, pass)
-            };
-            a.jump(Cmp::Eq, vhi, low, f);
-            a.bind(low);
-            a.ld(arg_lo(c.index));
-            a.jump(Cmp::Eq, vlo, t, f);
-        }
-        Op::Gt => ordered(a, pass, fail, Cmp::Gt, pass, fail),
-        Op::Ge => ordered(a, pass, fail, Cmp::Ge, pass, fail),
-        Op::Lt => ordered(a, fail, pass, Cmp::Ge, fail, pass),
-        Op::Le => ordered(a, fail, pass, Cmp::Gt, fail, pass),
-        Op::MaskedEq { mask } => {
-            a.and((mask >> 32) as u32);
-            a.jump(Cmp::Eq, vhi, low, fail);
-            a.bind(low);
-            a.ld(arg_lo(c.index));
-            a.and(mask as u32);
-            a.jump(Cmp::Eq, vlo, pass, fail);
+        if k + 1 < level.len() {
+            a.bind(next);
         }
     }
-    a.bind(pass);
 }

@@ -5,38 +5,68 @@
 //! the container's init, which calls [`load`] as the last step before execve, after
 //! no_new_privs is set (or while it still holds CAP_SYS_ADMIN).
 //!
-//! Semantics, following runc where the spec is silent:
+//! Semantics: those of runc 1.1.5 with libseccomp 2.5.4 (what runc, crun and youki users
+//! write their profiles against), checked instruction-for-result against the real libseccomp
+//! by the differential test (`differential/`):
 //! * The native architecture is always covered; `architectures` adds more. x86_64, x32, i386
-//!   and aarch64 have syscall tables; other architectures are skipped with a warning, so their
-//!   syscalls hit the bad-architecture action (kill the process).
-//! * Syscall names are resolved per architecture; a name unknown on every one of them is
-//!   skipped with a warning. A profile none of whose names resolves is an error.
-//! * For one syscall the entries apply in profile order: the first whose argument conditions
-//!   all hold decides. Conditions on different arguments are ANDed; several conditions on the
-//!   same argument become separate, ORed rules, as in runc.
+//!   and aarch64 have syscall tables; other architectures are skipped with a debug line, so
+//!   their syscalls hit the bad-architecture action, KILL_THREAD as in libseccomp. x86_64
+//!   and x32 share AUDIT_ARCH_X86_64: without x32 in the profile an x32 call (any number
+//!   with the X32 bit but -1) is a bad architecture; with it, any number no rule names gets
+//!   the default action.
+//! * Every name of an entry is a rule of its own, in profile order. A rule whose action
+//!   (errno included) equals the default action is dropped first. A name is resolved per
+//!   architecture; one unknown everywhere is skipped with a warning. On i386 the socket and
+//!   SysV IPC calls also go to socketcall(2)/ipc(2) with argument 0 fixed to the call
+//!   number. Conditions on different arguments are ANDed; several on the same argument
+//!   become separate, ORed rules, as runc does.
+//! * Per syscall, the first unconditional rule decides alone. Conditional rules are merged
+//!   into libseccomp's decision tree ([`ruletree`]): when several match, the tree's order
+//!   decides (higher argument first, ...), not the profile's. Rules libseccomp refuses
+//!   (same conditions, different actions: EEXIST, so runc fails) are refused, naming the
+//!   syscall; so are the rule sets libseccomp compiles into a filter that does not do what
+//!   they say, or hangs on (see [`ruletree`]).
 //! * 64-bit ABIs compare the full 64-bit argument (both 32-bit halves); 32-bit ABIs (i386,
-//!   x32) compare its low 32 bits, as libseccomp does.
-//! * If the default action is not permissive (ALLOW/LOG/TRACE), syscall numbers above the
-//!   largest one the profile names return ENOSYS (runc's patch), so programs probing for
-//!   newer syscalls than the profile knows fall back instead of failing with EPERM.
-//! * NOTIFY cannot be the default action nor apply to write(2), as in runc, nor to sendmsg(2),
-//!   which hands the listener fd to the agent at `listenerPath` after loading ([`agent`]);
-//!   NOTIFY needs a `listenerPath`.
+//!   x32) its low 32 bits. SCMP_CMP_MASKED_EQ compares `arg & mask` with `value & mask`.
+//! * runc's -ENOSYS stub: unless the default action is ALLOW, LOG or TRACE, syscall numbers
+//!   above the largest one the profile names return ENOSYS, on each architecture the profile
+//!   lists (not on the native one unless listed), so programs probing for newer syscalls
+//!   than the profile knows fall back instead of failing with EPERM.
+//! * errno values go up to 4094 (libseccomp refuses 4095). NOTIFY cannot be the default
+//!   action nor apply to write(2), as in runc, nor to sendmsg(2), which hands the listener
+//!   fd to the agent at `listenerPath` after loading ([`agent`]); NOTIFY needs a
+//!   `listenerPath`. `flags` are honoured (runc 1.1.5 refuses them).
 //!
-//! Why not the seccompiler crate: its `SeccompFilter` has a single match action for all
-//! rules (OCI gives every entry its own), targets exactly one architecture per program and
-//! only x86_64, aarch64 and riscv64 (no i386, no x32 handling of the X32 bit), has no
+//! Where skiff deliberately differs from runc + libseccomp 2.5.4 (README, "seccomp"):
+//! names of syscalls newer than libseccomp's table are applied (runc ignores them); two
+//! libseccomp code-generation bugs are not reproduced (a section that forgets to load the
+//! syscall number when a pseudo syscall heads it, and a comparison that reuses a stale
+//! accumulator); libseccomp's pruning of redundant rules is not modelled, so a conflict it
+//! prunes away is still refused.
+//!
+//! Why skiff compiles profiles itself, with neither libseccomp nor seccompiler at run time:
+//! it compiles and loads the Docker-like profile in a fraction of libseccomp's time (figures
+//! in the README; `cargo test --release --lib bench_docker_like -- --ignored --nocapture`),
+//! the release binary stays static with no C library to link, and the semantics above are
+//! pinned by the differential test rather than by whichever libseccomp a host has.
+//! seccompiler does not fit: its `SeccompFilter` has a single match action for all rules
+//! (OCI gives every entry its own), targets exactly one architecture per program and only
+//! x86_64, aarch64 and riscv64 (no i386, no x32 handling of the X32 bit), has no
 //! user-notification action, and kills the process on an architecture mismatch with no way
-//! to cover a second one. Wrapping it would mean compiling one program per (architecture,
-//! action) pair and re-linking their jumps, which is more code than the generator here.
+//! to cover a second one.
 
 pub mod agent;
 mod bpf;
 mod codegen;
 mod profile;
+mod ruletree;
 mod tables;
 
 // The tests use x86_64 syscall numbers and ABIs.
+#[cfg(all(test, target_arch = "x86_64"))]
+mod bpf_eval;
+#[cfg(all(test, target_arch = "x86_64"))]
+mod differential;
 #[cfg(all(test, target_arch = "x86_64"))]
 mod kernel_tests;
 #[cfg(all(test, target_arch = "x86_64"))]

@@ -10,6 +10,7 @@ use oci_spec::runtime::{
     LinuxSeccompOperator as OciOp,
 };
 
+use super::ruletree::{self, Tree};
 use super::{tables, Flags};
 
 // Return values, from linux/seccomp.h.
@@ -22,7 +23,7 @@ pub(super) const RET_TRACE: u32 = 0x7ff0_0000;
 pub(super) const RET_LOG: u32 = 0x7ffc_0000;
 pub(super) const RET_ALLOW: u32 = 0x7fff_0000;
 
-/// The kernel clamps larger errno values to this (MAX_ERRNO).
+/// libseccomp refuses errno values from the kernel's MAX_ERRNO (4095) up.
 const MAX_ERRNO: u32 = 4095;
 
 pub(super) const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
@@ -74,6 +75,38 @@ impl Abi {
         matches!(self, Abi::X86_64 | Abi::Aarch64)
     }
 
+    /// Where a rule for `name` goes on this ABI, as libseccomp places it. On i386 the socket
+    /// and SysV IPC calls also exist multiplexed through socketcall(2) and ipc(2): their rules
+    /// go there too, with argument 0 fixed to the call number, and to the direct syscall
+    /// where the ABI has one.
+    pub(super) fn resolve(self, name: &str) -> Vec<Target> {
+        let direct = self.lookup(name).map(|nr| Target { nr, mux: None });
+        if self != Abi::X86 {
+            return direct.into_iter().collect();
+        }
+        let mux = if let Some(&(_, call)) = SOCKETCALLS.iter().find(|(n, _)| *n == name) {
+            Some((I386_SOCKETCALL, call))
+        } else {
+            IPC_CALLS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|&(_, call)| (I386_IPC, call))
+        };
+        match mux {
+            Some((nr, call)) => [
+                Some(Target {
+                    nr,
+                    mux: Some(call),
+                }),
+                direct,
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            None => direct.into_iter().collect(),
+        }
+    }
+
     pub(super) fn lookup(self, name: &str) -> Option<u32> {
         let table = match self {
             Abi::X86_64 => tables::X86_64,
@@ -87,6 +120,60 @@ impl Abi {
             .map(|i| table[i].1)
     }
 }
+
+/// Why skiff refuses rule sets that libseccomp gets wrong (the differential test looks for it).
+pub(super) const MISCOMPILED: &str =
+    "libseccomp (runc, crun) compiles this to a filter that does not do what the rules say";
+
+/// A syscall number a rule is placed on; `mux` is the call number for a multiplexer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Target {
+    pub nr: u32,
+    pub mux: Option<u32>,
+}
+
+const I386_SOCKETCALL: u32 = 102;
+const I386_IPC: u32 = 117;
+
+/// socketcall(2)'s call numbers (SYS_* in linux/net.h).
+const SOCKETCALLS: &[(&str, u32)] = &[
+    ("socket", 1),
+    ("bind", 2),
+    ("connect", 3),
+    ("listen", 4),
+    ("accept", 5),
+    ("getsockname", 6),
+    ("getpeername", 7),
+    ("socketpair", 8),
+    ("send", 9),
+    ("recv", 10),
+    ("sendto", 11),
+    ("recvfrom", 12),
+    ("shutdown", 13),
+    ("setsockopt", 14),
+    ("getsockopt", 15),
+    ("sendmsg", 16),
+    ("recvmsg", 17),
+    ("accept4", 18),
+    ("recvmmsg", 19),
+    ("sendmmsg", 20),
+];
+
+/// ipc(2)'s call numbers (SEMOP... in the kernel's ipc/syscall.c).
+const IPC_CALLS: &[(&str, u32)] = &[
+    ("semop", 1),
+    ("semget", 2),
+    ("semctl", 3),
+    ("semtimedop", 4),
+    ("msgsnd", 11),
+    ("msgrcv", 12),
+    ("msgget", 13),
+    ("msgctl", 14),
+    ("shmat", 21),
+    ("shmdt", 22),
+    ("shmget", 23),
+    ("shmctl", 24),
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Op {
@@ -109,28 +196,30 @@ pub(super) struct Cond {
     pub value: u64,
 }
 
-/// Matches when every condition holds (an empty list always matches).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Rule {
-    pub conds: Vec<Cond>,
-    pub action: u32,
+/// What a syscall number of one ABI gets: a fixed return value, or the merged argument
+/// conditions of its rules (falling back to the default action).
+#[derive(Debug)]
+pub(super) enum Decision {
+    Ret(u32),
+    Tree(Tree),
 }
 
 #[derive(Debug)]
 pub(super) struct AbiPlan {
     pub abi: Abi,
-    /// Syscall number -> its rules, in profile order; the first that matches decides.
-    pub syscalls: BTreeMap<u32, Vec<Rule>>,
-    /// The largest syscall number the profile names for this ABI (runc's -ENOSYS stub).
-    pub max_nr: Option<u32>,
+    pub syscalls: BTreeMap<u32, Decision>,
+    /// Rules for names libseccomp knows but this ABI lacks (pseudo syscalls): never in the
+    /// filter, but libseccomp merges them all the same and may refuse them (EEXIST).
+    pub pseudo: BTreeMap<String, Decision>,
+    /// runc's stub: syscall numbers above this one (in this ABI's half of the number line,
+    /// for x86_64 and x32) return -ENOSYS before anything else is looked at.
+    pub enosys_above: Option<u32>,
 }
 
 #[derive(Debug)]
 pub(super) struct Plan {
     pub default: u32,
     pub abis: Vec<AbiPlan>,
-    /// Return -ENOSYS for syscall numbers above `max_nr` (newer than the profile).
-    pub enosys: bool,
     pub flags: Flags,
     pub notify: bool,
 }
@@ -146,15 +235,19 @@ pub(super) fn plan(s: &LinuxSeccomp) -> Result<Plan> {
         "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action (the \
          runtime needs write(2) to hand the listener fd over after loading the filter)"
     );
-    let abis = abis(s.architectures().as_deref().unwrap_or_default())?;
+    let (abis, listed) = abis(s.architectures().as_deref().unwrap_or_default())?;
     let mut plans: Vec<AbiPlan> = abis
         .iter()
         .map(|&abi| AbiPlan {
             abi,
             syscalls: BTreeMap::new(),
-            max_nr: None,
+            pseudo: BTreeMap::new(),
+            enosys_above: None,
         })
         .collect();
+    // runc's stub only for a non-permissive default, and only on listed architectures.
+    let stub = !matches!(default & 0xffff_0000, RET_ALLOW | RET_LOG | RET_TRACE);
+    let mut largest = vec![0u32; plans.len()];
 
     let mut unknown: Vec<&str> = Vec::new();
     let mut notify = false;
@@ -166,7 +259,7 @@ pub(super) fn plan(s: &LinuxSeccomp) -> Result<Plan> {
             "{field}.names: must name at least one syscall"
         );
         let act = action(sc.action(), sc.errno_ret(), &format!("{field}.errnoRet"))?;
-        let rules = rules(sc.args().as_deref().unwrap_or_default(), act, &field)?;
+        let rules = rules(sc.args().as_deref().unwrap_or_default(), &field)?;
         for name in sc.names() {
             ensure!(!name.is_empty(), "{field}.names: empty syscall name");
             if act == RET_USER_NOTIF {
@@ -185,16 +278,36 @@ pub(super) fn plan(s: &LinuxSeccomp) -> Result<Plan> {
                 notify = true;
             }
             let mut found = false;
-            for p in &mut plans {
-                let Some(nr) = p.abi.lookup(name) else {
+            for (p, top) in plans.iter_mut().zip(&mut largest) {
+                let targets = p.abi.resolve(name);
+                found |= !targets.is_empty();
+                // Multiplexed calls do not count, not even their direct syscall:
+                // libseccomp resolves their names to pseudo numbers, which runc's stub
+                // ignores.
+                if targets.iter().all(|t| t.mux.is_none()) {
+                    for t in &targets {
+                        *top = (*top).max(t.nr);
+                    }
+                }
+                // runc drops a rule whose action is the default one before anything else.
+                if act == default {
                     continue;
-                };
-                found = true;
-                p.max_nr = p.max_nr.max(Some(nr));
-                p.syscalls
-                    .entry(nr)
-                    .or_default()
-                    .extend(rules.iter().cloned());
+                }
+                // A name without a number here (or an i386 multiplexed call without a direct
+                // syscall) is a pseudo syscall to libseccomp if it knows the name at all.
+                let pseudo = (targets.iter().all(|t| t.mux.is_some()) && known(name))
+                    .then(|| Slot::Pseudo(name.clone()));
+                let slots = targets.iter().map(|t| (Slot::Nr(t.nr), t.mux));
+                for (slot, mux) in slots.chain(pseudo.map(|s| (s, None))) {
+                    for conds in &rules {
+                        let conds = match mux {
+                            Some(call) => multiplexed(conds, call),
+                            None => conds.clone(),
+                        };
+                        add_rule(p, &slot, &conds, act)
+                            .with_context(|| format!("{field}: rules for {name}"))?;
+                    }
+                }
             }
             if !found && !unknown.contains(&name.as_str()) {
                 unknown.push(name);
@@ -211,24 +324,99 @@ pub(super) fn plan(s: &LinuxSeccomp) -> Result<Plan> {
     // Not one name known: runc still loads a filter that applies the default action to
     // everything, and so do we (with the warning above); for an allow-by-default profile
     // that is simply no restriction.
-    for p in &mut plans {
-        for rules in p.syscalls.values_mut() {
-            simplify(rules, default);
+    for (p, top) in plans.iter_mut().zip(largest) {
+        if stub && listed.contains(&p.abi) && top > 0 {
+            p.enosys_above = Some(top);
         }
     }
 
     listener(s, notify)?;
     let flags = flags(s.flags().as_deref().unwrap_or_default(), notify);
-    // runc's rule: only a non-permissive default gets -ENOSYS for unknown newer syscalls,
-    // since a permissive one already lets them reach the kernel.
-    let permissive = matches!(default & 0xffff_0000, RET_ALLOW | RET_LOG | RET_TRACE);
     Ok(Plan {
         default,
         abis: plans,
-        enosys: !permissive,
         flags,
         notify,
     })
+}
+
+/// The rule as libseccomp rewrites it for a multiplexer (i386 socketcall or ipc): argument
+/// 0 is the call number, whatever the rule said about it.
+fn multiplexed(conds: &[Cond], call: u32) -> Vec<Cond> {
+    let mut out = vec![Cond {
+        index: 0,
+        op: Op::Eq,
+        value: call.into(),
+    }];
+    out.extend(conds.iter().filter(|c| c.index != 0).copied());
+    out
+}
+
+/// Whether libseccomp knows the name (on some architecture we have a table for).
+fn known(name: &str) -> bool {
+    SOCKETCALLS.iter().chain(IPC_CALLS).any(|(n, _)| *n == name)
+        || [Abi::X86_64, Abi::X32, Abi::X86, Abi::Aarch64]
+            .iter()
+            .any(|a| a.lookup(name).is_some())
+}
+
+/// Where a rule goes: a syscall number, or a pseudo syscall (by name).
+enum Slot {
+    Nr(u32),
+    Pseudo(String),
+}
+
+/// Adds one rule (conditions on distinct arguments) for a syscall of `p.abi`, as libseccomp
+/// does: the first unconditional rule decides alone; conditional rules merge.
+fn add_rule(p: &mut AbiPlan, slot: &Slot, conds: &[Cond], act: u32) -> Result<()> {
+    let chain = ruletree::chain(conds, p.abi.wide_args(), act);
+    let abi = p.abi.name();
+    match slot {
+        Slot::Nr(nr) => merge_rule(p.syscalls.entry(*nr), chain, act, abi, true),
+        // libseccomp never emits code for a pseudo syscall, so it cannot miscompile one.
+        Slot::Pseudo(name) => merge_rule(p.pseudo.entry(name.clone()), chain, act, abi, false),
+    }
+}
+
+fn merge_rule<K: Ord>(
+    slot: std::collections::btree_map::Entry<'_, K, Decision>,
+    chain: Option<(ruletree::Node, bool)>,
+    act: u32,
+    abi: &str,
+    emitted: bool,
+) -> Result<()> {
+    use std::collections::btree_map::Entry;
+    let existing = match slot {
+        Entry::Vacant(v) => {
+            v.insert(match chain {
+                None => Decision::Ret(act),
+                Some((node, shared)) => Decision::Tree(Tree::new(node, shared)),
+            });
+            return Ok(());
+        }
+        Entry::Occupied(o) => o.into_mut(),
+    };
+    match (existing, chain) {
+        (Decision::Ret(_), _) => {}
+        (d @ Decision::Tree(_), None) => *d = Decision::Ret(act),
+        (Decision::Tree(t), Some((node, shared))) => {
+            t.add(node, shared).map_err(|_| {
+                anyhow::anyhow!(
+                    "{abi}: two rules with the same conditions (or one a prefix of the other) \
+                     have different actions; libseccomp, which runc and crun use, refuses \
+                     this profile (EEXIST)"
+                )
+            })?;
+            ensure!(
+                !(emitted && t.tainted),
+                "{abi}: a 64-bit <, <=, >, >= or != comparison followed by more argument \
+                 conditions, together with another conditional rule for the same syscall: \
+                 {MISCOMPILED}, or hangs; give the syscall a single conditional rule of that \
+                 kind, or compare each argument in a rule of its own"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// config-linux.md: the notification fd goes to the agent at listenerPath, so NOTIFY needs
@@ -264,8 +452,9 @@ fn action(a: Act, errno_ret: Option<u32>, field: &str) -> Result<u32> {
         Act::ScmpActErrno => {
             let e = errno_ret.unwrap_or(libc::EPERM as u32);
             ensure!(
-                e <= MAX_ERRNO,
-                "{field}: {e} is not an errno value (0-{MAX_ERRNO})"
+                e < MAX_ERRNO,
+                "{field}: {e} is not an errno value (0-{})",
+                MAX_ERRNO - 1
             );
             RET_ERRNO | e
         }
@@ -283,13 +472,15 @@ fn action(a: Act, errno_ret: Option<u32>, field: &str) -> Result<u32> {
     })
 }
 
-/// The supported ABIs among `archs`, native first, without duplicates. Architectures without
-/// a table are left out with a warning: their syscalls then get the bad-architecture action
-/// (kill), which is stricter, never looser, than what the profile asked for.
-fn abis(archs: &[Arch]) -> Result<Vec<Abi>> {
+/// The supported ABIs among `archs`, native first, without duplicates, and the ones `archs`
+/// names (runc's -ENOSYS stub covers only those). Architectures without a table are left
+/// out with a debug line: their syscalls then get the bad-architecture action (kill), which
+/// is stricter, never looser, than what the profile asked for.
+fn abis(archs: &[Arch]) -> Result<(Vec<Abi>, Vec<Abi>)> {
     let native = Abi::native()
         .context("linux.seccomp: seccomp filters are not supported on this architecture")?;
     let mut out = vec![native];
+    let mut listed = Vec::new();
     let mut skipped = Vec::new();
     for a in archs {
         let abi = match a {
@@ -306,6 +497,9 @@ fn abis(archs: &[Arch]) -> Result<Vec<Abi>> {
         if !out.contains(&abi) {
             out.push(abi);
         }
+        if !listed.contains(&abi) {
+            listed.push(abi);
+        }
     }
     // Docker's and Podman's profiles list every architecture of their build; one this CPU
     // cannot execute (ARM on x86) never makes a syscall here, so it is only worth a debug line.
@@ -316,17 +510,14 @@ fn abis(archs: &[Arch]) -> Result<Vec<Abi>> {
             skipped.join(", ")
         ));
     }
-    Ok(out)
+    Ok((out, listed))
 }
 
-/// The rules one OCI entry makes. Comparisons on different arguments are ANDed into one rule.
-/// When several compare the same argument, each becomes a rule of its own (ORed), as runc
-/// does: libseccomp cannot compare an argument twice in one rule and profiles rely on it.
-fn rules(
-    args: &[oci_spec::runtime::LinuxSeccompArg],
-    action: u32,
-    field: &str,
-) -> Result<Vec<Rule>> {
+/// The condition sets one OCI entry makes, each becoming a rule. Comparisons on different
+/// arguments are ANDed into one rule. When several compare the same argument, each becomes a
+/// rule of its own (ORed), as runc does: libseccomp cannot compare an argument twice in one
+/// rule and profiles rely on it.
+fn rules(args: &[oci_spec::runtime::LinuxSeccompArg], field: &str) -> Result<Vec<Vec<Cond>>> {
     let mut conds = Vec::with_capacity(args.len());
     for (j, a) in args.iter().enumerate() {
         ensure!(
@@ -357,27 +548,10 @@ fn rules(
         .iter()
         .any(|c| std::mem::replace(&mut seen[c.index as usize], true));
     Ok(if repeated {
-        conds
-            .into_iter()
-            .map(|c| Rule {
-                conds: vec![c],
-                action,
-            })
-            .collect()
+        conds.into_iter().map(|c| vec![c]).collect()
     } else {
-        vec![Rule { conds, action }]
+        vec![conds]
     })
-}
-
-/// Drops what can never change the outcome: rules after the first unconditional one, and
-/// trailing rules whose action is the default anyway.
-fn simplify(rules: &mut Vec<Rule>, default: u32) {
-    if let Some(i) = rules.iter().position(|r| r.conds.is_empty()) {
-        rules.truncate(i + 1);
-    }
-    while rules.last().is_some_and(|r| r.action == default) {
-        rules.pop();
-    }
 }
 
 /// The seccomp(2) flags for the profile's `flags`. WAIT_KILLABLE_RECV only means something
@@ -429,22 +603,14 @@ mod tests {
     }
 
     #[test]
-    fn simplify_drops_unreachable_and_redundant_rules() {
-        let c = Cond {
-            index: 0,
-            op: Op::Eq,
-            value: 1,
-        };
-        let r = |conds: Vec<Cond>, action| Rule { conds, action };
-        let mut rules = vec![
-            r(vec![c], RET_ALLOW),
-            r(vec![], RET_LOG),
-            r(vec![c], RET_TRAP),
-        ];
-        simplify(&mut rules, RET_ERRNO | 1);
-        assert_eq!(rules.len(), 2);
-        let mut rules = vec![r(vec![c], RET_ALLOW), r(vec![c], RET_ERRNO | 1)];
-        simplify(&mut rules, RET_ERRNO | 1);
-        assert_eq!(rules.len(), 1);
+    fn i386_socket_and_ipc_calls_also_go_through_their_multiplexer() {
+        let t = |nr, mux| Target { nr, mux };
+        assert_eq!(Abi::X86.resolve("socket"), [t(102, Some(1)), t(359, None)]);
+        assert_eq!(Abi::X86.resolve("accept"), [t(102, Some(5))]);
+        assert_eq!(Abi::X86.resolve("semop"), [t(117, Some(1))]);
+        assert_eq!(Abi::X86.resolve("shmget"), [t(117, Some(23)), t(395, None)]);
+        assert_eq!(Abi::X86.resolve("socketcall"), [t(102, None)]);
+        assert_eq!(Abi::X86_64.resolve("socket"), [t(41, None)]);
+        assert_eq!(Abi::X86_64.resolve("send"), []);
     }
 }

@@ -79,13 +79,15 @@ fn arch_is_checked_first_and_foreign_arches_are_killed() {
     );
     assert_eq!(p[1].k, AUDIT_ARCH_X86_64);
     assert_eq!(x86_64(&f, GETPID, 0), RET_ALLOW);
-    // i386 and x32 are not in the profile: bad architecture.
+    // i386 and x32 are not in the profile: bad architecture, libseccomp's KILL_THREAD. The
+    // x86_64 number -1 (tracers skipping a syscall) is not an x32 call.
     assert_eq!(
         run(p, AUDIT_ARCH_I386, I386_GETPID, [0; 6]),
-        RET_KILL_PROCESS
+        RET_KILL_THREAD
     );
-    assert_eq!(x86_64(&f, X32_SYSCALL_BIT | GETPID, 0), RET_KILL_PROCESS);
-    assert_eq!(run(p, AUDIT_ARCH_AARCH64, 172, [0; 6]), RET_KILL_PROCESS);
+    assert_eq!(x86_64(&f, X32_SYSCALL_BIT | GETPID, 0), RET_KILL_THREAD);
+    assert_eq!(x86_64(&f, u32::MAX, 0), RET_ALLOW);
+    assert_eq!(run(p, AUDIT_ARCH_AARCH64, 172, [0; 6]), RET_KILL_THREAD);
 }
 
 #[test]
@@ -245,7 +247,7 @@ fn masked_eq_masks_both_halves() {
 }
 
 #[test]
-fn args_are_anded_rules_ored_in_order() {
+fn args_are_anded_rules_ored() {
     let f = build(json!({
         "defaultAction": "SCMP_ACT_ERRNO",
         "syscalls": [
@@ -253,7 +255,7 @@ fn args_are_anded_rules_ored_in_order() {
              "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
                       {"index": 1, "value": 2, "op": "SCMP_CMP_EQ"}]},
             {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
-             "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]},
+             "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_EQ"}]},
             {"names": ["getpid"], "action": "SCMP_ACT_LOG",
              "args": [{"index": 0, "value": 5, "op": "SCMP_CMP_GE"}]}
         ]
@@ -267,13 +269,74 @@ fn args_are_anded_rules_ored_in_order() {
         )
     };
     assert_eq!(call(1, 2), RET_ALLOW, "both conditions of the first rule");
-    assert_eq!(
-        call(1, 3),
-        RET_ERRNO | 13,
-        "first rule fails, second matches"
-    );
+    assert_eq!(call(1, 3), ERRNO_EPERM, "one condition only: default");
+    assert_eq!(call(3, 0), RET_ERRNO | 13, "second rule");
     assert_eq!(call(7, 0), RET_LOG, "third rule");
     assert_eq!(call(2, 2), ERRNO_EPERM, "no rule: default");
+}
+
+/// Which of several matching rules decides is libseccomp's choice, not the profile order:
+/// the first unconditional rule beats everything, a rule equal to the default is dropped,
+/// and among conditional rules the one testing the higher argument is looked at first.
+#[test]
+fn overlapping_rules_decide_as_in_libseccomp() {
+    let f = build(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["getpid"], "action": "SCMP_ACT_LOG",
+             "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 7},
+            {"names": ["getpid"], "action": "SCMP_ACT_TRAP"},
+            {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 10,
+             "args": [{"index": 0, "value": 5, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 11,
+             "args": [{"index": 1, "value": 7, "op": "SCMP_CMP_EQ"}]}
+        ]
+    }));
+    let call = |nr, a0, a1| {
+        run(
+            f.instructions(),
+            AUDIT_ARCH_X86_64,
+            nr,
+            [a0, a1, 0, 0, 0, 0],
+        )
+    };
+    assert_eq!(call(GETPID, 1, 0), RET_ERRNO | 7);
+    assert_eq!(
+        call(GETCWD, 5, 7),
+        RET_ERRNO | 11,
+        "argument 1 is tested first"
+    );
+    assert_eq!(call(GETCWD, 5, 0), RET_ERRNO | 10);
+}
+
+/// libseccomp refuses a rule whose conditions equal (or start) an earlier one's with
+/// another action (EEXIST, so runc fails), and mis-compiles some rule sets that split a
+/// 64-bit ordered comparison followed by more conditions: skiff refuses both, naming them.
+#[test]
+fn conflicting_and_miscompiled_rule_sets_are_refused() {
+    let rule = |errno, args| {
+        json!({"names": ["getpgid"], "action": "SCMP_ACT_ERRNO",
+                                     "errnoRet": errno, "args": args})
+    };
+    let eq = |i, v| json!({"index": i, "value": v, "op": "SCMP_CMP_EQ"});
+    let err = compile_err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        rule(10, json!([eq(0, 1)])), rule(11, json!([eq(0, 1)]))]}));
+    assert!(
+        err.contains("linux.seccomp.syscalls[1]: rules for getpgid") && err.contains("EEXIST"),
+        "{err}"
+    );
+    let err = compile_err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        rule(10, json!([eq(0, 1), eq(1, 2)])), rule(11, json!([eq(0, 1)]))]}));
+    assert!(err.contains("EEXIST"), "{err}");
+    let gt = json!({"index": 0, "value": 5, "op": "SCMP_CMP_GT"});
+    let err = compile_err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        rule(10, json!([gt, eq(1, 1)])), rule(10, json!([gt, eq(2, 2)]))]}));
+    assert!(err.contains(MISCOMPILED), "{err}");
+    // With one action, the shorter rule just absorbs the longer one.
+    build(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        rule(10, json!([eq(0, 1), eq(1, 2)])), rule(10, json!([eq(0, 1)]))]}));
 }
 
 #[test]
@@ -316,6 +379,17 @@ fn newer_syscalls_than_the_profile_get_enosys() {
     assert_eq!(x86_64(&f, 258, 0), RET_ERRNO | 38, "above openat: ENOSYS");
     assert_eq!(x86_64(&f, 0x3fff_ffff, 0), RET_ERRNO | 38);
     assert_eq!(x86_64(&f, X32_SYSCALL_BIT | 258, 0), RET_ERRNO | 38);
+    assert_eq!(
+        x86_64(&f, 0x8000_0000, 0),
+        RET_ERRNO | 38,
+        "bit 30 clear: x86_64's half"
+    );
+    // Like runc, only for the architectures the profile lists.
+    let f = build(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]
+    }));
+    assert_eq!(x86_64(&f, 1000, 0), ERRNO_EPERM);
     // A permissive default needs no such patch.
     let f = build(json!({
         "defaultAction": "SCMP_ACT_ALLOW",
@@ -414,7 +488,7 @@ fn invalid_profiles_name_the_field() {
 
 #[test]
 fn too_large_program_is_a_clear_error() {
-    let rules: Vec<Value> = (0..1000)
+    let rules: Vec<Value> = (0..1500)
         .map(|i| {
             json!({"names": ["getpid"], "action": "SCMP_ACT_ALLOW",
                    "args": [{"index": 0, "value": i, "op": "SCMP_CMP_EQ"}]})
