@@ -159,3 +159,42 @@ fn a_slice_form_cgroups_path_is_a_relative_path_without_the_systemd_driver() {
     let want = format!("0::{}/{name}", own.trim_end_matches('/'));
     assert!(out.lines().any(|l| l == want), "{out}\nwanted {want}");
 }
+
+/// Under `rootfsPropagation: rshared` (what containerd sets when a pod has a Bidirectional
+/// volume), a volume asking for `rprivate` stays private and one asking for `rslave` stays a
+/// slave: the rootfs's propagation is not pushed down onto them afterwards (the CRI replay
+/// found this: Kubernetes' None and HostToContainer volumes next to a Bidirectional one).
+#[test]
+fn volumes_keep_their_own_propagation_under_a_shared_rootfs() {
+    require_root!();
+    let mut b = Bundle::new("prop-keep");
+    let src = SharedSource::new(&b);
+    for d in ["none", "h2c", "bidi"] {
+        std::fs::create_dir_all(b.dir.join(d)).unwrap();
+    }
+    b.config["linux"]["rootfsPropagation"] = json!("rshared");
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    for (dest, opts) in [
+        ("/none", vec!["rbind", "rprivate"]),
+        ("/h2c", vec!["rbind", "rslave"]),
+        ("/bidi", vec!["rbind", "rshared"]),
+    ] {
+        mounts.push(json!({"destination": dest, "type": "bind", "source": src.0, "options": opts}));
+    }
+    b.sh("for d in none h2c bidi; do grep -E \"^[0-9]+ [0-9]+ [0-9:]+ [^ ]+ /$d \" /proc/self/mountinfo; done");
+    let out = b.run_ok();
+    let line = |d: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().nth(4) == Some(d))
+            .unwrap_or_else(|| panic!("no {d} in {out}"))
+            .to_string()
+    };
+    let none = line("/none");
+    assert!(
+        !none.contains("shared:") && !none.contains("master:"),
+        "{none}"
+    );
+    let h2c = line("/h2c");
+    assert!(h2c.contains("master:") && !h2c.contains("shared:"), "{h2c}");
+    assert!(line("/bidi").contains("shared:"), "{out}");
+}

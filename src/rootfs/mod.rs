@@ -286,9 +286,20 @@ pub fn finish(spec: &Spec, prepared: &Prepared) -> Result<()> {
                 .with_context(|| format!("linux.readonlyPaths: {path}"))?;
         }
     }
+    // The rootfs itself takes the propagation type too (the runtime-spec: it "sets the
+    // rootfs's mount propagation"), but only the root mount: recursively it would override
+    // the volumes' own propagation options (Kubernetes' None volume next to a Bidirectional
+    // one must stay private). runc 1.1 leaves the root private instead (README "Differences
+    // from runc").
     if let Some(f) = rootfs_propagation(spec)? {
-        mount(None::<&str>, "/", None::<&str>, f, None::<&str>)
-            .context("linux.rootfsPropagation: applying it to /")?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            f - MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .context("linux.rootfsPropagation: applying it to /")?;
     }
     let ro = MountAttr {
         attr_set: m::MOUNT_ATTR_RDONLY,
