@@ -286,6 +286,22 @@ impl Cri {
         call("StopContainer", self.rt().stop_container(req).await).map(|_| ())
     }
 
+    /// StopContainer with grace period `timeout`; the container's status once EXITED and how
+    /// long the call took. Its process must be gone by then.
+    pub async fn stop_exited(&self, id: &str, timeout: i64) -> Result<(ContainerStatus, f64)> {
+        let pid = self.container_pid(id).await?;
+        let t0 = std::time::Instant::now();
+        self.stop(id, timeout).await?;
+        let took = t0.elapsed().as_secs_f64();
+        let st = self
+            .wait_state(id, ContainerState::ContainerExited, 10)
+            .await?;
+        if crate::kernel::alive(pid) {
+            return Err(anyhow!("process {pid} still running after StopContainer"));
+        }
+        Ok((st, took))
+    }
+
     pub async fn remove(&self, id: &str) -> Result<()> {
         let req = RemoveContainerRequest {
             container_id: id.into(),

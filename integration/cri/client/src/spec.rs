@@ -50,12 +50,7 @@ impl Pod {
             linux: Some(LinuxPodSandboxConfig {
                 cgroup_parent: parent.clone(),
                 security_context: Some(LinuxSandboxSecurityContext {
-                    namespace_options: Some(NamespaceOption {
-                        network: NamespaceMode::Pod as i32,
-                        pid: NamespaceMode::Container as i32,
-                        ipc: NamespaceMode::Pod as i32,
-                        ..Default::default()
-                    }),
+                    namespace_options: Some(default_namespaces()),
                     seccomp: Some(runtime_default()),
                     ..Default::default()
                 }),
@@ -125,6 +120,17 @@ fn uid_for(handler: &str, name: &str) -> String {
     )
 }
 
+/// kubelet's namespaces for a pod without hostNetwork, hostIPC or shareProcessNamespace:
+/// network and IPC of the pod, a PID namespace per container.
+fn default_namespaces() -> NamespaceOption {
+    NamespaceOption {
+        network: NamespaceMode::Pod as i32,
+        pid: NamespaceMode::Container as i32,
+        ipc: NamespaceMode::Pod as i32,
+        ..Default::default()
+    }
+}
+
 pub fn runtime_default() -> SecurityProfile {
     SecurityProfile {
         profile_type: ProfileType::RuntimeDefault as i32,
@@ -148,12 +154,7 @@ pub fn container(name: &str, attempt: u32, cmd: &[&str]) -> ContainerConfig {
         linux: Some(LinuxContainerConfig {
             resources: Some(LinuxContainerResources::default()),
             security_context: Some(LinuxContainerSecurityContext {
-                namespace_options: Some(NamespaceOption {
-                    network: NamespaceMode::Pod as i32,
-                    pid: NamespaceMode::Container as i32,
-                    ipc: NamespaceMode::Pod as i32,
-                    ..Default::default()
-                }),
+                namespace_options: Some(default_namespaces()),
                 ..Default::default()
             }),
         }),
