@@ -554,11 +554,17 @@ pub async fn web(x: &Ctx<'_>, r: &mut Report) {
         "OOM: over its 32 MiB memory.max, killed; ContainerStatus says OOMKilled",
         async {
             let sb = need(&sb, "ran the sandbox")?;
-            // dd's 64 MiB block buffer is filled from /dev/zero: every page is touched.
+            // dd's 64 MiB block buffer is filled from /dev/zero: every page is touched. It
+            // starts 2 s late: the shim watches memory.events only once StartContainer
+            // returned, so an OOM kill before that can go unreported (a race of the shim).
             let mut c = container(
                 "hog",
                 0,
-                &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+                &[
+                    "sh",
+                    "-c",
+                    "sleep 2; exec dd if=/dev/zero of=/dev/null bs=64M count=1",
+                ],
             );
             resources(&mut c).memory_limit_in_bytes = 32 << 20;
             let id = cri.create_start(&sb.id, &c, &pod.config).await?;
