@@ -64,6 +64,42 @@ pub fn cg_read(cg: &str, file: &str) -> Result<String> {
     Ok(s.trim().to_string())
 }
 
+/// A counter of a cgroup's memory.events (`oom`, `oom_kill`, …; hierarchical).
+pub fn memory_event(cg: &str, key: &str) -> Result<u64> {
+    let s = cg_read(cg, "memory.events")?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("{cg}/memory.events has no {key}: {s:?}"))
+}
+
+/// Whether the shim `shim` has an inotify watch on `cg`'s memory.events (how containerd's
+/// runc shim learns of OOM kills on cgroup v2), as a sentence for a failure message.
+pub fn shim_watch(shim: u32, cg: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let file = cg_path(cg).join("memory.events");
+    let Ok(ino) = std::fs::metadata(&file).map(|m| m.ino()) else {
+        return format!("{} unreadable", file.display());
+    };
+    let mut watched = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{shim}/fdinfo"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let info = std::fs::read_to_string(e.path()).unwrap_or_default();
+        for l in info.lines().filter(|l| l.starts_with("inotify ")) {
+            if let Some(hex) = l.split_whitespace().find_map(|f| f.strip_prefix("ino:")) {
+                watched.push(u64::from_str_radix(hex, 16).unwrap_or(0));
+            }
+        }
+    }
+    format!(
+        "shim {shim} watches inodes {watched:?} with inotify; {} is inode {ino}",
+        file.display()
+    )
+}
+
 pub fn cg_path(cg: &str) -> PathBuf {
     Path::new(CGROUP_ROOT).join(cg.trim_start_matches('/'))
 }

@@ -567,11 +567,27 @@ pub async fn web(x: &Ctx<'_>, r: &mut Report) {
                 ],
             );
             resources(&mut c).memory_limit_in_bytes = 32 << 20;
+            let kills = || kernel::memory_event(&pod.parent, "oom_kill");
+            let before = kills()?;
             let id = cri.create_start(&sb.id, &c, &pod.config).await?;
+            // While it sleeps: its cgroup, and what the shim (its parent) watches there.
+            let pid = cri.container_pid(&id).await?;
+            let cg = cgroup_of(pid)?;
+            expect_eq(
+                "memory.max",
+                cg_read(&cg, "memory.max")?.as_str(),
+                "33554432",
+            )?;
+            let watch = kernel::shim_watch(kernel::ppid(pid)?, &cg);
             let st = cri
                 .wait_state(&id, ContainerState::ContainerExited, 60)
                 .await?;
             expect_eq("exit code", st.exit_code, 137)?;
+            let after = kills()?;
+            ensure!(
+                after > before,
+                "the pod's memory.events shows no OOM kill ({before} -> {after})"
+            );
             // The shim's OOM event (from the cgroup's memory.events) may land after the exit.
             let mut reason = st.reason;
             for _ in 0..50 {
@@ -583,6 +599,7 @@ pub async fn web(x: &Ctx<'_>, r: &mut Report) {
             }
             cri.remove(&id).await?;
             expect_eq("reason", reason.as_str(), "OOMKilled")
+                .with_context(|| format!("the kernel OOM-killed it in {cg}; {watch}"))
         },
     )
     .await;
