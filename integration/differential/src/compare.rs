@@ -171,11 +171,11 @@ mod tests {
     #[test]
     fn a_refused_create_compares_only_create_and_leftovers() {
         let f = flatten(
-            &json!({"create": "refused", "stderr.text": "x", "leftovers": {"state dir": false}, "exit": 1}),
+            &json!({"create": "refused", "stderr.text": "x", "leftovers": {"state_dir": false}, "exit": 1}),
         );
         assert_eq!(
             f.keys().cloned().collect::<Vec<_>>(),
-            vec!["create", "leftovers:state dir"]
+            vec!["create", "leftovers:state_dir"]
         );
     }
 

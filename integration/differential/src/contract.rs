@@ -17,7 +17,7 @@ pub struct Entry {
 }
 
 /// The conditions an entry may name, each a predicate over the generated config.
-const CONDITIONS: [(&str, &str); 9] = [
+const CONDITIONS: [(&str, &str); 10] = [
     ("always", "any config"),
     ("no-mount-namespace", "the config has no mount namespace"),
     ("cgroup-v1-host", "the host is not a pure cgroup v2 host"),
@@ -25,6 +25,7 @@ const CONDITIONS: [(&str, &str); 9] = [
     ("populated-cgroup", "linux.cgroupsPath names an existing cgroup that holds processes"),
     ("device-access-letters", "a linux.resources.devices rule has access letters other than r, w, m"),
     ("time-namespace", "the config has a time namespace"),
+    ("id-maps-without-userns", "linux.uidMappings or gidMappings without a user namespace"),
     ("cpu-burst", "the config sets linux.resources.cpu.burst"),
     ("cgroup-v1-only-resource", "the config sets memory.swappiness, memory.disableOOMKiller: true, cpu.realtimeRuntime/realtimePeriod, a blockIO leafWeight or network"),
 ];
@@ -109,6 +110,17 @@ pub fn holds(when: &str, case: &Case) -> bool {
             .into_iter()
             .flatten()
             .any(|n| n["type"] == "time"),
+        "id-maps-without-userns" => {
+            let l = &c["linux"];
+            let maps = ["uidMappings", "gidMappings"]
+                .iter()
+                .any(|k| l[*k].as_array().is_some_and(|a| !a.is_empty()));
+            maps && !l["namespaces"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|n| n["type"] == "user")
+        }
         "cpu-burst" => c.pointer("/linux/resources/cpu/burst").is_some(),
         "cgroup-v1-only-resource" => {
             let r = &c["linux"]["resources"];
@@ -207,4 +219,48 @@ pub fn update_readme(entries: &[Entry], readme: &str) -> Result<(), String> {
         &text[end..]
     );
     fs::write(readme, new).map_err(|e| format!("{readme}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(rel: &str) -> String {
+        format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn the_readme_table_is_the_one_contract_json_generates() {
+        let entries = load(&path("contract.json")).expect("contract.json loads");
+        assert!(entries.len() >= 5);
+        check_readme(&entries, &path("../../README.md"))
+            .expect("README in sync with contract.json");
+    }
+
+    #[test]
+    fn a_difference_is_explained_only_under_its_condition_and_for_its_fields() {
+        let entries = load(&path("contract.json")).expect("contract.json loads");
+        let mut with = crate::gen::generate(1, 0);
+        with.config["linux"]["resources"] = serde_json::json!({"cpu": {"shares": 1024}});
+        let mut without = crate::gen::generate(1, 0);
+        without.config["linux"]["resources"] = serde_json::json!({});
+        assert!(explain(&entries, &with, "outside.cgroup.files:cpu.weight").is_some());
+        assert_eq!(explain(&entries, &with, "inside.cwd"), None);
+        // On a hybrid host (the development machine) cgroup-v2-only explains every cgroup
+        // field; the harness itself runs in the pure cgroup v2 guest.
+        if is_cgroup2_host() {
+            assert_eq!(
+                explain(&entries, &with, "outside.cgroup.files:cpu.weight"),
+                Some("cpu-shares-quadratic")
+            );
+            assert_eq!(
+                explain(&entries, &without, "outside.cgroup.files:cpu.weight"),
+                None
+            );
+            assert_eq!(
+                explain(&entries, &with, "outside.cgroup.files:cpu.max"),
+                None
+            );
+        }
+    }
 }

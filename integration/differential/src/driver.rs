@@ -26,6 +26,8 @@ pub struct Options {
     pub timeout: u64,
     /// Validation aid: break this field of every candidate observation (must be caught).
     pub mutate: Option<String>,
+    /// Start no config after this many seconds (the run then reports what it has).
+    pub budget: Option<u64>,
 }
 
 struct Outcome {
@@ -232,6 +234,11 @@ pub fn run(o: Options) -> i32 {
     std::thread::scope(|s| {
         for _ in 0..o.jobs.max(1) {
             s.spawn(|| loop {
+                if o.budget
+                    .is_some_and(|b| start.elapsed() > Duration::from_secs(b))
+                {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&index) = o.indices.get(i) else {
                     break;
@@ -299,6 +306,11 @@ pub fn run(o: Options) -> i32 {
                         .map(|i| format!("invalid ({i})"))
                         .unwrap_or_else(|| "valid".into()),
                 );
+                if let Some(dir) = &o.save {
+                    if out.harness_error.is_some() || unexplained > 0 {
+                        save(dir, &out, o.seed);
+                    }
+                }
                 done.push(out);
             });
         }
@@ -327,11 +339,6 @@ fn report(o: &Options, contract: &[Entry], outcomes: &[Outcome], took: Duration)
                         .push(out.case.index);
                 }
                 Some(id) => *explained.entry(id.clone()).or_default() += 1,
-            }
-        }
-        if let Some(dir) = &o.save {
-            if out.harness_error.is_some() || out.diffs.iter().any(|d| d.explained_by.is_none()) {
-                save(dir, out, o.seed);
             }
         }
     }
@@ -432,6 +439,15 @@ fn report(o: &Options, contract: &[Entry], outcomes: &[Outcome], took: Duration)
         println!("failing configs saved under {dir}/<seed>-<index>/");
     }
     println!("took {:.0}s, seed {}", took.as_secs_f64(), o.seed);
+    if outcomes.len() < o.indices.len() {
+        println!(
+            "differential: stopped early by the time budget ({}s): {} of {} configs ran",
+            o.budget.unwrap_or(0),
+            outcomes.len(),
+            o.indices.len()
+        );
+    }
+    println!("{} field comparisons in all", stats.comparisons);
     println!(
         "differential: {} configs, {} fields compared, {} unexplained differences",
         outcomes.len(),

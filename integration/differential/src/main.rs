@@ -21,11 +21,12 @@ mod sys;
 
 const USAGE: &str = "usage: differential run [--reference PATH] [--candidate PATH] [--seed N] [--count N] [--start N]
                         [--only I,J,…] [--jobs N] [--contract FILE] [--readme FILE] [--save DIR]
-                        [--timeout SECS] [--mutate FIELD]
+                        [--timeout SECS] [--budget SECS] [--mutate FIELD]
        differential show SEED INDEX
        differential contract-markdown CONTRACT
        differential update-readme CONTRACT README
-Environment: DIFFERENTIAL_SEED, DIFFERENTIAL_COUNT override the defaults (random seed, 300).";
+Environment: DIFFERENTIAL_SEED, DIFFERENTIAL_COUNT, DIFFERENTIAL_BUDGET override the defaults
+(random seed, 300 configs, no time budget).";
 
 fn parse_run(args: &[String]) -> Result<driver::Options, String> {
     let env_num = |k: &str| {
@@ -54,6 +55,7 @@ fn parse_run(args: &[String]) -> Result<driver::Options, String> {
         save: None,
         timeout: 180,
         mutate: None,
+        budget: env_num("DIFFERENTIAL_BUDGET")?,
     };
     let mut count = env_num("DIFFERENTIAL_COUNT")?.unwrap_or(300);
     let mut first = 0;
@@ -93,6 +95,7 @@ fn parse_run(args: &[String]) -> Result<driver::Options, String> {
             "--save" => o.save = Some(val()?),
             "--timeout" => o.timeout = num(val()?)?,
             "--mutate" => o.mutate = Some(val()?),
+            "--budget" => o.budget = Some(num(val()?)?),
             other => return Err(format!("unknown option {other}")),
         }
     }

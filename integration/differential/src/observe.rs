@@ -190,6 +190,25 @@ fn identity(o: &mut Map<String, Value>) {
     );
 }
 
+/// A file type as `ls -l` would letter it (d, l, c, b, p, s, -).
+fn kind(ft: fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "d"
+    } else if ft.is_symlink() {
+        "l"
+    } else if ft.is_char_device() {
+        "c"
+    } else if ft.is_block_device() {
+        "b"
+    } else if ft.is_fifo() {
+        "p"
+    } else if ft.is_socket() {
+        "s"
+    } else {
+        "-"
+    }
+}
+
 /// Masked and read-only paths (and the defaults): what a reader and a writer meet there.
 fn paths(plan: &Value) -> Value {
     let mut out = Map::new();
@@ -203,18 +222,7 @@ fn paths(plan: &Value) -> Value {
             Err(e) => json!({"exists": false, "errno": errno_of(&e)}),
             Ok(md) => {
                 let ft = md.file_type();
-                let kind = if ft.is_dir() {
-                    "dir"
-                } else if ft.is_symlink() {
-                    "symlink"
-                } else if ft.is_char_device() {
-                    "char"
-                } else if ft.is_file() {
-                    "file"
-                } else {
-                    "other"
-                };
-                let mut v = json!({"type": kind, "ro": sys::statvfs_flags(p).map(|f| f & libc::ST_RDONLY != 0).ok()});
+                let mut v = json!({"type": kind(ft), "ro": sys::statvfs_flags(p).map(|f| f & libc::ST_RDONLY != 0).ok()});
                 if ft.is_dir() {
                     match fs::read_dir(p) {
                         Ok(d) => v["entries"] = json!(d.count() > 0),
@@ -279,19 +287,7 @@ fn dev_tree() -> Value {
                         .unwrap_or_default()
                 )
             } else {
-                let kind = if ft.is_dir() {
-                    "dir"
-                } else if ft.is_char_device() {
-                    "c"
-                } else if ft.is_block_device() {
-                    "b"
-                } else if ft.is_fifo() {
-                    "p"
-                } else if ft.is_socket() {
-                    "s"
-                } else {
-                    "f"
-                };
+                let kind = kind(ft);
                 let nums = if ft.is_char_device() || ft.is_block_device() {
                     format!(" {}:{}", libc::major(md.rdev()), libc::minor(md.rdev()))
                 } else {

@@ -87,12 +87,12 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountLine> {
 
 /// Peer group number → a label: where the host has a mount in that group, the host's
 /// mount point (normalised); otherwise `g<n>` by first use in the container's table.
-fn group_labels(host: &[MountLine], p: &Prepared) -> BTreeMap<String, String> {
+fn group_labels(host: &[MountLine], token: &str) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
     for m in host {
         for o in &m.optional {
             if let Some(g) = o.strip_prefix("shared:") {
-                let label = format!("host({})", norm(&m.point, p));
+                let label = format!("host({})", norm_token(&m.point, token));
                 labels
                     .entry(g.to_string())
                     .and_modify(|l: &mut String| {
@@ -108,7 +108,11 @@ fn group_labels(host: &[MountLine], p: &Prepared) -> BTreeMap<String, String> {
 }
 
 pub fn norm(s: &str, p: &Prepared) -> String {
-    s.replace(&p.token, "RUN")
+    norm_token(s, &p.token)
+}
+
+fn norm_token(s: &str, token: &str) -> String {
+    s.replace(token, "RUN")
 }
 
 /// cgroup2 options that are flags of the one cgroup2 hierarchy, not of a mount: any mount
@@ -151,10 +155,10 @@ pub fn cgroup2_root_flags() -> Vec<String> {
 
 /// The container's mount table keyed by mount point (stacked mounts in order), each entry
 /// "fstype source root=… opts=… super=… prop=… under=<parent's mount point>".
-pub fn mount_table(text: &str, host_text: &str, p: &Prepared) -> BTreeMap<String, Value> {
+pub fn mount_table(text: &str, host_text: &str, token: &str) -> BTreeMap<String, Value> {
     let lines = parse_mountinfo(text);
     let host = parse_mountinfo(host_text);
-    let mut labels = group_labels(&host, p);
+    let mut labels = group_labels(&host, token);
     let by_id: BTreeMap<&str, &str> = lines
         .iter()
         .map(|m| (m.id.as_str(), m.point.as_str()))
@@ -179,15 +183,15 @@ pub fn mount_table(text: &str, host_text: &str, p: &Prepared) -> BTreeMap<String
         }
         let under = by_id
             .get(m.parent.as_str())
-            .map(|s| norm(s, p))
+            .map(|s| norm_token(s, token))
             .unwrap_or_else(|| "(outside)".into());
         let entry = format!(
             "{} {} root={} opts={} super={} prop={} under={}",
             m.fstype,
-            norm(&m.source, p),
-            norm(&m.root, p),
+            norm_token(&m.source, token),
+            norm_token(&m.root, token),
             m.opts,
-            norm(&superopts(m), p),
+            norm_token(&superopts(m), token),
             if prop.is_empty() {
                 "private".into()
             } else {
@@ -195,7 +199,7 @@ pub fn mount_table(text: &str, host_text: &str, p: &Prepared) -> BTreeMap<String
             },
             under
         );
-        let key = norm(&m.point, p);
+        let key = norm_token(&m.point, token);
         match out.get_mut(&key).and_then(Value::as_array_mut) {
             Some(a) => a.push(json!(entry)),
             None => {
@@ -342,7 +346,7 @@ pub fn observe(
     o.insert("cgroup.path".into(), json!(cg));
     let mi = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
     let host_mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    o.insert("mounts".into(), json!(mount_table(&mi, &host_mi, p)));
+    o.insert("mounts".into(), json!(mount_table(&mi, &host_mi, &p.token)));
     o.insert("fds".into(), fds(pid, p));
     Value::Object(o)
 }
@@ -372,5 +376,47 @@ pub fn strip_inode(s: &str) -> String {
             format!("{}[N]", &s[..i])
         }
         _ => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &str = "30 1 0:25 / / rw,relatime shared:1 - overlay overlay rw\n\
+31 30 0:28 / /tmp rw,relatime shared:10 - tmpfs tmpfs rw,inode64\n";
+
+    const CONTAINER: &str = "500 400 0:28 /dfh/7.ref/bundle/rootfs / rw,relatime shared:77 master:10 - tmpfs tmpfs rw,inode64\n\
+501 500 0:5 / /proc rw,nosuid - proc proc rw\n\
+502 500 0:6 / /mnt/a\\040b ro shared:99 - tmpfs none rw\n\
+503 500 0:7 / /mnt/c ro shared:99 - tmpfs none rw\n\
+504 500 0:8 / /sys/fs/cgroup ro - cgroup2 cgroup rw,nsdelegate,memory_recursiveprot\n";
+
+    #[test]
+    fn peer_groups_become_labels_and_the_run_directory_run() {
+        let t = mount_table(CONTAINER, HOST, "7.ref");
+        assert_eq!(t["/"], serde_json::json!(["tmpfs tmpfs root=/dfh/RUN/bundle/rootfs opts=rw,relatime super=rw,inode64 prop=shared:g1,master:host(/tmp) under=(outside)"]));
+        // The same group number gets the same label; escapes are undone.
+        assert!(t["/mnt/a b"][0]
+            .as_str()
+            .unwrap()
+            .contains("prop=shared:g2"));
+        assert!(t["/mnt/c"][0].as_str().unwrap().contains("prop=shared:g2"));
+        assert!(t["/proc"][0]
+            .as_str()
+            .unwrap()
+            .contains("prop=private under=/"));
+        // cgroup2's hierarchy-wide flags are not a mount's.
+        assert!(t["/sys/fs/cgroup"][0]
+            .as_str()
+            .unwrap()
+            .contains("super=rw prop"));
+    }
+
+    #[test]
+    fn inode_numbers_are_dropped() {
+        assert_eq!(strip_inode("pipe:[12345]"), "pipe:[N]");
+        assert_eq!(strip_inode("/dev/null"), "/dev/null");
+        assert_eq!(strip_inode("anon_inode:[eventfd]"), "anon_inode:[eventfd]");
     }
 }

@@ -56,6 +56,14 @@ impl Runtime {
         c
     }
 
+    /// A lifecycle step: "ok", or "failed: <stderr>".
+    fn step(&self, args: &[&str], timeout: Duration) -> Value {
+        match self.call(args, timeout) {
+            (0, _, _) => json!("ok"),
+            (_, _, err) => json!(format!("failed: {}", err.trim())),
+        }
+    }
+
     /// Run a short subcommand to completion: (exit code, stdout, stderr).
     fn call(&self, args: &[&str], timeout: Duration) -> (i32, String, String) {
         let child = self
@@ -234,20 +242,28 @@ fn drive(
             .arg(&pidfile);
         None
     };
-    // --preserve-fds: /dev/null and a file of the run directory at fds 3 and 4.
-    let preserved: Vec<File> = (0..case.preserve_fds)
+    // --preserve-fds: /dev/null and files of the run directory from fd 3 on.
+    let preserved: Vec<File> = (0..case.preserve_given)
         .map(|i| {
             if i == 0 {
                 File::open("/dev/null")
             } else {
-                File::create(p.run.join("preserved"))
+                File::create(p.run.join(format!("preserved{i}")))
             }
         })
         .collect::<Result<_, _>>()
         .map_err(|e| format!("preserved fds: {e}"))?;
-    if !preserved.is_empty() {
-        cmd.arg("--preserve-fds").arg(preserved.len().to_string());
+    if case.preserve_fds > 0 {
+        cmd.arg("--preserve-fds").arg(case.preserve_fds.to_string());
         sys::preserve_fds_at_exec(&mut cmd, preserved.iter().map(|f| f.as_raw_fd()).collect());
+    }
+    if !case.config["linux"]["namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|n| n["type"] == "mount")
+    {
+        sys::own_mount_namespace_at_exec(&mut cmd);
     }
     if case.sets_cgroup2_flags() {
         // Start from no flags: what the hierarchy has at ready is what the container's
@@ -301,23 +317,19 @@ fn drive(
             "state.created".into(),
             state(rt, ctx, &case.id, &pidfile, p),
         );
-        let (code, _, err) = rt.call(&["start", &case.id], ctx.timeout);
-        o.insert(
-            "start".into(),
-            json!(if code == 0 {
-                "ok".to_string()
-            } else {
-                format!("failed: {}", err.trim())
-            }),
-        );
+        o.insert("start".into(), rt.step(&["start", &case.id], ctx.timeout));
     }
     drop(tx);
     let Some(inside) = next_msg(&io.rx, "inside", end) else {
         if lifecycle {
             return Err("the observer never reported (start failed?)".into());
         }
-        // A foreground run that ends before the observer spoke: the runtime refused.
-        let st = wait_timeout(&mut child, ctx.timeout);
+        // A foreground run that ends before the observer spoke: the runtime refused. (After
+        // the deadline, a last few seconds before it counts as hung.)
+        let left = end
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(10));
+        let st = wait_timeout(&mut child, left);
         o.insert("create".into(), json!("refused"));
         o.insert("run.status".into(), json!(st.map(code_of)));
         o.insert(
@@ -340,7 +352,7 @@ fn drive(
     let container_ns = outside::read_ns(&pid);
     if case.sets_cgroup2_flags() {
         o.insert(
-            "cgroup2 root flags".into(),
+            "outside.cgroup2_root_flags".into(),
             json!(outside::cgroup2_root_flags()),
         );
     }
@@ -366,15 +378,7 @@ fn drive(
     if lifecycle {
         let status = wait_container(&pid, ctx.timeout);
         o.insert("exit".into(), json!(status));
-        let (code, _, err) = rt.call(&["delete", &case.id], ctx.timeout);
-        o.insert(
-            "delete".into(),
-            json!(if code == 0 {
-                "ok".to_string()
-            } else {
-                format!("failed: {}", err.trim())
-            }),
-        );
+        o.insert("delete".into(), rt.step(&["delete", &case.id], ctx.timeout));
         let _ = wait_timeout(&mut child, Duration::from_secs(1));
     } else {
         let st = wait_timeout(&mut child, ctx.timeout)
@@ -480,11 +484,11 @@ fn propagation(io: &mut Io, pid: &str, origin: &Path, p: &Prepared, end: Instant
             .any(|m| *m == p.run.join(rel).display().to_string())
     };
     json!({
-        "host mount errno": h2c,
-        "host→container: seen inside": seen_inside,
-        "container mount errno": mounted.as_ref().map(|m| m["errno"].clone()),
-        "container→host: at the source": at("pv/c2h"),
-        "container→host: at the source's master": at("pvm/c2h"),
+        "host_mount_errno": h2c,
+        "host_to_container_seen_inside": seen_inside,
+        "container_mount_errno": mounted.as_ref().map(|m| m["errno"].clone()),
+        "container_to_host_at_source": at("pv/c2h"),
+        "container_to_host_at_master": at("pvm/c2h"),
     })
 }
 
@@ -513,7 +517,12 @@ fn hooks(p: &Prepared, pid: &str, container_ns: &BTreeMap<&'static str, u64>) ->
             continue;
         };
         let name = r["hook"].as_str().unwrap_or("?").to_string();
-        order.push(json!(name));
+        // startContainer hooks run in the init while the runtime runs poststart: with
+        // runc the two race, so their relative order is not compared (each kind's own
+        // order is, through the records' "(2)" keys and the rest of this list).
+        if !name.starts_with("startContainer") {
+            order.push(json!(name));
+        }
         if let Some(st) = r.get_mut("stdin").and_then(Value::as_object_mut) {
             // Compared on its own: the spec version is the runtime's (see the contract).
             if let Some(v) = st.remove("ociVersion") {
@@ -616,5 +625,5 @@ fn leftovers(case: &Case, rt: &Runtime, p: &Prepared) -> Value {
         .filter(|m| !p.own_mounts.contains(m))
         .map(|m| outside::norm(&m, p))
         .collect();
-    json!({"state dir": state, "cgroups": cgroups, "mounts": mounts})
+    json!({"state_dir": state, "cgroups": cgroups, "mounts": mounts})
 }

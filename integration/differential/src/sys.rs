@@ -495,6 +495,23 @@ pub fn preserve_fds_at_exec(cmd: &mut std::process::Command, fds: Vec<RawFd>) {
     }
 }
 
+/// Have `cmd` start in a copy of our mount namespace, so that what it does to its own
+/// mount namespace (runc, given a config without one, sets up the rootfs and the mount
+/// propagation of "/" in the caller's) cannot reach the harness and the runs after it.
+pub fn own_mount_namespace_at_exec(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: unshare is async-signal-safe and the child is single-threaded after fork.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWNS) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+    }
+}
+
 /// In a forked child before exec: put `fds[i]` at fd 3+i.
 fn place_fds(fds: &[RawFd]) -> io::Result<()> {
     // First out of the way (above every target), so that no dup2 clobbers a later source.

@@ -53,8 +53,9 @@ pub struct Case {
     /// /observe-plan.json: what the observer checks and how it exits.
     pub plan: Value,
     pub host: HostSetup,
-    /// Fds the runner passes with --preserve-fds.
+    /// `--preserve-fds N`, and how many fds (from 3 on) the runner really passes.
     pub preserve_fds: u32,
+    pub preserve_given: u32,
     /// Short names of the dimensions drawn (for reports).
     pub tags: Vec<String>,
     /// The mutation that should make both runtimes refuse the config, if any.
@@ -131,6 +132,7 @@ pub fn generate(seed: u64, index: u64) -> Case {
         plan: Value::Null,
         host: HostSetup::default(),
         preserve_fds: 0,
+        preserve_given: 0,
         tags: vec![],
         invalid: None,
         terminal_drawn: false,
@@ -183,6 +185,58 @@ pub fn plan_push(plan: &mut Value, key: &str, item: Value) {
     if let Some(a) = plan[key].as_array_mut() {
         if !a.contains(&item) {
             a.push(item);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_and_index_give_the_same_config_every_time() {
+        for i in 0..50 {
+            let (a, b) = (generate(42, i), generate(42, i));
+            assert_eq!(a.config, b.config);
+            assert_eq!(a.plan, b.plan);
+            assert_eq!(a.tags, b.tags);
+        }
+        assert_ne!(generate(42, 1).config, generate(43, 1).config);
+    }
+
+    #[test]
+    fn every_dimension_is_drawn_in_a_few_hundred_configs() {
+        let mut tags = std::collections::BTreeSet::new();
+        for i in 0..400 {
+            let c = generate(7, i);
+            for t in &c.tags {
+                tags.insert(t.split(['=', ':', '(']).next().unwrap_or("").to_string());
+            }
+            // Host paths only through the runner's tokens.
+            let text = c.config.to_string();
+            assert!(!text.contains("/tmp/dfh"), "{text}");
+        }
+        for want in [
+            "terminal",
+            "rlimits",
+            "caps.ambient",
+            "mount.bind",
+            "mount.tmpfs",
+            "mount.cgroup2",
+            "propagation",
+            "rootfsPropagation",
+            "devices",
+            "res.devices",
+            "res.memory",
+            "sysctl",
+            "seccomp",
+            "hooks",
+            "preserve-fds",
+            "invalid",
+            "masked/readonly",
+            "cgroup.existing.populated",
+        ] {
+            assert!(tags.contains(want), "no config drew {want}: {tags:?}");
         }
     }
 }

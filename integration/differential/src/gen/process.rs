@@ -178,9 +178,19 @@ pub fn process(r: &mut Rng, case: &mut Case, draft: &Draft, plan: &mut Value) ->
     } else {
         Value::Null
     };
-    if !terminal && r.chance(10) {
-        case.preserve_fds = r.range(1, 2) as u32;
-        case.tag(format!("preserve-fds={}", case.preserve_fds));
+    if r.chance(10) {
+        // Sometimes more claimed than passed: what sits at the missing numbers must not
+        // be the runtime's own fds.
+        case.preserve_fds = r.range(1, 3) as u32;
+        case.preserve_given = if r.chance(60) {
+            case.preserve_fds
+        } else {
+            r.range(0, case.preserve_fds as u64 - 1) as u32
+        };
+        case.tag(format!(
+            "preserve-fds={}(passed {})",
+            case.preserve_fds, case.preserve_given
+        ));
     }
     p
 }
