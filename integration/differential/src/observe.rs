@@ -209,15 +209,19 @@ fn kind(ft: fs::FileType) -> &'static str {
     }
 }
 
-/// Masked and read-only paths (and the defaults): what a reader and a writer meet there.
-fn paths(plan: &Value) -> Value {
-    let mut out = Map::new();
-    for p in plan["paths"]
+/// The strings of the plan's array `key`.
+fn strings<'a>(plan: &'a Value, key: &str) -> impl Iterator<Item = &'a str> {
+    plan[key]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-    {
+}
+
+/// Masked and read-only paths (and the defaults): what a reader and a writer meet there.
+fn paths(plan: &Value) -> Value {
+    let mut out = Map::new();
+    for p in strings(plan, "paths") {
         let v = match fs::symlink_metadata(p) {
             Err(e) => json!({"exists": false, "errno": errno_of(&e)}),
             Ok(md) => {
@@ -320,14 +324,7 @@ fn dev_access(plan: &Value) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    paths.extend(
-        plan["devices"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(String::from),
-    );
+    paths.extend(strings(plan, "devices").map(String::from));
     paths.sort();
     paths.dedup();
     let mut out = Map::new();
@@ -363,12 +360,7 @@ fn dev_access(plan: &Value) -> Value {
 
 fn sysctls(plan: &Value) -> Value {
     let mut out = Map::new();
-    for key in plan["sysctls"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
+    for key in strings(plan, "sysctls") {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         let v = match fs::read_to_string(&path) {
             Ok(s) => json!(s.split_whitespace().collect::<Vec<_>>().join(" ")),

@@ -294,6 +294,35 @@ pub fn waitpid(pid: i32, nohang: bool) -> Result<Option<i32>, i32> {
     }))
 }
 
+/// In a child forked without exec: close every fd but `keep` (and stdio). The driver's
+/// other threads have pipes open (to runtimes, to other helpers); a helper that kept copies
+/// would hold them open: two helpers forked at once each held the other's pipe and waited
+/// for an EOF that never came.
+fn keep_only_fd(keep: libc::c_int) {
+    // SAFETY: close_range takes integers; it is async-signal-safe.
+    unsafe {
+        if keep > 3 {
+            libc::syscall(libc::SYS_close_range, 3u32, (keep - 1) as u32, 0u32);
+        }
+        libc::syscall(
+            libc::SYS_close_range,
+            (keep.max(2) + 1) as u32,
+            u32::MAX,
+            0u32,
+        );
+    }
+}
+
+/// A close-on-exec pipe as raw fds (read, write), for the forked helpers below.
+fn pipe() -> Result<[libc::c_int; 2], String> {
+    let mut p = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe2: errno {}", errno()));
+    }
+    Ok(p)
+}
+
 /// Namespace files that outlive their creator: a forked child unshares `flags` and waits;
 /// we write its id maps (`maps`: uid_map, gid_map) for a user namespace, bind-mount each
 /// `/proc/<child>/ns/<name>` onto the matching (existing, empty) file, and let it exit.
@@ -307,17 +336,13 @@ pub fn persistent_namespaces(
         .first()
         .map(|(n, _)| n.to_string())
         .ok_or("no namespace to hold")?;
-    let mut sync = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 writes two fds into the array.
-    if unsafe { libc::pipe2(sync.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe2: errno {}", errno()));
-    }
+    let sync = pipe()?;
     // SAFETY: the child only calls async-signal-safe functions (close, unshare, read, _exit).
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         // SAFETY: see above.
         unsafe {
-            libc::close(sync[1]);
+            keep_only_fd(sync[0]);
             if libc::unshare(flags) != 0 {
                 libc::_exit(10);
             }
@@ -394,22 +419,19 @@ fn hold(
 /// killed; returns (the outer child's pid, the sleeper's pid). Kill the sleeper, then reap
 /// the outer child.
 pub fn pid_namespace_holder() -> Result<(i32, i32), String> {
-    let mut p = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 writes two fds into the array.
-    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe2: errno {}", errno()));
-    }
+    let p = pipe()?;
     // SAFETY: the children call only async-signal-safe functions.
     let outer = unsafe { libc::fork() };
     if outer == 0 {
         // SAFETY: see above.
         unsafe {
+            keep_only_fd(p[1]);
             if libc::unshare(libc::CLONE_NEWPID) != 0 {
                 libc::_exit(10);
             }
             let inner = libc::fork();
             if inner == 0 {
-                libc::close(p[1]);
+                keep_only_fd(-1);
                 loop {
                     libc::pause();
                 }
