@@ -17,13 +17,14 @@ pub struct Entry {
 }
 
 /// The conditions an entry may name, each a predicate over the generated config.
-const CONDITIONS: [(&str, &str); 10] = [
+const CONDITIONS: [(&str, &str); 11] = [
     ("always", "any config"),
     ("no-mount-namespace", "the config has no mount namespace"),
     ("cgroup-v1-host", "the host is not a pure cgroup v2 host"),
     ("cpu-shares", "the config sets linux.resources.cpu.shares"),
     ("populated-cgroup", "linux.cgroupsPath names an existing cgroup that holds processes"),
     ("device-access-letters", "a linux.resources.devices rule has access letters other than r, w, m"),
+    ("explicit-deny-of-default-device", "after its last `type: a` device rule the config denies a default device (1:3, 1:5, 1:7, 1:8, 1:9, 5:0, 5:2, 136:*) or mknod"),
     ("time-namespace", "the config has a time namespace"),
     ("id-maps-without-userns", "linux.uidMappings or gidMappings without a user namespace"),
     ("cpu-burst", "the config sets linux.resources.cpu.burst"),
@@ -121,6 +122,7 @@ pub fn holds(when: &str, case: &Case) -> bool {
                 .flatten()
                 .any(|n| n["type"] == "user")
         }
+        "explicit-deny-of-default-device" => explicit_deny_of_default_device(c),
         "cpu-burst" => c.pointer("/linux/resources/cpu/burst").is_some(),
         "cgroup-v1-only-resource" => {
             let r = &c["linux"]["resources"];
@@ -138,6 +140,49 @@ pub fn holds(when: &str, case: &Case) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether a device rule after the last `type: a` rule denies something runc allows every
+/// container whatever the config says (it appends those rules after the config's).
+fn explicit_deny_of_default_device(c: &Value) -> bool {
+    const DEFAULTS: [(i64, i64); 8] = [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 2),
+        (136, -1),
+    ];
+    let rules: Vec<&Value> = c
+        .pointer("/linux/resources/devices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    let is_all = |r: &Value| {
+        r.get("type")
+            .and_then(Value::as_str)
+            .is_none_or(|t| t == "a")
+    };
+    let start = rules
+        .iter()
+        .rposition(|r| is_all(r))
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    rules[start..]
+        .iter()
+        .filter(|r| r["allow"] == Value::Bool(false))
+        .any(|r| {
+            let wild = |v: &Value| v.as_i64().is_none_or(|n| n < 0);
+            r["access"].as_str().unwrap_or("").contains('m')
+                || (r["type"] == "c"
+                    && DEFAULTS.iter().any(|(maj, min)| {
+                        (wild(&r["major"]) || r["major"].as_i64() == Some(*maj))
+                            && (wild(&r["minor"]) || *min < 0 || r["minor"].as_i64() == Some(*min))
+                    }))
+        })
 }
 
 fn matches(pattern: &str, field: &str) -> bool {
@@ -235,6 +280,37 @@ mod tests {
         assert!(entries.len() >= 5);
         check_readme(&entries, &path("../../README.md"))
             .expect("README in sync with contract.json");
+    }
+
+    #[test]
+    fn an_explicit_deny_after_the_last_all_rule_is_told_apart() {
+        let case = |rules: Value| serde_json::json!({"linux": {"resources": {"devices": rules}}});
+        let deny_all = serde_json::json!({"allow": false, "access": "rwm"});
+        let allow_null = serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"});
+        let deny_null = serde_json::json!({"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rw"});
+        let deny_tun = serde_json::json!({"allow": false, "type": "c", "major": 10, "minor": 200, "access": "rw"});
+        let deny_pts =
+            serde_json::json!({"allow": false, "type": "c", "major": 136, "access": "r"});
+        let deny_mknod =
+            serde_json::json!({"allow": false, "type": "b", "major": 7, "minor": 0, "access": "m"});
+        assert!(!explicit_deny_of_default_device(&case(serde_json::json!(
+            [deny_all, allow_null]
+        ))));
+        assert!(!explicit_deny_of_default_device(&case(serde_json::json!(
+            [deny_tun]
+        ))));
+        assert!(!explicit_deny_of_default_device(&case(serde_json::json!(
+            [deny_null, deny_all]
+        ))));
+        assert!(explicit_deny_of_default_device(&case(serde_json::json!([
+            deny_all, deny_null
+        ]))));
+        assert!(explicit_deny_of_default_device(&case(serde_json::json!([
+            deny_pts
+        ]))));
+        assert!(explicit_deny_of_default_device(&case(serde_json::json!([
+            deny_mknod
+        ]))));
     }
 
     #[test]
