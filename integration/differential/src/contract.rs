@@ -1,0 +1,342 @@
+//! The contract: every deliberate difference between skiff and runc, from contract.json
+//! (next to this crate). A difference the harness finds is explained when an entry's
+//! condition holds for the config and the field matches one of the entry's patterns;
+//! anything else fails the run. The README's "Differences from runc" table is generated
+//! from the same file and checked against it.
+
+use crate::gen::Case;
+use serde_json::Value;
+use std::fs;
+
+pub struct Entry {
+    pub id: String,
+    pub summary: String,
+    pub reason: String,
+    pub when: String,
+    pub fields: Vec<String>,
+}
+
+/// The conditions an entry may name, each a predicate over the generated config.
+const CONDITIONS: [(&str, &str); 11] = [
+    ("always", "any config"),
+    ("no-mount-namespace", "the config has no mount namespace"),
+    ("cgroup-v1-host", "the host is not a pure cgroup v2 host"),
+    ("cpu-shares", "the config sets linux.resources.cpu.shares"),
+    ("populated-cgroup", "linux.cgroupsPath names an existing cgroup that holds processes"),
+    ("device-access-letters", "a linux.resources.devices rule has access letters other than r, w, m"),
+    ("explicit-deny-of-default-device", "after its last `type: a` device rule the config denies a default device (1:3, 1:5, 1:7, 1:8, 1:9, 5:0, 5:2, 136:*) or mknod"),
+    ("time-namespace", "the config has a time namespace"),
+    ("id-maps-without-userns", "linux.uidMappings or gidMappings without a user namespace"),
+    ("cpu-burst", "the config sets linux.resources.cpu.burst"),
+    ("cgroup-v1-only-resource", "the config sets memory.swappiness, memory.disableOOMKiller: true, cpu.realtimeRuntime/realtimePeriod, a blockIO leafWeight or network"),
+];
+
+pub fn load(path: &str) -> Result<Vec<Entry>, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+    let list = v["differences"]
+        .as_array()
+        .ok_or_else(|| format!("{path}: differences: expected an array"))?;
+    let mut out = vec![];
+    for (i, e) in list.iter().enumerate() {
+        let s = |k: &str| {
+            e[k].as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("{path}: differences[{i}].{k}: expected a string"))
+        };
+        let entry = Entry {
+            id: s("id")?,
+            summary: s("summary")?,
+            reason: s("reason")?,
+            when: s("when")?,
+            fields: e["fields"]
+                .as_array()
+                .ok_or_else(|| {
+                    format!("{path}: differences[{i}].fields: expected an array of field patterns")
+                })?
+                .iter()
+                .map(|f| {
+                    f.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| format!("{path}: differences[{i}].fields: expected strings"))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        if !CONDITIONS.iter().any(|(c, _)| *c == entry.when) {
+            let known: Vec<&str> = CONDITIONS.iter().map(|(c, _)| *c).collect();
+            return Err(format!(
+                "{path}: differences[{i}].when: unknown condition {:?} (known: {})",
+                entry.when,
+                known.join(", ")
+            ));
+        }
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+fn is_cgroup2_host() -> bool {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.contains(" /sys/fs/cgroup ") && l.contains(" - cgroup2 "))
+}
+
+pub fn holds(when: &str, case: &Case) -> bool {
+    let c = &case.config;
+    match when {
+        "always" => true,
+        "no-mount-namespace" => !c["linux"]["namespaces"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["type"] == "mount"),
+        "cgroup-v1-host" => !is_cgroup2_host(),
+        "cpu-shares" => c.pointer("/linux/resources/cpu/shares").is_some(),
+        "populated-cgroup" => matches!(case.host.precreated_cgroup, Some((_, true))),
+        "device-access-letters" => c
+            .pointer("/linux/resources/devices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|r| {
+                r["access"]
+                    .as_str()
+                    .unwrap_or("")
+                    .chars()
+                    .any(|ch| !"rwm".contains(ch))
+            }),
+        "time-namespace" => c["linux"]["namespaces"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["type"] == "time"),
+        "id-maps-without-userns" => {
+            let l = &c["linux"];
+            let maps = ["uidMappings", "gidMappings"]
+                .iter()
+                .any(|k| l[*k].as_array().is_some_and(|a| !a.is_empty()));
+            maps && !l["namespaces"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|n| n["type"] == "user")
+        }
+        "explicit-deny-of-default-device" => explicit_deny_of_default_device(c),
+        "cpu-burst" => c.pointer("/linux/resources/cpu/burst").is_some(),
+        "cgroup-v1-only-resource" => {
+            let r = &c["linux"]["resources"];
+            r.pointer("/memory/swappiness").is_some()
+                || r.pointer("/memory/disableOOMKiller") == Some(&Value::Bool(true))
+                || r.pointer("/cpu/realtimeRuntime").is_some()
+                || r.pointer("/cpu/realtimePeriod").is_some()
+                || r.pointer("/blockIO/leafWeight").is_some()
+                || r.pointer("/blockIO/weightDevice")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|d| d.get("leafWeight").is_some())
+                || r.get("network").is_some()
+        }
+        _ => false,
+    }
+}
+
+/// Whether a device rule after the last `type: a` rule denies something runc allows every
+/// container whatever the config says (it appends those rules after the config's).
+fn explicit_deny_of_default_device(c: &Value) -> bool {
+    const DEFAULTS: [(i64, i64); 8] = [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 2),
+        (136, -1),
+    ];
+    let rules: Vec<&Value> = c
+        .pointer("/linux/resources/devices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    let is_all = |r: &Value| {
+        r.get("type")
+            .and_then(Value::as_str)
+            .is_none_or(|t| t == "a")
+    };
+    let start = rules
+        .iter()
+        .rposition(|r| is_all(r))
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    rules[start..]
+        .iter()
+        .filter(|r| r["allow"] == Value::Bool(false))
+        .any(|r| {
+            let wild = |v: &Value| v.as_i64().is_none_or(|n| n < 0);
+            r["access"].as_str().unwrap_or("").contains('m')
+                || (r["type"] == "c"
+                    && DEFAULTS.iter().any(|(maj, min)| {
+                        (wild(&r["major"]) || r["major"].as_i64() == Some(*maj))
+                            && (wild(&r["minor"]) || *min < 0 || r["minor"].as_i64() == Some(*min))
+                    }))
+        })
+}
+
+fn matches(pattern: &str, field: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => field.starts_with(prefix),
+        None => pattern == field,
+    }
+}
+
+/// The id of the entry that explains a difference in `field` for this config.
+pub fn explain<'a>(entries: &'a [Entry], case: &Case, field: &str) -> Option<&'a str> {
+    entries
+        .iter()
+        .find(|e| e.fields.iter().any(|f| matches(f, field)) && holds(&e.when, case))
+        .map(|e| e.id.as_str())
+}
+
+pub const BEGIN: &str = "<!-- differences-from-runc: generated from integration/differential/contract.json by `integration/differential/run --update-readme`; edit the JSON, not this table -->";
+pub const END: &str = "<!-- end differences-from-runc -->";
+
+pub fn markdown(entries: &[Entry]) -> String {
+    let mut s = String::from(
+        "| difference | why | when (harness condition) | fields | id |\n|---|---|---|---|---|\n",
+    );
+    for e in entries {
+        let cond = CONDITIONS
+            .iter()
+            .find(|(c, _)| *c == e.when)
+            .map(|(_, d)| *d)
+            .unwrap_or("");
+        let fields: Vec<String> = e.fields.iter().map(|f| format!("`{f}`")).collect();
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | `{}` |\n",
+            e.summary,
+            e.reason,
+            cond,
+            fields.join(", "),
+            e.id
+        ));
+    }
+    s
+}
+
+/// The README's table must be exactly what contract.json generates.
+pub fn check_readme(entries: &[Entry], readme: &str) -> Result<(), String> {
+    let text = fs::read_to_string(readme).map_err(|e| format!("{readme}: {e}"))?;
+    let start = text.find(BEGIN).ok_or_else(|| {
+        format!("{readme}: no generated \"Differences from runc\" table (marker {BEGIN})")
+    })?;
+    let body_start = start + BEGIN.len();
+    let end = text[body_start..]
+        .find(END)
+        .ok_or_else(|| format!("{readme}: the generated table has no end marker {END}"))?
+        + body_start;
+    let want = markdown(entries);
+    if text[body_start..end].trim() != want.trim() {
+        return Err(format!(
+            "{readme}: the \"Differences from runc\" table does not match integration/differential/contract.json; \
+             regenerate it with `integration/differential/run --update-readme`"
+        ));
+    }
+    Ok(())
+}
+
+/// Rewrite the README's table from the contract (between the markers).
+pub fn update_readme(entries: &[Entry], readme: &str) -> Result<(), String> {
+    let text = fs::read_to_string(readme).map_err(|e| format!("{readme}: {e}"))?;
+    let start = text
+        .find(BEGIN)
+        .ok_or_else(|| format!("{readme}: no marker {BEGIN}"))?;
+    let end = text[start..]
+        .find(END)
+        .ok_or_else(|| format!("{readme}: no marker {END}"))?
+        + start;
+    let new = format!(
+        "{}{BEGIN}\n{}{}",
+        &text[..start],
+        markdown(entries),
+        &text[end..]
+    );
+    fs::write(readme, new).map_err(|e| format!("{readme}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(rel: &str) -> String {
+        format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn the_readme_table_is_the_one_contract_json_generates() {
+        let entries = load(&path("contract.json")).expect("contract.json loads");
+        assert!(entries.len() >= 5);
+        check_readme(&entries, &path("../../README.md"))
+            .expect("README in sync with contract.json");
+    }
+
+    #[test]
+    fn an_explicit_deny_after_the_last_all_rule_is_told_apart() {
+        let case = |rules: Value| serde_json::json!({"linux": {"resources": {"devices": rules}}});
+        let deny_all = serde_json::json!({"allow": false, "access": "rwm"});
+        let allow_null = serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"});
+        let deny_null = serde_json::json!({"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rw"});
+        let deny_tun = serde_json::json!({"allow": false, "type": "c", "major": 10, "minor": 200, "access": "rw"});
+        let deny_pts =
+            serde_json::json!({"allow": false, "type": "c", "major": 136, "access": "r"});
+        let deny_mknod =
+            serde_json::json!({"allow": false, "type": "b", "major": 7, "minor": 0, "access": "m"});
+        assert!(!explicit_deny_of_default_device(&case(serde_json::json!(
+            [deny_all, allow_null]
+        ))));
+        assert!(!explicit_deny_of_default_device(&case(serde_json::json!(
+            [deny_tun]
+        ))));
+        assert!(!explicit_deny_of_default_device(&case(serde_json::json!(
+            [deny_null, deny_all]
+        ))));
+        assert!(explicit_deny_of_default_device(&case(serde_json::json!([
+            deny_all, deny_null
+        ]))));
+        assert!(explicit_deny_of_default_device(&case(serde_json::json!([
+            deny_pts
+        ]))));
+        assert!(explicit_deny_of_default_device(&case(serde_json::json!([
+            deny_mknod
+        ]))));
+    }
+
+    #[test]
+    fn a_difference_is_explained_only_under_its_condition_and_for_its_fields() {
+        let entries = load(&path("contract.json")).expect("contract.json loads");
+        let mut with = crate::gen::generate(1, 0);
+        with.config["linux"]["resources"] = serde_json::json!({"cpu": {"shares": 1024}});
+        let mut without = crate::gen::generate(1, 0);
+        without.config["linux"]["resources"] = serde_json::json!({});
+        assert!(explain(&entries, &with, "outside.cgroup.files:cpu.weight").is_some());
+        assert_eq!(explain(&entries, &with, "inside.cwd"), None);
+        // On a hybrid host (the development machine) cgroup-v2-only explains every cgroup
+        // field; the harness itself runs in the pure cgroup v2 guest.
+        if is_cgroup2_host() {
+            assert_eq!(
+                explain(&entries, &with, "outside.cgroup.files:cpu.weight"),
+                Some("cpu-shares-quadratic")
+            );
+            assert_eq!(
+                explain(&entries, &without, "outside.cgroup.files:cpu.weight"),
+                None
+            );
+            assert_eq!(
+                explain(&entries, &with, "outside.cgroup.files:cpu.max"),
+                None
+            );
+        }
+    }
+}
