@@ -47,32 +47,32 @@ fn loopback_of_a_joined_network_namespace_is_left_alone() {
 }
 
 /// A user namespace without a cgroup namespace of its own may not mount cgroup2 (EPERM):
-/// runc and crun bind a cgroup directory there instead. skiff binds the container's own, as
-/// crun does (runc 1.1 binds the whole hierarchy without a cgroup namespace; README
-/// "Differences from runc"), read-only as the mount asks.
+/// runc binds the hierarchy instead (its own cgroup namespace is the runtime's, so that is
+/// the view a cgroup2 mount would give), and so does skiff, read-only as the mount asks.
+/// (crun binds the container's own cgroup.)
 #[test]
-fn a_cgroup_mount_in_a_user_namespace_without_a_cgroup_namespace_binds_the_containers_cgroup() {
+fn a_cgroup_mount_in_a_user_namespace_without_a_cgroup_namespace_binds_the_hierarchy() {
     require_root!();
     let mut b = Bundle::new("userns-cgroup-bind");
     b.without_namespace("cgroup");
     b.add_namespace(json!({"type": "user"}));
     b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.sh(
-        "head -n1 /sys/fs/cgroup/cgroup.procs; grep ' /sys/fs/cgroup ' /proc/self/mountinfo; \
-          touch /sys/fs/cgroup/x 2>/dev/null || echo read-only",
-    );
+    let own = crate::common::own_cgroup();
+    let ours = format!("/sys/fs/cgroup/{}/{}", own.trim_matches('/'), b.id);
+    b.sh(&format!(
+        "head -n1 {ours}/cgroup.procs; grep ' /sys/fs/cgroup ' /proc/self/mountinfo; \
+          touch /sys/fs/cgroup/x 2>/dev/null || echo read-only"
+    ));
     let out = b.run_ok();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     assert_eq!(
         lines[0], "1",
-        "the container's init is in the bound cgroup: {out}"
+        "the container's init is in its cgroup: {out}"
     );
-    let own = crate::common::own_cgroup();
-    let want_root = format!("{}/{}", own.trim_end_matches('/'), b.id);
     let root = lines[1].split_whitespace().nth(3).unwrap();
-    assert_eq!(root, want_root, "bound from the container's cgroup: {out}");
+    assert_eq!(root, "/", "the hierarchy is bound from its root: {out}");
     assert!(lines[1].contains(" cgroup2 "), "{out}");
     assert_eq!(lines[2], "read-only");
 }
@@ -356,4 +356,37 @@ fn updating_device_rules_never_denies_an_allowed_device_in_between() {
         crate::common::wait_for(30_000, || refused.exists()),
         "the probe cannot see a denial"
     );
+}
+
+/// Without a cgroup namespace of its own, a container's `cgroup` mount shows the whole
+/// hierarchy (as a fresh cgroup2 mount would) through a bind: a fresh cgroup2 mount from the
+/// initial cgroup namespace would re-apply the hierarchy's root flags (`nsdelegate`,
+/// `memory_recursiveprot`...) from its options, for the whole host. runc does that; skiff
+/// leaves the host's flags alone (README "Differences from runc").
+#[test]
+fn a_cgroup_mount_without_a_cgroup_namespace_never_changes_the_hosts_cgroup2_flags() {
+    require_root!();
+    let flags = || {
+        crate::common::mounts()
+            .lines()
+            .find(|l| l.contains(" - cgroup2 "))
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+            .unwrap()
+    };
+    let before = flags();
+    let mut b = Bundle::new("cgroup-no-ns");
+    b.without_namespace("cgroup");
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    let cg = mounts.iter_mut().find(|m| m["type"] == "cgroup").unwrap();
+    let toggled = if before.contains("nsdelegate") {
+        "rw"
+    } else {
+        "nsdelegate"
+    };
+    cg["options"] = json!(["nosuid", "noexec", "nodev", "relatime", "ro", toggled]);
+    let own = crate::common::own_cgroup();
+    let path = format!("/sys/fs/cgroup/{}/{}", own.trim_matches('/'), b.id);
+    b.sh(&format!("test -f {path}/cgroup.procs && echo whole-hierarchy; grep -c ' /sys/fs/cgroup ' /proc/self/mountinfo"));
+    assert_eq!(b.run_ok(), "whole-hierarchy\n1\n");
+    assert_eq!(flags(), before, "the host's cgroup2 root flags changed");
 }

@@ -132,6 +132,16 @@ pub struct Want {
 }
 
 impl Plan {
+    /// The container has a cgroup namespace other than the runtime's (new, or joined by
+    /// path).
+    pub fn own_cgroup_ns(&self) -> bool {
+        (self.clone | self.unshare).contains(CloneFlags::CLONE_NEWCGROUP)
+            || self
+                .join
+                .iter()
+                .any(|j| j.typ == LinuxNamespaceType::Cgroup)
+    }
+
     /// The container gets a network namespace of its own (not joined by path).
     pub fn new_net(&self) -> bool {
         (self.clone | self.unshare).contains(CloneFlags::CLONE_NEWNET)

@@ -144,7 +144,11 @@ fn create_locked(
     cgroups::apply::apply(&mount, &cgroup.path, cgroup.dirfd.as_fd(), resources)?;
     crate::logging::step("create: cgroup made, limits and device program applied");
     let idmapped = crate::rootfs::idmapped::prepare(&bundle.spec, &bundle.dir)?;
-    let cgroup_dir = cgroup.path.clone();
+    let cgroup_view = crate::rootfs::CgroupView {
+        hierarchy: mount.clone(),
+        dir: cgroup.path.clone(),
+        own_ns: plan.own_cgroup_ns(),
+    };
     let mut launch = Launch {
         id,
         bundle,
@@ -165,7 +169,7 @@ fn create_locked(
                 .and_then(|l| l.seccomp().as_ref())
                 .and_then(|s| s.listener_metadata().as_deref()),
         }),
-        cgroup_dir: &cgroup_dir,
+        cgroup_view: &cgroup_view,
         close_in_child: vec![locked.lock_fd().as_raw_fd(), cgroup.dirfd.as_raw_fd()],
     };
     let init = match parent::spawn(&mut launch, cgroup.dirfd.as_fd()) {

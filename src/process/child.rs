@@ -81,7 +81,7 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         &l.bundle.rootfs,
         in_userns,
         l.idmapped,
-        l.cgroup_dir,
+        l.cgroup_view,
     )?;
     crate::logging::step("init: mounts and devices made");
     let hooks = spec.hooks().as_ref();

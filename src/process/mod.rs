@@ -38,9 +38,8 @@ pub struct Launch<'a> {
     /// The seccomp agent at linux.seccomp.listenerPath, connected on the host, when the
     /// filter uses SCMP_ACT_NOTIFY.
     pub seccomp_agent: Option<crate::seccomp::Agent<'a>>,
-    /// The container's cgroup directory on the host: what a `cgroup` mount shows when
-    /// mounting cgroup2 is not permitted (a user namespace without a cgroup namespace).
-    pub cgroup_dir: &'a std::path::Path,
+    /// Where the container's cgroup is, for its `cgroup` mounts.
+    pub cgroup_view: &'a crate::rootfs::CgroupView,
     /// Parent fds the child must close at once (the state lock above all).
     pub close_in_child: Vec<RawFd>,
 }

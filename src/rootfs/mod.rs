@@ -27,6 +27,16 @@ use oci_spec::runtime::Spec;
 use crate::sys::fs::open_in_root;
 use crate::sys::mount::{self as m, MountAttr};
 
+/// What a `cgroup` mount in the container can show: the cgroup2 hierarchy as the runtime
+/// sees it, the container's own cgroup in it, and whether the container has a cgroup
+/// namespace of its own (new or joined).
+#[derive(Debug, Clone)]
+pub struct CgroupView {
+    pub hierarchy: PathBuf,
+    pub dir: PathBuf,
+    pub own_ns: bool,
+}
+
 /// Handles kept from before pivot_root.
 #[derive(Debug)]
 pub struct Prepared {
@@ -70,7 +80,7 @@ pub fn prepare(
     rootfs: &Path,
     in_userns: bool,
     idmapped: &idmapped::Idmapped,
-    cgroup_dir: &Path,
+    cgroup_view: &CgroupView,
 ) -> Result<Prepared> {
     // As runc: the whole tree takes linux.rootfsPropagation (rslave by default) first, so a
     // volume whose host source is shared stays a peer of it under rshared (Kubernetes'
@@ -100,7 +110,7 @@ pub fn prepare(
         spec,
         rootfs: mounts::rootfs_paths(bundle, spec, Some(rootfs)),
         idmapped,
-        cgroup_dir,
+        cgroup_view,
         late_ro: Default::default(),
     };
     for (i, mnt) in spec.mounts().iter().flatten().enumerate() {
@@ -268,24 +278,6 @@ pub fn finish(spec: &Spec, prepared: &Prepared) -> Result<()> {
     let root = std::fs::File::open("/")
         .map(OwnedFd::from)
         .context("opening /")?;
-    if let Some(l) = spec.linux() {
-        let masked = l.masked_paths().as_deref().unwrap_or_default();
-        let mut masker = Masker::default();
-        let mut seen = std::collections::HashSet::new();
-        for path in masked {
-            // A path listed twice is masked once (runc: one mount per path).
-            if !seen.insert(path.as_str()) {
-                continue;
-            }
-            masker
-                .mask(root.as_fd(), Path::new(path))
-                .with_context(|| format!("linux.maskedPaths: {path}"))?;
-        }
-        for path in l.readonly_paths().iter().flatten() {
-            readonly(root.as_fd(), Path::new(path))
-                .with_context(|| format!("linux.readonlyPaths: {path}"))?;
-        }
-    }
     // The rootfs itself takes the propagation type too (the runtime-spec: it "sets the
     // rootfs's mount propagation"), but only the root mount: recursively it would override
     // the volumes' own propagation options (Kubernetes' None volume next to a Bidirectional
@@ -301,6 +293,10 @@ pub fn finish(spec: &Spec, prepared: &Prepared) -> Result<()> {
         )
         .context("linux.rootfsPropagation: applying it to /")?;
     }
+    // runc's order from here: read-only tmpfs mounts and the root first, then read-only
+    // paths, then masked paths. It is visible: a /dev/null mask takes the flags of the mount
+    // /dev/null is on (read-only under a read-only root without a /dev mount), and a mask
+    // inside a read-only path is the mask, read-write, not a read-only copy of it.
     let ro = MountAttr {
         attr_set: m::MOUNT_ATTR_RDONLY,
         ..Default::default()
@@ -319,12 +315,29 @@ pub fn finish(spec: &Spec, prepared: &Prepared) -> Result<()> {
         .and_then(|r| r.readonly())
         .unwrap_or(false)
     {
-        let attr = MountAttr {
-            attr_set: m::MOUNT_ATTR_RDONLY,
-            ..Default::default()
-        };
-        m::mount_setattr(root.as_fd(), false, &attr)
+        m::mount_setattr(root.as_fd(), false, &ro)
             .context("root.readonly: remounting / read-only")?;
+    }
+    let Some(l) = spec.linux() else {
+        return Ok(());
+    };
+    for path in l.readonly_paths().iter().flatten() {
+        readonly(root.as_fd(), Path::new(path))
+            .with_context(|| format!("linux.readonlyPaths: {path}"))?;
+    }
+    let mut masker = Masker {
+        context: crate::lsm::mount_context(spec, "tmpfs"),
+        ..Default::default()
+    };
+    let mut seen = std::collections::HashSet::new();
+    for path in l.masked_paths().iter().flatten() {
+        // A path listed twice is masked once (runc: one mount per path).
+        if !seen.insert(path.as_str()) {
+            continue;
+        }
+        masker
+            .mask(root.as_fd(), Path::new(path))
+            .with_context(|| format!("linux.maskedPaths: {path}"))?;
     }
     Ok(())
 }
@@ -344,6 +357,8 @@ fn open_existing(root: BorrowedFd<'_>, path: &Path) -> Result<Option<OwnedFd>> {
 /// /dev/null.
 #[derive(Default)]
 struct Masker {
+    /// linux.mountLabel's `context=` option for the masking tmpfs.
+    context: Option<String>,
     devnull: Option<OwnedFd>,
     /// The root of the first masking tmpfs, once mounted.
     tmpfs: Option<OwnedFd>,
@@ -360,7 +375,17 @@ impl Masker {
             (Some(t), true) => m::open_tree(t.as_fd(), Path::new(""), m::OPEN_TREE_CLONE)
                 .context("cloning the masking tmpfs")?,
             (None, true) => {
+                // As runc's `mount tmpfs tmpfs -o ro`: source "tmpfs", a read-only superblock
+                // as well as a read-only mount.
                 let fs = m::fsopen("tmpfs").context("creating a tmpfs")?;
+                m::fsconfig_set(fs.as_fd(), "source", Some("tmpfs"))
+                    .and_then(|()| m::fsconfig_set(fs.as_fd(), "ro", None))
+                    .context("configuring the masking tmpfs")?;
+                if let Some(c) = &self.context {
+                    let (k, v) = c.split_once('=').unwrap_or((c, ""));
+                    m::fsconfig_set(fs.as_fd(), k, Some(v.trim_matches('"')))
+                        .context("linux.mountLabel")?;
+                }
                 m::fsmount(fs.as_fd(), m::MOUNT_ATTR_RDONLY)
                     .context("creating a read-only tmpfs")?
             }
@@ -396,7 +421,9 @@ fn readonly(root: BorrowedFd<'_>, path: &Path) -> Result<()> {
         attr_set: m::MOUNT_ATTR_RDONLY,
         ..Default::default()
     };
-    m::mount_setattr(tree.as_fd(), true, &attr).context("making it read-only")?;
+    // Only the top mount, as runc remounts it: a mount under a read-only path keeps its own
+    // flags (a read-write volume inside stays read-write).
+    m::mount_setattr(tree.as_fd(), false, &attr).context("making it read-only")?;
     m::move_mount(tree.as_fd(), target.as_fd()).context("mounting over it")
 }
 

@@ -27,7 +27,7 @@ pub struct Ctx<'a> {
     /// Trees the parent prepared (see `idmapped`).
     pub idmapped: &'a super::idmapped::Idmapped,
     /// The container's cgroup on the host (see `cgroup2_bind`).
-    pub cgroup_dir: &'a Path,
+    pub cgroup_view: &'a super::CgroupView,
     /// Read-only tmpfs mounts, mounted read-write so that what belongs under them (devices,
     /// /dev/pts, the console, later mounts) can be made, and made read-only by `finish`.
     pub late_ro: RefCell<Vec<LateRo>>,
@@ -188,6 +188,22 @@ fn filesystem(
     if fstype.is_empty() {
         bail!("type: missing (and the options hold no bind/rbind)");
     }
+    if fstype == "cgroup2" && !ctx.cgroup_view.own_ns {
+        // Without a cgroup namespace of its own the container shares the runtime's. A fresh
+        // cgroup2 mount from the initial cgroup namespace re-applies the hierarchy's root
+        // flags from its options (`nsdelegate`, `memory_recursiveprot`...) for the whole
+        // host; binding the hierarchy shows the same tree and changes nothing. Data options
+        // are not applied then (README "Differences from runc").
+        let target = match paths::open_target(root, dest, false) {
+            Err(e) if is_enoent(&e) => {
+                paths::ensure_target(root, dest, false)?;
+                paths::open_target(root, dest, false)?
+            }
+            other => other?,
+        };
+        drop(target);
+        return cgroup2_bind(root, dest, o, &ctx.cgroup_view.hierarchy);
+    }
     let strict = matches!(fstype, "proc" | "sysfs");
     let tmpfs = fstype == "tmpfs";
     let mut data = o.data.clone();
@@ -257,7 +273,7 @@ fn filesystem(
         );
         match mounted {
             Err(nix::errno::Errno::EPERM | nix::errno::Errno::EBUSY) if fstype == "cgroup2" => {
-                return cgroup2_bind(root, ctx, dest, o);
+                return cgroup2_bind(root, dest, o, &ctx.cgroup_view.dir);
             }
             other => other.with_context(|| format!("mounting {fstype}"))?,
         }
@@ -276,20 +292,14 @@ fn filesystem(
     propagate(root, dest, o)
 }
 
-/// A user namespace without a cgroup namespace of its own may not mount cgroup2 (the kernel
-/// requires the cgroup namespace's owner): the container's own cgroup directory is bound
-/// there instead, read-only or not as the mount says. runc and crun fall back the same way;
-/// runc binds the whole hierarchy unless the container has a cgroup namespace, crun binds the
-/// container's cgroup as we do, which shows the container what a cgroup namespace would.
-fn cgroup2_bind(root: BorrowedFd<'_>, ctx: &Ctx<'_>, dest: &Path, o: &Options) -> Result<()> {
-    let what = || {
-        format!(
-            "binding the container's cgroup {}",
-            ctx.cgroup_dir.display()
-        )
-    };
-    let tree = m::open_tree(nix::fcntl::AT_FDCWD, ctx.cgroup_dir, m::OPEN_TREE_CLONE)
-        .with_context(what)?;
+/// Binds `source`, a directory of the cgroup2 hierarchy, at `dest` with the mount's flags,
+/// where a fresh cgroup2 mount will not do, as runc does: without a cgroup namespace of its
+/// own the whole hierarchy (see `filesystem`; in a user namespace the kernel would refuse the
+/// mount anyway, it wants the cgroup namespace's owner), and when the kernel refuses a
+/// container with its own cgroup namespace (EPERM, EBUSY) the container's own cgroup.
+fn cgroup2_bind(root: BorrowedFd<'_>, dest: &Path, o: &Options, source: &Path) -> Result<()> {
+    let what = || format!("binding the cgroup directory {}", source.display());
+    let tree = m::open_tree(nix::fcntl::AT_FDCWD, source, m::OPEN_TREE_CLONE).with_context(what)?;
     let mut attr = MountAttr::default();
     if o.flags.contains(MsFlags::MS_RDONLY) {
         attr.attr_set |= m::MOUNT_ATTR_RDONLY;

@@ -116,8 +116,14 @@ impl Default for Options {
 impl Options {
     pub fn parse<S: AsRef<str>>(opts: &[S]) -> Options {
         let mut o = Options::default();
+        let mut atime = false;
         for opt in opts {
-            o.apply(opt.as_ref());
+            let opt = opt.as_ref();
+            atime |= ATIME.contains(&opt);
+            o.apply(opt);
+        }
+        if atime {
+            o.atime_attr();
         }
         o
     }
@@ -134,10 +140,18 @@ impl Options {
         self.attr_clr |= attr;
     }
 
-    fn atime(&mut self, flag: MsFlags, attr: u64) {
-        self.flags &= !(MsFlags::MS_NOATIME | MsFlags::MS_RELATIME | MsFlags::MS_STRICTATIME);
-        self.flags |= flag;
-        self.attr_set = (self.attr_set & !m::MOUNT_ATTR__ATIME) | attr;
+    /// The atime options set and clear their own flag bits, as runc passes them to mount(2);
+    /// the kernel then decides (strictatime beats noatime and relatime, noatime beats
+    /// relatime), and a bind mount's mount_setattr gets that same single mode.
+    fn atime_attr(&mut self) {
+        let mode = if self.flags.contains(MsFlags::MS_STRICTATIME) {
+            m::MOUNT_ATTR_STRICTATIME
+        } else if self.flags.contains(MsFlags::MS_NOATIME) {
+            m::MOUNT_ATTR_NOATIME
+        } else {
+            m::MOUNT_ATTR_RELATIME
+        };
+        self.attr_set = (self.attr_set & !m::MOUNT_ATTR__ATIME) | mode;
         self.attr_clr |= m::MOUNT_ATTR__ATIME;
     }
 
@@ -161,10 +175,13 @@ impl Options {
             "diratime" => self.clear(F::MS_NODIRATIME, m::MOUNT_ATTR_NODIRATIME),
             "nosymfollow" => self.set(F::from_bits_retain(256), m::MOUNT_ATTR_NOSYMFOLLOW),
             "symfollow" => self.clear(F::from_bits_retain(256), m::MOUNT_ATTR_NOSYMFOLLOW),
-            "noatime" => self.atime(F::MS_NOATIME, m::MOUNT_ATTR_NOATIME),
-            "relatime" => self.atime(F::MS_RELATIME, m::MOUNT_ATTR_RELATIME),
-            "strictatime" => self.atime(F::MS_STRICTATIME, m::MOUNT_ATTR_STRICTATIME),
-            "atime" | "norelatime" | "nostrictatime" | "defaults" => {}
+            "noatime" => self.flags |= F::MS_NOATIME,
+            "relatime" => self.flags |= F::MS_RELATIME,
+            "strictatime" => self.flags |= F::MS_STRICTATIME,
+            "atime" => self.flags &= !F::MS_NOATIME,
+            "norelatime" => self.flags &= !F::MS_RELATIME,
+            "nostrictatime" => self.flags &= !F::MS_STRICTATIME,
+            "defaults" => {}
             "sync" => self.flags |= F::MS_SYNCHRONOUS,
             "async" => self.flags &= !F::MS_SYNCHRONOUS,
             "dirsync" => self.flags |= F::MS_DIRSYNC,
@@ -223,6 +240,16 @@ impl Options {
     }
 }
 
+/// The options that decide a mount's atime mode.
+const ATIME: &[&str] = &[
+    "noatime",
+    "relatime",
+    "strictatime",
+    "atime",
+    "norelatime",
+    "nostrictatime",
+];
+
 /// The recursive (`r`-prefixed) attribute options of runtime-spec 1.1: (set?, attribute).
 fn recursive_attr(opt: &str) -> Option<(bool, u64)> {
     Some(match opt {
@@ -279,6 +306,26 @@ mod tests {
         let o = Options::parse(&["ro", "rw"]);
         assert!(!o.flags.contains(MsFlags::MS_RDONLY));
         assert_eq!(o.attr_set & m::MOUNT_ATTR_RDONLY, 0);
+    }
+
+    /// The kernel's rule, which runc's flag bits end up in: strictatime beats noatime and
+    /// relatime whatever the order; `atime` clears only noatime.
+    #[test]
+    fn atime_options_combine_as_the_kernel_combines_them() {
+        let mode = |opts: &[&str]| Options::parse(opts).attr_set & m::MOUNT_ATTR__ATIME;
+        assert_eq!(mode(&["strictatime", "noatime"]), m::MOUNT_ATTR_STRICTATIME);
+        assert_eq!(mode(&["noatime", "strictatime"]), m::MOUNT_ATTR_STRICTATIME);
+        assert_eq!(mode(&["noatime", "relatime"]), m::MOUNT_ATTR_NOATIME);
+        assert_eq!(mode(&["noatime", "atime"]), m::MOUNT_ATTR_RELATIME);
+        assert_eq!(
+            mode(&["strictatime", "nostrictatime", "noatime"]),
+            m::MOUNT_ATTR_NOATIME
+        );
+        let o = Options::parse(&["strictatime", "noatime"]);
+        assert!(o
+            .flags
+            .contains(MsFlags::MS_STRICTATIME | MsFlags::MS_NOATIME));
+        assert_eq!(Options::parse(&["ro"]).attr_clr & m::MOUNT_ATTR__ATIME, 0);
     }
 
     #[test]
