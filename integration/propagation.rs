@@ -155,7 +155,7 @@ fn a_slice_form_cgroups_path_is_a_relative_path_without_the_systemd_driver() {
         .unwrap()
         .retain(|n| n["type"] != "cgroup");
     let out = b.run_ok();
-    let own = crate::common::own_cgroup();
+    let own = crate::common::cgroup_base();
     let want = format!("0::{}/{name}", own.trim_end_matches('/'));
     assert!(out.lines().any(|l| l == want), "{out}\nwanted {want}");
 }

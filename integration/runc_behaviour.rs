@@ -58,7 +58,7 @@ fn a_cgroup_mount_in_a_user_namespace_without_a_cgroup_namespace_binds_the_hiera
     b.add_namespace(json!({"type": "user"}));
     b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    let own = crate::common::own_cgroup();
+    let own = crate::common::cgroup_base();
     let ours = format!("/sys/fs/cgroup/{}/{}", own.trim_matches('/'), b.id);
     b.sh(&format!(
         "head -n1 {ours}/cgroup.procs; grep ' /sys/fs/cgroup ' /proc/self/mountinfo; \
@@ -384,7 +384,7 @@ fn a_cgroup_mount_without_a_cgroup_namespace_never_changes_the_hosts_cgroup2_fla
         "nsdelegate"
     };
     cg["options"] = json!(["nosuid", "noexec", "nodev", "relatime", "ro", toggled]);
-    let own = crate::common::own_cgroup();
+    let own = crate::common::cgroup_base();
     let path = format!("/sys/fs/cgroup/{}/{}", own.trim_matches('/'), b.id);
     b.sh(&format!("test -f {path}/cgroup.procs && echo whole-hierarchy; grep -c ' /sys/fs/cgroup ' /proc/self/mountinfo"));
     assert_eq!(b.run_ok(), "whole-hierarchy\n1\n");

@@ -295,7 +295,7 @@ impl Bundle {
     /// The cgroup v2 directory skiff uses by default for this container.
     pub fn default_cgroup(&self) -> PathBuf {
         cgroup2_mount()
-            .join(own_cgroup().trim_start_matches('/'))
+            .join(cgroup_base().trim_start_matches('/'))
             .join(&self.id)
     }
 }
@@ -405,12 +405,17 @@ pub fn key(text: &str, key: &str) -> Option<u64> {
     })
 }
 
-pub fn own_cgroup() -> String {
-    std::fs::read_to_string("/proc/self/cgroup")
+/// Where a relative cgroupsPath goes: the parent of the test's own cgroup (runc's rule,
+/// which skiff follows).
+pub fn cgroup_base() -> String {
+    let own = std::fs::read_to_string("/proc/self/cgroup")
         .unwrap()
         .lines()
         .find_map(|l| l.strip_prefix("0::").map(str::to_string))
-        .unwrap()
+        .unwrap();
+    std::path::Path::new(&own)
+        .parent()
+        .map_or("/".into(), |p| p.to_string_lossy().into_owned())
 }
 
 pub fn host_ns(name: &str) -> String {

@@ -3,7 +3,9 @@
 //! mount found in mountinfo (`/sys/fs/cgroup/unified` there).
 //!
 //! `linux.cgroupsPath` follows runc's cgroupfs semantics: absolute → from the hierarchy root;
-//! relative → under skiff's own cgroup; empty → `<own cgroup>/<container id>`.
+//! relative → under the parent of skiff's own cgroup; empty → that parent's
+//! `<container id>`. A systemd-style `slice:prefix:name` is, without the systemd driver,
+//! just such a relative path.
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -33,7 +35,16 @@ pub fn resolve(cgroups_path: Option<&Path>, own: &Path, id: &str) -> Result<Path
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from(id),
     };
-    let base = if p.is_absolute() { Path::new("/") } else { own };
+    // A relative path goes under the *parent* of our own cgroup, as runc's cgroup v2 code
+    // puts it: our own cgroup usually holds processes (the shim, a service's main process),
+    // and the "no internal processes" rule then keeps domain controllers from being enabled
+    // for a child of it (and a threaded-only one leaves the child "domain invalid", which
+    // CLONE_INTO_CGROUP refuses).
+    let base = if p.is_absolute() {
+        Path::new("/")
+    } else {
+        own.parent().unwrap_or(Path::new("/"))
+    };
     let mut out = PathBuf::new();
     for c in base.join(&p).components() {
         match c {
@@ -88,17 +99,17 @@ mod tests {
     fn cgroups_path_semantics_follow_runc() {
         let own = Path::new("/own/cg");
         let r = |p: Option<&str>| resolve(p.map(Path::new), own, "c1");
-        assert_eq!(r(None).unwrap(), PathBuf::from("own/cg/c1"));
-        assert_eq!(r(Some("")).unwrap(), PathBuf::from("own/cg/c1"));
+        assert_eq!(r(None).unwrap(), PathBuf::from("own/c1"));
+        assert_eq!(r(Some("")).unwrap(), PathBuf::from("own/c1"));
         assert_eq!(r(Some("/abs/x")).unwrap(), PathBuf::from("abs/x"));
-        assert_eq!(r(Some("rel/x")).unwrap(), PathBuf::from("own/cg/rel/x"));
+        assert_eq!(r(Some("rel/x")).unwrap(), PathBuf::from("own/rel/x"));
         assert!(r(Some("../../etc")).is_err());
         assert!(r(Some("/")).is_err());
         // Without the systemd driver a slice:prefix:name path is a plain relative path, as
         // runc and crun take it (containerd 1.6 writes one for a pod whose parent is a slice).
         assert_eq!(
             r(Some("test.slice:cri-containerd:abc")).unwrap(),
-            PathBuf::from("own/cg/test.slice:cri-containerd:abc")
+            PathBuf::from("own/test.slice:cri-containerd:abc")
         );
     }
 }
