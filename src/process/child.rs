@@ -59,6 +59,8 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User);
     if l.plan.new_user || joined_user {
         become_userns_root()?;
+        // The id change cleared the parent-death signal (process::sync: crash consistency).
+        rearm_parent_death(end)?;
     }
     let proc = Proc::open()?;
     if l.plan.new_time {
@@ -77,10 +79,11 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         end.run_hooks()?;
     }
     let state = l.state_json("creating", pid);
-    hooks::run_all(
+    hooks::run_all_in_rootfs(
         "createContainer",
         hooks.and_then(|h| h.create_container().as_ref()),
         &state,
+        &l.bundle.rootfs,
     )?;
     crate::rootfs::enter(&prepared, l.no_pivot)?;
     nix::unistd::setsid().context("setsid")?;
@@ -120,8 +123,8 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     // Everything past stdio and the fds the caller asked to pass on must close at execve
     // (CVE-2024-21626: a leaked host fd would give the container a way out). Before any
     // filter: a profile that does not list close_range makes it fail with ENOSYS.
-    let kept = l.listen_fds + l.preserve_fds;
-    crate::sys::misc::cloexec_from(3 + kept).context("marking fds close-on-exec")?;
+    let kept = l.listen_fds.saturating_add(l.preserve_fds);
+    crate::sys::misc::cloexec_from(kept.saturating_add(3)).context("marking fds close-on-exec")?;
     crate::sys::misc::keep_across_exec(3, kept);
     if let (Some(f), false) = (seccomp, nnp) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before caps are dropped.
@@ -132,9 +135,10 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     identity::switch_user_and_chdir(process)?;
     let exe = identity::lookup(process, &env)?;
     let late_seccomp = crate::seccomp::agent::before_ready(seccomp, nnp, agent)?;
-    prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
     end.ready()?;
     ready_sent.set(true);
+    // Until skiff has recorded the container its death is ours (process::sync).
+    end.wait_commit(|| prctl::set_pdeathsig(None).context("clearing the parent-death signal"))?;
     let barrier = wait_for_start(&proc, l.fifo)?;
     let state = l.state_json("created", pid);
     // The filter goes on before the startContainer hooks (they are the container's own
@@ -169,6 +173,16 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
 fn harden() -> Result<()> {
     prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
     prctl::set_dumpable(false).context("making the init non-dumpable")?;
+    Ok(())
+}
+
+/// Sets the parent-death signal again after a credential change cleared it; a parent that
+/// died before that shows as EOF on the socket.
+fn rearm_parent_death(end: &ChildEnd) -> Result<()> {
+    prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
+    if end.parent_gone() {
+        anyhow::bail!("skiff exited during container setup");
+    }
     Ok(())
 }
 

@@ -84,10 +84,14 @@ pub fn spawn(e: &mut Exec<'_>) -> Result<Init> {
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd.context("clone3 returned no pidfd")?),
     };
+    crate::failpoint!("exec.cloned");
     drop(cend);
     let mut side = ParentSide::new(pend, false, false);
     let result = super::set_oom_score_adj(pid, e.process)
         .and_then(|()| side.go(pid))
+        .inspect(|()| {
+            crate::failpoint!("exec.go");
+        })
         .and_then(|()| side.next_request());
     match result {
         Ok(Request::Ready) => Ok(Init { pid, pidfd: fd }),
@@ -167,7 +171,8 @@ fn child(
     };
     let agent = agent.as_ref().map(|(s, m)| (*s, m.as_slice()));
     // Before any filter, as for the init (child.rs): close_range may not be allowed.
-    crate::sys::misc::cloexec_from(3 + e.preserve_fds).context("marking fds close-on-exec")?;
+    crate::sys::misc::cloexec_from(e.preserve_fds.saturating_add(3))
+        .context("marking fds close-on-exec")?;
     if let (Some(f), false) = (e.seccomp, nnp) {
         crate::seccomp::install(f, agent)?;
     }

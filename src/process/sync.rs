@@ -1,49 +1,107 @@
 //! THE create protocol: what the parent (`skiff create`/`run`) and the child (the future
 //! container init) say to each other over one SOCK_SEQPACKET socketpair, and in which order.
 //! This is the only place that defines it; `parent.rs` and `child.rs` each follow it through
-//! the typed ends below.
+//! the typed ends below. `[name]` marks a crash point (`failpoint!`, see below).
 //!
 //! ```text
 //!  parent                                          child
 //!  ──────                                          ─────
-//!  validate, lock <root>/<id>, mkfifo exec.fifo, mkdir cgroup, open joined namespaces,
-//!  connect the console socket and (NOTIFY) the seccomp agent, become non-dumpable
+//!  validate; connect the console socket and (NOTIFY) the seccomp agent
+//!  mkdir + flock <root>/<id> (under <root>'s flock)   [create.locked]
+//!  W1: state.json {pid 0, cgroup, committed: false}   [create.recorded]
+//!  mkfifo exec.fifo                                   [create.fifo]
+//!  mkdir cgroup (W1 again if other parents were made) [create.cgroup]
+//!  resources, device program                          [create.resources]
+//!  open joined namespaces, become non-dumpable
 //!  [setns pid_for_children when joining a pid ns]
 //!  clone3(new namespaces | INTO_CGROUP | PIDFD) ─► born in its cgroup (and namespaces);
-//!                                                  non-dumpable from birth; drops the
-//!                                                  parent's fds, parent-death signal
-//!  [clone3 made a user ns: write uid/gid maps]
-//!                                                  [plan.join: setns each, user first]
+//!                                  [spawn.cloned]  non-dumpable from birth; parent-death
+//!                                                  signal SIGKILL; drops the parent's fds
+//!  [clone3 made a user ns: write uid/gid maps]     [plan.join: setns each, user first]
 //!                          ◄───────────────────── MapIds      (plan.unshare_user only,
-//!  write uid_map/gid_map                                        after unshare(NEWUSER))
+//!  write uid_map/gid_map           [spawn.maps]                after unshare(NEWUSER))
 //!  MapsDone ─────────────────────────────────────►
 //!                                                  [unshare the rest]
 //!                          ◄───────────────────── InitPid{pid} (plan.fork only: the child
 //!  pidfd_open(pid), reap the child                  forked the init with CLONE_PARENT and
 //!                                                   exits; the init carries on from here)
+//!  W2: state.json {pid, start time}  [spawn.recorded]
 //!  write /proc/<pid>/oom_score_adj
-//!  Go{pid} ──────────────────────────────────────► init: time ns, mounts, devices
+//!  Go{pid} ─────────────────────────[spawn.go]───► init: [user ns: become its root, then
+//!                                                  parent-death signal again + EOF check],
+//!                                                  time ns, mounts, devices
 //!                          ◄───────────────────── RunHooks    (only with prestart or
 //!  run prestart + createRuntime hooks                           createRuntime hooks)
+//!                  [spawn.hooks, spawn.hooks-done]
 //!  HooksDone ────────────────────────────────────►
-//!                                                  createContainer hooks, pivot_root,
-//!                                                  masked/readonly paths, hostname,
-//!                                                  rlimits, [seccomp if !noNewPrivileges],
-//!                                                  user, caps, cwd, look up args[0],
-//!                                                  [seccomp if noNewPrivileges and NOTIFY]
-//!                                                  (NOTIFY: listener fd + process state
-//!                                                  to the agent on the inherited socket)
+//!                                                  createContainer hooks (cwd: the rootfs),
+//!                                                  pivot_root, masked/readonly paths,
+//!                                                  hostname, rlimits, [seccomp if
+//!                                                  !noNewPrivileges], user, caps, cwd, look
+//!                                                  up args[0], [seccomp if noNewPrivileges
+//!                                                  and NOTIFY] (NOTIFY: listener fd +
+//!                                                  process state to the agent)
 //!                          ◄───────────────────── Ready
-//!  write state.json and --pid-file, exit           block opening exec.fifo for writing
+//!  config.json copy, --pid-file, --pidfd-socket    [spawn.ready, create.pid-file]
+//!  W3: state.json {committed: true}  [create.committed]
+//!  Commit ───────────────────────────────────────► clear the parent-death signal
+//!                          ◄───────────────────── Committed
+//!  exit                              [create.done] block opening exec.fifo for writing
 //!  ...
-//!  `skiff start`: open exec.fifo, read 1 byte ◄── write 1 byte, startContainer hooks,
-//!                                                  [seccomp if noNewPrivileges], execve
+//!  `skiff start`: open exec.fifo O_PATH, unlink it, reopen it for reading  ◄── unblocks:
+//!  [start.fifo-held, start.fifo-removed]     write the verdict byte, startContainer hooks,
+//!  read the verdict [start.released]         [seccomp if noNewPrivileges], execve
 //! ```
 //!
 //! At any point the child may send `Log{level,msg}` (the parent writes it to the log: it is
 //! the only writer), or `Error{msg}` and exit: the parent then kills and reaps it and undoes
 //! everything. EOF from the parent makes the child exit; EOF from the child before `Ready` is
 //! an error for the parent. Any message out of this order is a protocol error.
+//!
+//! # Crash consistency
+//!
+//! skiff may be killed (SIGKILL: shim timeouts, OOM, node shutdown) at any instant of any
+//! command. Whatever that leaves, the next `delete --force` (or `delete`) removes it
+//! completely: no process, no mount, no cgroup, no state directory, and the id is free again.
+//! `integration/crash/` kills every command at every crash point above (and the others in
+//! `start`, `run`, `exec`, `delete`, `update`, `pause`, `resume`) and at random moments, and
+//! checks the kernel's view after `delete --force`. The argument:
+//!
+//! - **Record before making.** W1 names the cgroup (and which of its directories skiff made)
+//!   before it exists; W2 names the init by pid and start time before it is given `Go`
+//!   (before that it only waits). So everything `create` made is findable from state.json by
+//!   the time a crash could leave it behind. The fifo lives in the state directory.
+//! - **No orphan init.** The init carries the parent-death signal SIGKILL from its first
+//!   instruction (the fork case's init too) until `Commit`: skiff's death kills it. Where a
+//!   credential change clears the signal (becoming the user namespace's root) it is set
+//!   again and the socket checked for EOF, which covers a parent that died in between; the
+//!   later user switch is followed only by messages on the socket, where skiff's death is
+//!   EOF. `Commit` comes after W3, the pid file and the pidfd: an init never outlives a
+//!   `create` that died before it could return, and never waits on the fifo for a `start`
+//!   that cannot come.
+//! - **Uncommitted means aborted.** A create holds the container's flock until it exits, so a
+//!   record another command can lock while `committed` is false belongs to a dead create: it
+//!   reads as `stopped` (runc shows aborted starts as stopped), `list` shows it, and `delete`
+//!   kills what W2 names (if it still runs), removes the cgroup and the directory.
+//! - **Debris.** A directory with no state.json is what a create killed between its mkdir
+//!   and W1, or a delete killed after removing state.json (it goes first), leaves. Creates
+//!   take the root's flock from mkdir to flock, so a reader holding both locks knows no
+//!   create is halfway: it removes the directory (`state::Store::open`), and the id is free.
+//! - **Start.** `start` unlinks the fifo before it releases the init, so a crash leaves a
+//!   container that is either created (fifo present, init waiting), running, or stopped,
+//!   never "created" with an init that is already past the barrier (a later `start` would
+//!   wait forever). A crash between the unlink and the release leaves an init that waits
+//!   forever while the container reads as running; `delete --force` removes it.
+//! - **Delete.** `delete` kills, removes the cgroup, runs poststop hooks and removes
+//!   state.json before the rest of the directory, so a crash leaves either the container
+//!   (whose next delete redoes what is left, poststop hooks included) or debris.
+//! - **Other commands.** `exec` puts its process in the container's cgroup and pid
+//!   namespace at birth (it dies with the container); `update`, `pause` and `resume` change
+//!   the cgroup and rewrite state.json atomically (rename), so a crash leaves the old or the
+//!   new record; the container stays deletable.
+//! - **What is outside.** Hooks die with the process that runs them (parent-death signal),
+//!   but what a hook starts itself is its own affair, as with runc. A `--pid-file` is
+//!   written through a temporary file next to it, which a crash at that instant leaves.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -60,12 +118,14 @@ pub enum Msg {
     InitPid { pid: i32 },
     RunHooks,
     Ready,
+    Committed,
     Log { level: Level, msg: String },
     Error { msg: String },
     // parent → child
     MapsDone,
     Go { pid: i32 },
     HooksDone,
+    Commit,
 }
 
 /// Messages are small JSON documents; SEQPACKET keeps their boundaries.
@@ -88,6 +148,8 @@ impl Socket {
         let n = loop {
             match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Err(nix::errno::Errno::EINTR) => continue,
+                // The peer closed with a message of ours unread: it is gone all the same.
+                Err(nix::errno::Errno::ECONNRESET) => return Ok(None),
                 other => break other.context("receiving on the sync socket")?,
             }
         };
@@ -177,6 +239,21 @@ impl ParentSide {
         self.end.0.send(&Msg::HooksDone)
     }
 
+    /// The container is recorded: the init may outlive us from now on. Returns once it has
+    /// cleared its parent-death signal (our exit right after would kill it otherwise).
+    pub fn commit(self) -> Result<()> {
+        self.end.0.send(&Msg::Commit)?;
+        loop {
+            match self.end.0.recv()? {
+                Some(Msg::Committed) => return Ok(()),
+                Some(Msg::Log { level, msg }) => crate::logging::log(level, &msg),
+                Some(Msg::Error { msg }) => bail!("{msg}"),
+                Some(m) => bail!("protocol error: unexpected {m:?} from the container init"),
+                None => bail!("container init exited before it was committed"),
+            }
+        }
+    }
+
     /// Waits for the child's next request, writing its log lines to the log meanwhile.
     pub fn next_request(&mut self) -> Result<Request> {
         loop {
@@ -242,6 +319,29 @@ impl ChildEnd {
         self.0.send(&Msg::Ready)
     }
 
+    /// After Ready: waits until skiff has recorded the container (EOF: it died first), then
+    /// runs `detach` (clearing the parent-death signal) and says so.
+    pub fn wait_commit(&self, detach: impl FnOnce() -> Result<()>) -> Result<()> {
+        match self.0.recv()? {
+            Some(Msg::Commit) => {}
+            Some(m) => bail!("protocol error: expected Commit, got {m:?}"),
+            None => bail!("skiff exited before it recorded the container"),
+        }
+        detach()?;
+        self.0.send(&Msg::Committed)
+    }
+
+    /// True when the parent's end is closed (it exited), without waiting.
+    pub fn parent_gone(&self) -> bool {
+        let mut p = [libc::pollfd {
+            fd: self.raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        }];
+        crate::sys::misc::poll(&mut p, 0)
+            .is_ok_and(|_| p[0].revents & (libc::POLLHUP | libc::POLLRDHUP) != 0)
+    }
+
     pub fn log(&self, level: Level, msg: String) {
         let _ = self.0.send(&Msg::Log { level, msg });
     }
@@ -271,8 +371,27 @@ mod tests {
         c.0.send(&Msg::RunHooks).unwrap();
         assert_eq!(p.next_request().unwrap(), Request::RunHooks);
         p.hooks_done().unwrap();
+        assert_eq!(c.0.recv().unwrap(), Some(Msg::HooksDone));
         c.ready().unwrap();
         assert_eq!(p.next_request().unwrap(), Request::Ready);
+        assert!(!c.parent_gone());
+        let child = std::thread::spawn(move || c.wait_commit(|| Ok(())));
+        p.commit().unwrap();
+        child.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_parent_gone_before_commit_is_eof_for_the_child() {
+        let (p, c) = pair().unwrap();
+        let p = ParentSide::new(p, false, false);
+        c.ready().unwrap();
+        drop(p);
+        assert!(c.parent_gone());
+        assert!(c
+            .wait_commit(|| Ok(()))
+            .unwrap_err()
+            .to_string()
+            .contains("before it recorded the container"));
     }
 
     #[test]
