@@ -326,6 +326,21 @@ impl Drop for Bundle {
     }
 }
 
+/// A small deterministic generator (xorshift64*): the same cases on every run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
 /// Runs `cmd` with stdout/stderr captured through temporary files.
 pub fn output_via_files(cmd: &mut Command) -> Output {
     output_via_files_within(cmd, None)
@@ -342,23 +357,15 @@ pub fn output_via_files_within(cmd: &mut Command, limit: Option<std::time::Durat
         .stderr(std::fs::File::create(&e).unwrap())
         .spawn()
         .unwrap();
-    let status = match limit {
-        None => child.wait().unwrap(),
-        Some(limit) => {
-            let end = std::time::Instant::now() + limit;
-            loop {
-                if let Some(s) = child.try_wait().unwrap() {
-                    break s;
-                }
-                if std::time::Instant::now() > end {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("{cmd:?} still running after {limit:?}");
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-        }
-    };
+    // On the child's pidfd, not by polling: tests run thousands of commands.
+    let pidfd = skiff::sys::pidfd::open(child.id() as i32).unwrap();
+    let ms = limit.map_or(-1, |l| i32::try_from(l.as_millis()).unwrap_or(i32::MAX));
+    if !skiff::sys::pidfd::wait_exit(std::os::fd::AsFd::as_fd(&pidfd), ms).unwrap() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{cmd:?} still running after {limit:?}");
+    }
+    let status = child.wait().unwrap();
     let out = Output {
         status,
         stdout: std::fs::read(&o).unwrap(),

@@ -18,11 +18,21 @@ fn parallel_mixed_commands_on_shared_ids_keep_state_consistent_and_leave_nothing
     let b = Arc::new(b);
     let ids: Vec<String> = (0..20).map(|i| format!("{}-{i}", b.id)).collect();
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    // Successes per command: the mix must really have created, started and exec'd.
+    let ok = Arc::new(Mutex::new(
+        std::collections::BTreeMap::<&'static str, usize>::new(),
+    ));
     let next = Arc::new(Mutex::new(0usize));
     let started = Instant::now();
     let threads: Vec<_> = (0..8)
         .map(|t| {
-            let (b, ids, errors, next) = (b.clone(), ids.clone(), errors.clone(), next.clone());
+            let (b, ids, errors, next, ok) = (
+                b.clone(),
+                ids.clone(),
+                errors.clone(),
+                next.clone(),
+                ok.clone(),
+            );
             std::thread::spawn(move || loop {
                 let n = {
                     let mut n = next.lock().unwrap();
@@ -42,9 +52,13 @@ fn parallel_mixed_commands_on_shared_ids_keep_state_consistent_and_leave_nothing
                     4 => vec!["delete", "--force", id],
                     _ => vec!["exec", id, "true"],
                 };
+                let kind = ["create", "start", "state", "kill", "delete", "exec"][n % 6];
                 // Bounded (a hang fails the test); the config is written once, above.
                 let out = super::bounded(b.command(&args).stdin(std::process::Stdio::null()));
                 let err = text(&out.stderr);
+                if out.status.success() {
+                    *ok.lock().unwrap().entry(kind).or_default() += 1;
+                }
                 if args[0] == "state" && out.status.success() {
                     if let Err(e) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
                         errors.lock().unwrap().push(format!("state {id}: {e}"));
@@ -85,6 +99,13 @@ fn parallel_mixed_commands_on_shared_ids_keep_state_consistent_and_leave_nothing
         took < Duration::from_secs(120),
         "200 commands took {took:?}"
     );
+    let ok = ok.lock().unwrap();
+    for kind in ["create", "start", "state", "exec", "delete"] {
+        assert!(
+            ok.get(kind).copied().unwrap_or(0) > 0,
+            "no {kind} succeeded: {ok:?}"
+        );
+    }
     let cg = b.default_cgroup();
     for id in &ids {
         let cg = cg.with_file_name(id);
@@ -96,5 +117,8 @@ fn parallel_mixed_commands_on_shared_ids_keep_state_consistent_and_leave_nothing
         assert!(processes_of(id).is_empty(), "{id}: {:?}", processes_of(id));
     }
     assert!(leftovers(&b).is_empty(), "{:#?}", leftovers(&b));
-    eprintln!("concurrency: 200 commands on 20 ids by 8 threads in {took:?}, nothing left");
+    eprintln!(
+        "concurrency: 200 commands on 20 ids by 8 threads in {took:?} (succeeded: {ok:?}), \
+         nothing left"
+    );
 }

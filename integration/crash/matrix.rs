@@ -88,7 +88,7 @@ impl Cmd {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Shape {
     Plain,
     Hooks,
@@ -244,11 +244,28 @@ fn parallel<T: Sync, R: Send>(items: &[T], n: usize, work: impl Fn(&T) -> R + Sy
 /// The matrix as step × command: for each crash point, the shapes in which each command
 /// was killed there and came out clean.
 fn grid(cells: &[(Shape, Cmd, String)]) -> String {
+    // Steps in protocol order: each command's points are in the order it passed them, so
+    // a new one goes right after the point before it (or before the first later one).
     let mut steps: Vec<&str> = vec![];
-    for (_, _, p) in cells {
-        if !steps.contains(&p.as_str()) {
-            steps.push(p);
+    for (i, (shape, cmd, p)) in cells.iter().enumerate() {
+        if steps.contains(&p.as_str()) {
+            continue;
         }
+        let same = |j: usize| {
+            cells
+                .get(j)
+                .filter(|(s, c, _)| s == shape && c.name() == cmd.name())
+                .map(|(_, _, q)| q.as_str())
+        };
+        let before = i.checked_sub(1).and_then(same);
+        let at = match before.and_then(|q| steps.iter().position(|s| *s == q)) {
+            Some(k) => k + 1,
+            None => (i + 1..)
+                .map_while(same)
+                .find_map(|q| steps.iter().position(|s| *s == q))
+                .unwrap_or(steps.len()),
+        };
+        steps.insert(at, p);
     }
     let mut out = String::from("| step |");
     for c in COMMANDS {

@@ -60,35 +60,10 @@ pub fn skiff(b: &Bundle, args: &[&str], env: &[(&str, &str)]) -> Output {
     bounded(&mut c)
 }
 
-/// Runs `cmd` to its end (stdout and stderr through files: a created init inherits them),
-/// waiting on its pidfd rather than polling; killed and a test failure after [`LIMIT`].
+/// Runs `cmd` to its end (stdout and stderr through files: a created init inherits them);
+/// killed and a test failure after [`LIMIT`].
 pub fn bounded(cmd: &mut Command) -> Output {
-    use std::os::fd::AsFd;
-    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let base = std::env::temp_dir().join(format!("skiff-crash-out-{}-{n}", std::process::id()));
-    let (o, e) = (base.with_extension("out"), base.with_extension("err"));
-    let mut child = cmd
-        .stdout(std::fs::File::create(&o).unwrap())
-        .stderr(std::fs::File::create(&e).unwrap())
-        .spawn()
-        .unwrap();
-    let fd = skiff::sys::pidfd::open(child.id() as i32).unwrap();
-    let ms = LIMIT.as_millis() as i32;
-    if !skiff::sys::pidfd::wait_exit(fd.as_fd(), ms).unwrap() {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{cmd:?} still running after {LIMIT:?}");
-    }
-    let status = child.wait().unwrap();
-    let out = Output {
-        status,
-        stdout: std::fs::read(&o).unwrap(),
-        stderr: std::fs::read(&e).unwrap(),
-    };
-    let _ = std::fs::remove_file(&o);
-    let _ = std::fs::remove_file(&e);
-    out
+    crate::common::output_via_files_within(cmd, Some(LIMIT))
 }
 
 pub fn bundle_dir(b: &Bundle) -> String {
@@ -145,8 +120,8 @@ pub fn processes_of(id: &str) -> Vec<(i32, String)> {
 }
 
 /// `delete --force`, then the kernel's view must hold nothing of the container (processes
-/// are given a moment to finish exiting), and the id must take a new container.
-pub fn assert_deleted_and_reusable(b: &Bundle, what: &str) {
+/// are given a moment to finish exiting).
+pub fn delete_force_and_check(b: &Bundle, what: &str) {
     let out = skiff(b, &["delete", "--force", &b.id], &[]);
     assert!(
         out.status.success(),
@@ -161,15 +136,18 @@ pub fn assert_deleted_and_reusable(b: &Bundle, what: &str) {
         }),
         "{what}: left behind after delete --force: {left:#?}"
     );
+}
+
+/// [`delete_force_and_check`], then the id must take a new container.
+pub fn assert_deleted_and_reusable(b: &Bundle, what: &str) {
+    delete_force_and_check(b, what);
     let out = skiff(b, &["create", "--bundle", &bundle_dir(b), &b.id], &[]);
     assert!(
         out.status.success(),
         "{what}: the id cannot be used again: {}",
         text(&out.stderr)
     );
-    let out = skiff(b, &["delete", "--force", &b.id], &[]);
-    assert!(out.status.success(), "{what}: {}", text(&out.stderr));
-    assert!(leftovers(b).is_empty(), "{what}: {:#?}", leftovers(b));
+    delete_force_and_check(b, what);
 }
 
 /// `list --format json` as (id, status) pairs.
