@@ -1,0 +1,26 @@
+//! config.json as `create` takes it: parse (field-naming errors, depth limit), validate
+//! against a bundle directory with a rootfs, compile linux.seccomp, plan the cgroup
+//! resources and the device program. Any input may be refused; none may panic or hang.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fn bundle() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("skiff-fuzz-bundle-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("rootfs")).unwrap();
+        dir
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(spec) = skiff::bundle::parse(data) else {
+        return;
+    };
+    if skiff::bundle::validate(&spec, bundle()).is_err() {
+        return;
+    }
+    let _ = skiff::bundle::seccomp(&spec);
+    let _ = skiff::cgroups::create_plan(&spec);
+});
