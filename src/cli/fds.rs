@@ -9,12 +9,22 @@ use anyhow::{bail, Result};
 /// ("unable to stat preserved-fd I (of N)"). skiff's own `--log` file, opened before this
 /// check at the lowest free number, counts as not open: it filled a hole in the caller's fds.
 pub fn check_preserved_fds(listen: u32, n: u32) -> Result<()> {
+    let first = 3u64 + u64::from(listen);
+    // The activated sockets are not checked (runc does not), but skiff's log is no socket.
+    if let Some(log) = crate::logging::file_fd().and_then(|fd| u64::try_from(fd).ok()) {
+        if (3..first).contains(&log) {
+            bail!(
+                "LISTEN_FDS={listen}: fd {log} is not one of the caller's (socket activation \
+                 passes fds 3..{})",
+                first - 1
+            );
+        }
+    }
     if n == 0 {
         return Ok(());
     }
     let (soft, _) = crate::sys::misc::getrlimit(libc::RLIMIT_NOFILE)
         .map_err(|e| anyhow::anyhow!("--preserve-fds: reading RLIMIT_NOFILE: {e}"))?;
-    let first = 3u64 + u64::from(listen);
     let end = first + u64::from(n);
     if end > soft {
         bail!(
