@@ -157,7 +157,6 @@ fn create_locked(
         resources: linux.and_then(|l| l.resources().clone()),
         own_pid_ns: plan.own_pid_ns,
         hooks: bundle.spec.hooks().clone(),
-        committed: false,
     };
     locked.save(&state)?;
     crate::failpoint!("create.recorded");
@@ -221,8 +220,9 @@ fn missing_dirs(mount: &Path, rel: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// Spawns the init and records it: W2 (its pid) before it runs, then, once it is ready, the
-/// config copy, the pid file, the pidfd, W3 (committed) and the commit message.
+/// Spawns the init and records it: W2 (its pid) as it starts, then, once it is ready, the
+/// pid file, the pidfd, W3 (the config copy, which commits the record) and the commit
+/// message.
 #[allow(clippy::too_many_arguments)]
 fn launch(
     locked: &Locked,
@@ -282,9 +282,7 @@ fn launch(
         }
     };
     let init = &spawned.init;
-    state.committed = true;
     let recorded = (|| -> Result<()> {
-        locked.save_spec(&bundle.spec)?;
         if let Some(p) = &o.pid_file {
             write_pid_file(p, init.pid)?;
         }
@@ -292,7 +290,7 @@ fn launch(
             send_pidfd(p, init.pidfd.as_fd())?;
         }
         crate::failpoint!("create.pid-file");
-        locked.save(state)?;
+        locked.save_spec(&bundle.spec)?;
         crate::failpoint!("create.committed");
         Ok(())
     })();

@@ -135,10 +135,11 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     identity::switch_user_and_chdir(process)?;
     let exe = identity::lookup(process, &env)?;
     let late_seccomp = crate::seccomp::agent::before_ready(seccomp, nnp, agent)?;
+    prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
     end.ready()?;
     ready_sent.set(true);
-    // Until skiff has recorded the container its death is ours (process::sync).
-    end.wait_commit(|| prctl::set_pdeathsig(None).context("clearing the parent-death signal"))?;
+    // Until skiff has recorded the container its death (EOF) is ours (process::sync).
+    end.wait_commit()?;
     let barrier = wait_for_start(&proc, l.fifo)?;
     let state = l.state_json("created", pid);
     // The filter goes on before the startContainer hooks (they are the container's own

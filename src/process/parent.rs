@@ -60,8 +60,8 @@ impl Spawned {
 }
 
 /// Spawns the init into `cgroup` and drives it to `Ready`. `record` is called with the
-/// init's pid as soon as it is known and before the init is let go (`Go`): from then on a
-/// crash of ours leaves an init that state.json names.
+/// init's pid as soon as it is let go (`Go`), while it sets up: a crash of ours then leaves
+/// an init that state.json names (and that dies with us anyway, process::sync).
 pub fn spawn(
     l: &mut Launch<'_>,
     cgroup: BorrowedFd<'_>,
@@ -108,11 +108,11 @@ pub fn spawn(
     let mut netdevs = crate::netdev::attach(spec, plan, pid, crate::netdev::Stage::Cloned)?;
     let process = spec.process().as_ref().context("process: missing")?;
     if !plan.fork {
-        record(pid)?;
-        crate::failpoint!("spawn.recorded");
         super::set_oom_score_adj(pid, process)?;
         side.go(pid)?;
         crate::failpoint!("spawn.go");
+        record(pid)?;
+        crate::failpoint!("spawn.recorded");
     }
     loop {
         match side.next_request()? {
@@ -130,11 +130,11 @@ pub fn spawn(
                 {
                     netdevs = Some(a);
                 }
-                record(p)?;
-                crate::failpoint!("spawn.recorded");
                 super::set_oom_score_adj(p, process)?;
                 side.go(p)?;
                 crate::failpoint!("spawn.go");
+                record(p)?;
+                crate::failpoint!("spawn.recorded");
             }
             Request::RunHooks => {
                 crate::failpoint!("spawn.hooks");

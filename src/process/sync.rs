@@ -8,7 +8,7 @@
 //!  ──────                                          ─────
 //!  validate; connect the console socket and (NOTIFY) the seccomp agent
 //!  mkdir + flock <root>/<id> (under <root>'s flock)   [create.locked]
-//!  W1: state.json {pid 0, cgroup, committed: false}   [create.recorded]
+//!  W1: state.json {pid 0, cgroup, its new dirs}      [create.recorded]
 //!  mkfifo exec.fifo                                   [create.fifo]
 //!  mkdir cgroup (W1 again if other parents were made) [create.cgroup]
 //!  resources, device program                          [create.resources]
@@ -25,11 +25,10 @@
 //!                          ◄───────────────────── InitPid{pid} (plan.fork only: the child
 //!  pidfd_open(pid), reap the child                  forked the init with CLONE_PARENT and
 //!                                                   exits; the init carries on from here)
-//!  W2: state.json {pid, start time}  [spawn.recorded]
 //!  write /proc/<pid>/oom_score_adj
 //!  Go{pid} ─────────────────────────[spawn.go]───► init: [user ns: become its root, then
-//!                                                  parent-death signal again + EOF check],
-//!                                                  time ns, mounts, devices
+//!  W2: state.json {pid, start time}                parent-death signal again + EOF check],
+//!                 [spawn.recorded]                 time ns, mounts, devices
 //!                          ◄───────────────────── RunHooks    (only with prestart or
 //!  run prestart + createRuntime hooks                           createRuntime hooks)
 //!                  [spawn.hooks, spawn.hooks-done]
@@ -40,12 +39,12 @@
 //!                                                  !noNewPrivileges], user, caps, cwd, look
 //!                                                  up args[0], [seccomp if noNewPrivileges
 //!                                                  and NOTIFY] (NOTIFY: listener fd +
-//!                                                  process state to the agent)
+//!                                                  process state to the agent),
+//!                                                  clear the parent-death signal
 //!                          ◄───────────────────── Ready
-//!  config.json copy, --pid-file, --pidfd-socket    [spawn.ready, create.pid-file]
-//!  W3: state.json {committed: true}  [create.committed]
-//!  Commit ───────────────────────────────────────► clear the parent-death signal
-//!                          ◄───────────────────── Committed
+//!  --pid-file, --pidfd-socket  [spawn.ready, create.pid-file]
+//!  W3: <state>/config.json, the config copy: commits the record  [create.committed]
+//!  Commit ───────────────────────────────────────► (EOF instead: exit)
 //!  exit                              [create.done] block opening exec.fifo for writing
 //!  ...
 //!  `skiff start`: open exec.fifo O_PATH, unlink it, reopen it for reading  ◄── unblocks:
@@ -68,21 +67,26 @@
 //! checks the kernel's view after `delete --force`. The argument:
 //!
 //! - **Record before making.** W1 names the cgroup (and which of its directories skiff made)
-//!   before it exists; W2 names the init by pid and start time before it is given `Go`
-//!   (before that it only waits). So everything `create` made is findable from state.json by
-//!   the time a crash could leave it behind. The fifo lives in the state directory.
+//!   before it exists; the fifo lives in the state directory. The init needs no record to
+//!   die (below), but W2 names it by pid and start time while it sets up, written after
+//!   `Go` so the write costs nothing on the critical path: `delete` then kills it and waits
+//!   for it by its pidfd rather than waiting for the cgroup to empty.
 //! - **No orphan init.** The init carries the parent-death signal SIGKILL from its first
-//!   instruction (the fork case's init too) until `Commit`: skiff's death kills it. Where a
-//!   credential change clears the signal (becoming the user namespace's root) it is set
-//!   again and the socket checked for EOF, which covers a parent that died in between; the
-//!   later user switch is followed only by messages on the socket, where skiff's death is
-//!   EOF. `Commit` comes after W3, the pid file and the pidfd: an init never outlives a
-//!   `create` that died before it could return, and never waits on the fifo for a `start`
-//!   that cannot come.
-//! - **Uncommitted means aborted.** A create holds the container's flock until it exits, so a
-//!   record another command can lock while `committed` is false belongs to a dead create: it
-//!   reads as `stopped` (runc shows aborted starts as stopped), `list` shows it, and `delete`
-//!   kills what W2 names (if it still runs), removes the cgroup and the directory.
+//!   instruction (the fork case's init too) through its setup: skiff's death kills it. Where
+//!   a credential change clears the signal (becoming the user namespace's root) it is set
+//!   again and the socket checked for EOF, which covers a parent that died in between. From
+//!   the user switch on, the init only talks on the socket, where skiff's death is EOF: it
+//!   sends Ready and blocks for `Commit` (EOF: it exits), so clearing the signal before
+//!   Ready costs nothing, and `create` need not wait for an answer (which would cost a
+//!   round trip on its critical path). `Commit` comes after W3, the pid file and the pidfd:
+//!   an init never outlives a `create` that died before it could return, and never waits
+//!   on the fifo for a `start` that cannot come.
+//! - **Uncommitted means aborted.** W3, the copy of config.json that later commands read, is
+//!   written last (atomically) and is what commits the record. A create holds the
+//!   container's flock until it exits, so a record another command can lock without it
+//!   belongs to a dead create: it reads as `stopped` (runc shows aborted starts as stopped),
+//!   `list` shows it, and `delete` kills what W2 names (if it still runs), removes the
+//!   cgroup and the directory.
 //! - **Debris.** A directory with no state.json is what a create killed between its mkdir
 //!   and W1, or a delete killed after removing state.json (it goes first), leaves. Creates
 //!   take the root's flock from mkdir to flock, so a reader holding both locks knows no
@@ -118,7 +122,6 @@ pub enum Msg {
     InitPid { pid: i32 },
     RunHooks,
     Ready,
-    Committed,
     Log { level: Level, msg: String },
     Error { msg: String },
     // parent → child
@@ -239,19 +242,11 @@ impl ParentSide {
         self.end.0.send(&Msg::HooksDone)
     }
 
-    /// The container is recorded: the init may outlive us from now on. Returns once it has
-    /// cleared its parent-death signal (our exit right after would kill it otherwise).
+    /// The container is recorded: the init may outlive us from now on. Nothing to wait
+    /// for: the init cleared its parent-death signal before Ready, and waits for this (EOF
+    /// if we die first).
     pub fn commit(self) -> Result<()> {
-        self.end.0.send(&Msg::Commit)?;
-        loop {
-            match self.end.0.recv()? {
-                Some(Msg::Committed) => return Ok(()),
-                Some(Msg::Log { level, msg }) => crate::logging::log(level, &msg),
-                Some(Msg::Error { msg }) => bail!("{msg}"),
-                Some(m) => bail!("protocol error: unexpected {m:?} from the container init"),
-                None => bail!("container init exited before it was committed"),
-            }
-        }
+        self.end.0.send(&Msg::Commit)
     }
 
     /// Waits for the child's next request, writing its log lines to the log meanwhile.
@@ -319,16 +314,13 @@ impl ChildEnd {
         self.0.send(&Msg::Ready)
     }
 
-    /// After Ready: waits until skiff has recorded the container (EOF: it died first), then
-    /// runs `detach` (clearing the parent-death signal) and says so.
-    pub fn wait_commit(&self, detach: impl FnOnce() -> Result<()>) -> Result<()> {
+    /// After Ready: waits until skiff has recorded the container (EOF: it died first).
+    pub fn wait_commit(&self) -> Result<()> {
         match self.0.recv()? {
-            Some(Msg::Commit) => {}
+            Some(Msg::Commit) => Ok(()),
             Some(m) => bail!("protocol error: expected Commit, got {m:?}"),
             None => bail!("skiff exited before it recorded the container"),
         }
-        detach()?;
-        self.0.send(&Msg::Committed)
     }
 
     /// True when the parent's end is closed (it exited), without waiting.
@@ -375,9 +367,8 @@ mod tests {
         c.ready().unwrap();
         assert_eq!(p.next_request().unwrap(), Request::Ready);
         assert!(!c.parent_gone());
-        let child = std::thread::spawn(move || c.wait_commit(|| Ok(())));
         p.commit().unwrap();
-        child.join().unwrap().unwrap();
+        c.wait_commit().unwrap();
     }
 
     #[test]
@@ -388,7 +379,7 @@ mod tests {
         drop(p);
         assert!(c.parent_gone());
         assert!(c
-            .wait_commit(|| Ok(()))
+            .wait_commit()
             .unwrap_err()
             .to_string()
             .contains("before it recorded the container"));

@@ -6,12 +6,12 @@
 //! read from the file: it is derived from the kernel each time (see [`status`]).
 //!
 //! Crash consistency (the whole argument is in `process::sync`): `create` writes state.json
-//! right after taking the directory, before it makes anything else, and marks it
-//! `committed` only when the container is complete; a record that is not committed and whose
-//! lock is free belongs to a create that died, and reads as a stopped container that
-//! `delete` removes. A directory without state.json is the debris of a create that died
-//! before its first write, or of a delete that died after its first removal (state.json goes
-//! first): [`Store::open`] removes it under the locks that prove nobody is using it.
+//! right after taking the directory, before it makes anything else, and writes the copy of
+//! config.json last, when the container is complete: a record without it (and whose lock is
+//! free) belongs to a create that died, and reads as a stopped container that `delete`
+//! removes. A directory without state.json is the debris of a create that died before its
+//! first write, or of a delete that died after its first removal (state.json goes first):
+//! [`Store::open`] removes it under the locks that prove nobody is using it.
 
 mod status;
 
@@ -64,15 +64,6 @@ pub struct State {
     /// later commands do not depend on the bundle staying unchanged.
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
-    /// False from the first record `create` writes until the container is complete: a
-    /// record left uncommitted is an aborted create (stopped, and `delete` cleans it).
-    /// Records from before this field existed are complete ones.
-    #[serde(default = "complete")]
-    pub committed: bool,
-}
-
-fn complete() -> bool {
-    true
 }
 
 /// The state JSON that `skiff state` prints: runtime-spec's fields plus runc's extras
@@ -317,8 +308,13 @@ impl Locked {
 
     /// Writes state.json atomically.
     pub fn save(&self, state: &State) -> Result<()> {
-        let tmp = self.dir.join(".state.json.tmp");
-        let path = self.dir.join(STATE_FILE);
+        self.replace(STATE_FILE, &serde_json::to_vec(state)?)
+    }
+
+    /// Writes `name` in the directory atomically (a temporary file renamed over it).
+    fn replace(&self, name: &str, data: &[u8]) -> Result<()> {
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let path = self.dir.join(name);
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -326,24 +322,33 @@ impl Locked {
             .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("writing {}", tmp.display()))?;
-        f.write_all(&serde_json::to_vec(state)?)
+        f.write_all(data)
             .with_context(|| format!("writing {}", tmp.display()))?;
         fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
         Ok(())
     }
 
-    /// Derives the current status from the kernel (see [`status::derive`]).
+    /// Whether `create` finished this container: it writes the config copy last. A record
+    /// without it is an aborted create (stopped, and `delete` cleans it).
+    pub fn committed(&self) -> bool {
+        self.dir.join(SPEC_FILE).exists()
+    }
+
+    /// Derives the current status from the kernel (see [`status::derive`]); an aborted
+    /// create is stopped (its init, if it still runs, is on its way out).
     pub fn status(&self, state: &State) -> Status {
+        if !self.committed() {
+            return Status::Stopped;
+        }
         status::derive(state, &self.fifo())
     }
 
     /// Keeps the container's config as it was at create: later commands (exec) use it, not
     /// the bundle's config.json, which may have changed since (runtime-spec: changes after
-    /// create must not affect the container).
+    /// create must not affect the container). Written atomically and last: it commits the
+    /// record (see [`Locked::committed`]).
     pub fn save_spec(&self, spec: &oci_spec::runtime::Spec) -> Result<()> {
-        let path = self.dir.join(SPEC_FILE);
-        std::fs::write(&path, serde_json::to_vec(spec)?)
-            .with_context(|| format!("writing {}", path.display()))
+        self.replace(SPEC_FILE, &serde_json::to_vec(spec)?)
     }
 
     pub fn load_spec(&self) -> Result<oci_spec::runtime::Spec> {

@@ -29,16 +29,11 @@ impl std::fmt::Display for Status {
     }
 }
 
-/// A record `create` never committed is an aborted create: stopped (its init, if it still
-/// runs, is on its way out and `delete` finishes it). Otherwise the init is alive and still
-/// the same process (start time matches, so a reused pid does not count), and not a zombie;
-/// then: cgroup frozen (cgroup.freeze is 1, as `pause` leaves it) → paused, as runc checks
-/// that first; exec fifo still there → created (it is blocked on the barrier); else
-/// running. Anything else is stopped.
+/// The init is alive and still the same process (start time matches, so a reused pid does
+/// not count), and not a zombie; then: cgroup frozen (cgroup.freeze is 1, as `pause` leaves
+/// it) → paused, as runc checks that first; exec fifo still there → created (it is blocked
+/// on the barrier); else running. Anything else is stopped.
 pub fn derive(state: &State, fifo: &Path) -> Status {
-    if !state.committed {
-        return Status::Stopped;
-    }
     match proc_stat(state.pid) {
         Some(s) if s.start == state.start_time && !s.gone() => {}
         _ => return Status::Stopped,
@@ -120,7 +115,6 @@ mod tests {
             resources: None,
             own_pid_ns: true,
             hooks: None,
-            committed: true,
         };
         assert_eq!(derive(&s, Path::new("/nonexistent")), Status::Stopped);
     }
