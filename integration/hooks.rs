@@ -3,20 +3,18 @@
 
 use serde_json::json;
 
-use crate::common::{host_ns, require_root, text, wait_for, Bundle};
+use crate::common::{host_ns, require_root, text, wait_for, write_script, Bundle};
 
 /// A host-side hook script that appends "<name> <mnt ns> <stdin>" to `log`.
 fn host_hook(b: &Bundle, name: &str, log: &std::path::Path, extra: &str) -> serde_json::Value {
     let path = b.dir.join(format!("hook-{name}.sh"));
-    std::fs::write(
+    write_script(
         &path,
-        format!(
+        &format!(
             "#!/bin/sh\nin=$(cat)\necho \"{name} $(readlink /proc/self/ns/mnt) $in\" >> {}\n{extra}\n",
             log.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     json!({"path": path, "args": [format!("hook-{name}"), "a1"], "env": ["HOOKENV=x"]})
 }
 
@@ -27,16 +25,10 @@ fn all_six_hooks_run_in_order_in_their_namespaces_with_the_state_on_stdin() {
     let log = b.dir.join("hooks.log");
     b.config["root"]["readonly"] = json!(false);
     // startContainer's path resolves inside the container: a busybox script in the rootfs.
-    std::fs::write(
-        b.rootfs().join("start-hook.sh"),
+    write_script(
+        &b.rootfs().join("start-hook.sh"),
         "#!/bin/sh\nin=$(cat)\necho \"startContainer $(readlink /proc/self/ns/mnt) $in\" >> /start.log\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        b.rootfs().join("start-hook.sh"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    );
     b.config["hooks"] = json!({
         "prestart": [host_hook(&b, "prestart", &log, "")],
         "createRuntime": [host_hook(&b, "createRuntime", &log, "")],
@@ -277,9 +269,7 @@ fn a_create_container_hook_runs_from_the_rootfs_with_relative_path_and_args() {
     require_root!();
     let mut b = Bundle::new("hook-relative");
     b.config["root"]["readonly"] = json!(false);
-    let hook = b.rootfs().join("hook.sh");
-    std::fs::write(&hook, "#!/bin/sh\npwd > \"$1\"\n").unwrap();
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    write_script(&b.rootfs().join("hook.sh"), "#!/bin/sh\npwd > \"$1\"\n");
     b.config["hooks"] =
         json!({"createContainer": [{"path": "hook.sh", "args": ["hook.sh", "where.txt"]}]});
     b.args(&["true"]);

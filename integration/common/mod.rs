@@ -110,7 +110,15 @@ impl Bundle {
         for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "root"] {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
-        std::fs::copy(busybox().unwrap(), rootfs.join("bin/busybox")).unwrap();
+        // Copied by cp, not by this (multi-threaded) process: a child another test thread
+        // forks while we hold the copy open for writing keeps that fd until its execve, and
+        // the container executing busybox meanwhile would fail with ETXTBSY.
+        let st = Command::new("cp")
+            .arg(busybox().unwrap())
+            .arg(rootfs.join("bin/busybox"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "copying busybox into {}", rootfs.display());
         for a in APPLETS {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
         }
@@ -324,6 +332,21 @@ impl Drop for Bundle {
             );
         }
     }
+}
+
+/// Writes an executable script through `sh`, not from this process: tests run in threads,
+/// and a child another thread forks while we hold the file open for writing keeps that fd
+/// until its execve, so executing the script at once could fail with ETXTBSY.
+pub fn write_script(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut sh = Command::new("sh")
+        .args(["-c", "cat > \"$0\" && chmod 755 \"$0\""])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sh.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    assert!(sh.wait().unwrap().success(), "writing {}", path.display());
 }
 
 /// A small deterministic generator (xorshift64*): the same cases on every run.

@@ -160,12 +160,20 @@ fn cell(b: &Bundle, shape: Shape, cmd: Cmd, point: &str) -> String {
     let t0 = std::time::Instant::now();
     let what = format!("{shape:?} {} killed at {point}", cmd.name());
     let out = invoke(b, cmd, &[("SKIFF_FAILPOINT", point)]);
-    assert_eq!(
-        out.status.signal(),
-        Some(9),
-        "{what}: not killed (point not reached?): {}",
-        text(&out.stderr)
-    );
+    if out.status.signal() != Some(9) {
+        let state = std::fs::read_to_string(state_dir(b).join("state.json")).unwrap_or_default();
+        let pid = serde_json::from_str::<serde_json::Value>(&state).unwrap_or_default()["pid"]
+            .as_i64()
+            .unwrap_or(0);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        panic!(
+            "{what}: not killed (point not reached?): {}\nstate.json: {state}\n/proc/{pid}/stat: \
+             {stat}\nstate dir: {:?}",
+            text(&out.stderr),
+            std::fs::read_dir(state_dir(b))
+                .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+        );
+    }
     // Whatever it left, `list` works; it shows the container while its record exists.
     let listed = listed(b);
     let shown = listed
