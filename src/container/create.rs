@@ -156,6 +156,7 @@ fn create_locked(
         cgroup_created: missing_dirs(&mount, &rel),
         resources: linux.and_then(|l| l.resources().clone()),
         own_pid_ns: plan.own_pid_ns,
+        pid_ns: None,
         hooks: bundle.spec.hooks().clone(),
     };
     locked.save(&state)?;
@@ -263,6 +264,9 @@ fn launch(
             state.pid = pid;
             state.start_time =
                 state::proc_start_time(pid).context("reading the init's start time")?;
+            state.pid_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                .ok()
+                .map(|l| l.to_string_lossy().into_owned());
             locked.save(state)
         };
         parent::spawn(&mut launch, cgroup, &mut record)

@@ -11,7 +11,7 @@
 //! process of its cgroup killed, since nothing else would stop them.
 
 use std::os::fd::AsFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
@@ -83,17 +83,31 @@ pub fn remove_cgroup(state: &State) -> Result<()> {
     if !state.own_pid_ns {
         return cgroups::destroy(cg, &state.cgroup_created);
     }
-    // The kernel has killed the rest of the init's pid namespace by the time the init is
-    // gone; what is left after a moment to finish exiting is someone else's.
-    if !cgroups::manager::wait_event(cg, "populated", 0, Duration::from_secs(1))? {
+    // The kernel kills the rest of the init's pid namespace as the init dies; what is left
+    // once those have gone is someone else's.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
         let pids = cgroups::pids(cg)?;
-        bail!(
-            "unable to remove container's cgroup {}: it still holds {} process(es) that are \
-             not this container's (pids {:?}); another container shares it",
-            cg.display(),
-            pids.len(),
-            &pids[..pids.len().min(8)]
-        );
+        if pids.is_empty() {
+            return cgroups::remove(cg, &state.cgroup_created);
+        }
+        let ours = |pid: &i32| {
+            let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid"));
+            // Unreadable: exiting already (or gone), so still on its way out of the cgroup.
+            match (&state.pid_ns, ns) {
+                (Some(init), Ok(ns)) => ns.to_string_lossy() == init.as_str(),
+                (None, Ok(_)) | (_, Err(_)) => true,
+            }
+        };
+        if Instant::now() >= deadline || (state.pid_ns.is_some() && !pids.iter().any(ours)) {
+            bail!(
+                "unable to remove container's cgroup {}: it still holds {} process(es) that \
+                 are not this container's (pids {:?}); another container shares it",
+                cg.display(),
+                pids.len(),
+                &pids[..pids.len().min(8)]
+            );
+        }
+        cgroups::manager::wait_event(cg, "populated", 0, Duration::from_millis(100))?;
     }
-    cgroups::remove(cg, &state.cgroup_created)
 }

@@ -60,6 +60,11 @@ pub struct State {
     /// Whether the container has its own pid namespace (if not, killing init leaves the other
     /// processes alive and delete must kill the whole cgroup).
     pub own_pid_ns: bool,
+    /// The init's pid namespace (`/proc/<pid>/ns/pid`, e.g. `pid:[4026532291]`): once the
+    /// init is gone, a process still in the cgroup and in another namespace is someone
+    /// else's, and `delete` says so at once instead of waiting for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_ns: Option<String>,
     /// Hooks still to run after create (poststart, poststop), copied from config.json so that
     /// later commands do not depend on the bundle staying unchanged.
     #[serde(default)]
