@@ -8,7 +8,8 @@ use libfuzzer_sys::fuzz_target;
 fn bundle() -> &'static std::path::Path {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("skiff-fuzz-bundle-{}", std::process::id()));
+        // One bundle for every run, in the fuzz workspace's (ignored) target directory.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-bundle");
         std::fs::create_dir_all(dir.join("rootfs")).unwrap();
         dir
     })
