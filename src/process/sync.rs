@@ -27,7 +27,7 @@
 //!                                                   exits; the init carries on from here)
 //!  write /proc/<pid>/oom_score_adj
 //!  Go{pid} ─────────────────────────[spawn.go]───► init: [user ns: become its root, then
-//!  W2: state.json {pid, start time}                parent-death signal again + EOF check],
+//!  W2: state.json {pid, start time, pid ns}        parent-death signal again + EOF check],
 //!                 [spawn.recorded]                 time ns, mounts, devices
 //!                          ◄───────────────────── RunHooks    (only with prestart or
 //!  run prestart + createRuntime hooks                           createRuntime hooks)
@@ -68,9 +68,10 @@
 //!
 //! - **Record before making.** W1 names the cgroup (and which of its directories skiff made)
 //!   before it exists; the fifo lives in the state directory. The init needs no record to
-//!   die (below), but W2 names it by pid and start time while it sets up, written after
-//!   `Go` so the write costs nothing on the critical path: `delete` then kills it and waits
-//!   for it by its pidfd rather than waiting for the cgroup to empty.
+//!   die (below), but W2 names it by pid, start time and pid namespace while it sets up,
+//!   written after `Go` so the write costs nothing on the critical path: `delete` then kills
+//!   it and waits for it by its pidfd, and tells its processes from another container's in
+//!   a shared cgroup.
 //! - **No orphan init.** The init carries the parent-death signal SIGKILL from its first
 //!   instruction (the fork case's init too) through its setup: skiff's death kills it. Where
 //!   a credential change clears the signal (becoming the user namespace's root) it is set
