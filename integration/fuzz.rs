@@ -6,22 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::{mounts, output_via_files_within, require_root, text, Bundle};
-
-/// A small deterministic generator (xorshift64*): the same cases on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use crate::common::{mounts, output_via_files_within, require_root, text, Bundle, Rng};
 
 /// JSON pointers to every value in the config.
 fn pointers(v: &Value, at: String, out: &mut Vec<String>) {

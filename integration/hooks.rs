@@ -3,20 +3,18 @@
 
 use serde_json::json;
 
-use crate::common::{host_ns, require_root, text, wait_for, Bundle};
+use crate::common::{host_ns, require_root, text, wait_for, write_script, Bundle};
 
 /// A host-side hook script that appends "<name> <mnt ns> <stdin>" to `log`.
 fn host_hook(b: &Bundle, name: &str, log: &std::path::Path, extra: &str) -> serde_json::Value {
     let path = b.dir.join(format!("hook-{name}.sh"));
-    std::fs::write(
+    write_script(
         &path,
-        format!(
+        &format!(
             "#!/bin/sh\nin=$(cat)\necho \"{name} $(readlink /proc/self/ns/mnt) $in\" >> {}\n{extra}\n",
             log.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     json!({"path": path, "args": [format!("hook-{name}"), "a1"], "env": ["HOOKENV=x"]})
 }
 
@@ -27,16 +25,10 @@ fn all_six_hooks_run_in_order_in_their_namespaces_with_the_state_on_stdin() {
     let log = b.dir.join("hooks.log");
     b.config["root"]["readonly"] = json!(false);
     // startContainer's path resolves inside the container: a busybox script in the rootfs.
-    std::fs::write(
-        b.rootfs().join("start-hook.sh"),
+    write_script(
+        &b.rootfs().join("start-hook.sh"),
         "#!/bin/sh\nin=$(cat)\necho \"startContainer $(readlink /proc/self/ns/mnt) $in\" >> /start.log\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        b.rootfs().join("start-hook.sh"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    );
     b.config["hooks"] = json!({
         "prestart": [host_hook(&b, "prestart", &log, "")],
         "createRuntime": [host_hook(&b, "createRuntime", &log, "")],
@@ -126,7 +118,7 @@ fn a_hanging_hook_is_killed_at_its_timeout() {
         t.elapsed()
     );
     assert!(
-        text(&out.stderr).contains("timed out"),
+        text(&out.stderr).contains("hook ran past specified timeout of 1.0s"),
         "{}",
         text(&out.stderr)
     );
@@ -178,5 +170,113 @@ fn hook_args_and_env_are_exactly_the_configured_ones() {
     assert_eq!(
         got, "first set nohome\n",
         "the hook saw the runtime's environment or wrong args"
+    );
+}
+
+/// A state JSON larger than a pipe (200 kB of annotations).
+fn big_state(b: &mut Bundle) {
+    b.config["annotations"] = json!({"big": "A".repeat(200_000)});
+}
+
+/// Issue 14, 3: the timeout covers writing the state to the hook's stdin. runc: "hook ran
+/// past specified timeout"; skiff used to block on the pipe and succeed after 6 s.
+#[test]
+fn a_hook_timeout_holds_while_its_stdin_is_still_being_written() {
+    require_root!();
+    let mut b = Bundle::new("hook-bigstate");
+    big_state(&mut b);
+    b.config["hooks"] =
+        json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "6"], "timeout": 1}]});
+    b.args(&["true"]);
+    let t = std::time::Instant::now();
+    let (code, _, err) = b.run();
+    assert_ne!(code, 0, "the hook outlived its timeout and run succeeded");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(4),
+        "took {:?}",
+        t.elapsed()
+    );
+    for want in [
+        "error running hook #0",
+        "createRuntime",
+        "/bin/sleep",
+        "hook ran past specified timeout of 1.0s",
+    ] {
+        assert!(err.contains(want), "{want:?} missing: {err}");
+    }
+}
+
+/// A hook that never reads its stdin and never exits still gets its timeout, and what it
+/// started in its process group is killed with it.
+#[test]
+fn a_hook_that_never_reads_stdin_is_killed_with_its_process_group_at_its_timeout() {
+    require_root!();
+    let mut b = Bundle::new("hook-noread");
+    big_state(&mut b);
+    let mark = format!("{}-hookchild", b.id);
+    b.config["hooks"] = json!({"prestart": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", "sleep 3600 & sleep 3600; : \"$0\"", &mark],
+        "timeout": 1
+    }]});
+    b.args(&["true"]);
+    let dir = b.dir.to_str().unwrap().to_string();
+    b.write_config();
+    let out = crate::common::output_via_files_within(
+        b.command(&["create", "--bundle", &dir, &b.id])
+            .stdin(std::process::Stdio::null()),
+        Some(std::time::Duration::from_secs(30)),
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("hook ran past specified timeout of 1.0s"),
+        "{err}"
+    );
+    // The hook's shell had the mark as its $0; its background sleep is in its group.
+    let shells = || crate::crash::processes_of(&mark);
+    assert!(wait_for(2000, || shells().is_empty()), "{:?}", shells());
+}
+
+/// Issue 21: a hook without `env` gets the runtime's environment (runc: Go's exec.Cmd with
+/// a nil Env); skiff gave it an empty one.
+#[test]
+fn a_hook_without_env_inherits_the_runtimes_environment() {
+    require_root!();
+    let mut b = Bundle::new("hook-env");
+    let out = b.dir.join("hook-env.out");
+    b.config["hooks"] = json!({"createRuntime": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("echo \"$SKIFF_IT_HOOK_ENV\" > {}", out.display())]
+    }]});
+    b.args(&["true"]);
+    let dir = b.dir.to_str().unwrap().to_string();
+    b.write_config();
+    let res = crate::common::output_via_files(
+        b.command(&["run", "--bundle", &dir, &b.id])
+            .env("SKIFF_IT_HOOK_ENV", "from-the-runtime")
+            .stdin(std::process::Stdio::null()),
+    );
+    assert!(res.status.success(), "{}", text(&res.stderr));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "from-the-runtime\n");
+}
+
+/// Issue 21: a createContainer hook with a relative path and relative file arguments runs
+/// with the container's rootfs as its working directory (runc chdirs there before
+/// pivot_root); skiff refused the relative path.
+#[test]
+fn a_create_container_hook_runs_from_the_rootfs_with_relative_path_and_args() {
+    require_root!();
+    let mut b = Bundle::new("hook-relative");
+    b.config["root"]["readonly"] = json!(false);
+    write_script(&b.rootfs().join("hook.sh"), "#!/bin/sh\npwd > \"$1\"\n");
+    b.config["hooks"] =
+        json!({"createContainer": [{"path": "hook.sh", "args": ["hook.sh", "where.txt"]}]});
+    b.args(&["true"]);
+    b.run_ok();
+    let rootfs = std::fs::canonicalize(b.rootfs()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(b.rootfs().join("where.txt")).unwrap(),
+        format!("{}\n", rootfs.display())
     );
 }

@@ -7,13 +7,16 @@ mod common;
 
 mod cgroups;
 mod cli;
+mod crash;
 mod errors;
 mod exec;
 mod fields;
 mod fuzz;
 mod guest;
 mod hooks;
+mod isolation;
 mod lifecycle;
+mod limits;
 mod man;
 mod namespaces;
 mod process;

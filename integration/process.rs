@@ -199,12 +199,21 @@ fn only_stdio_and_preserved_fds_reach_the_container() {
     let f2 = std::fs::File::open("/etc/hostname").unwrap();
     let (r1, r2) = (f1.as_raw_fd(), f2.as_raw_fd());
     let mut cmd = b.command(&["run", "--preserve-fds", "1", "--bundle", &bundle, &b.id]);
-    // SAFETY: dup2 is async-signal-safe; runs in the forked child before exec.
+    // SAFETY: dup2 and close are async-signal-safe; runs in the forked child before exec.
+    // Through spare numbers first: dup2 onto the same number (r1 may already be 3) would
+    // keep its close-on-exec flag, and r2 may be 3.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(r1, 3) < 0 || libc::dup2(r2, 4) < 0 {
+            for (from, spare) in [(r1, 1000), (r2, 1001)] {
+                if libc::dup2(from, spare) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if libc::dup2(1000, 3) < 0 || libc::dup2(1001, 4) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            libc::close(1000);
+            libc::close(1001);
             Ok(())
         });
     }

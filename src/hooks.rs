@@ -1,41 +1,71 @@
-//! Running OCI hooks: the hook's path and args (args[0] is argv[0]), its env only, the
+//! Running OCI hooks: the hook's path and args (args[0] is argv[0]), its `env` (without one,
+//! the environment of whoever runs it, as runc's Go `exec.Cmd` with a nil `Env`), the
 //! container state JSON on stdin, and a timeout after which it is killed. The hook's stdout
 //! and stderr both go to the runtime's stderr (stdout may be a client's data channel).
+//!
+//! The timeout covers the whole hook, writing its stdin included: the state is written
+//! without blocking, as the hook reads it, so a hook that never reads a state larger than a
+//! pipe still meets its deadline. A hook runs in a process group of its own; on timeout the
+//! whole group is killed. It also dies with the process that started it (parent-death
+//! signal), so a runtime killed while a hook runs leaves no hook behind (what the hook
+//! itself started is its own business, as with runc).
 
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Hook;
 
+/// Where a hook runs: the environment it gets when it has no `env` of its own (`None`: the
+/// runtime's), and its working directory (`None`: the runtime's).
+#[derive(Clone, Copy, Default)]
+struct Place<'a> {
+    env: Option<&'a [String]>,
+    cwd: Option<&'a Path>,
+}
+
 /// Runs each hook in order; the first failure stops the sequence (callers decide whether a
 /// failure is fatal: per spec it is for prestart/createRuntime/createContainer/startContainer,
 /// a warning for poststart/poststop).
 pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Result<()> {
-    for (i, h) in hooks.into_iter().flatten().enumerate() {
-        run(h, state_json).with_context(|| describe(kind, i, h))?;
-    }
-    Ok(())
+    run_each(kind, hooks, state_json, Place::default())
+}
+
+/// createContainer hooks: in the container's mount namespace, with the container's root
+/// filesystem as the working directory (runc runs them from there, before pivot_root), so a
+/// relative path or relative arguments name files of the container.
+pub fn run_all_in_rootfs(
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state_json: &str,
+    rootfs: &Path,
+) -> Result<()> {
+    let place = Place {
+        env: None,
+        cwd: Some(rootfs),
+    };
+    run_each(kind, hooks, state_json, place)
 }
 
 /// Runs every hook even when some fail, logging each failure as a warning (poststop, and
 /// the cleanup after a failed create or start).
 pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        if let Err(e) = run(h, state_json) {
+        if let Err(e) = run(h, state_json, Place::default()) {
             crate::logging::warn(&format!("{}: {e:#}", describe(kind, i, h)));
         }
     }
 }
 
-/// runc's wording ("error running createRuntime hook #1", which its tests and users match)
-/// plus the config field.
+/// runc's stable phrase ("error running hook #1", which its users match) plus the kind, the
+/// config field and the program.
 fn describe(kind: &str, i: usize, h: &Hook) -> String {
     format!(
-        "error running {kind} hook #{i}: {} (hooks.{kind}[{i}])",
+        "error running hook #{i} ({kind} hook {}, hooks.{kind}[{i}])",
         h.path().display()
     )
 }
@@ -48,29 +78,47 @@ pub fn run_all_in_container(
     state_json: &str,
     process_env: &[String],
 ) -> Result<()> {
+    let place = Place {
+        env: Some(process_env),
+        cwd: None,
+    };
+    run_each(kind, hooks, state_json, place)
+}
+
+fn run_each(kind: &str, hooks: Option<&Vec<Hook>>, state: &str, place: Place<'_>) -> Result<()> {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        let env = h.env().as_deref().unwrap_or(process_env);
-        run_with_env(h, state_json, env).with_context(|| describe(kind, i, h))?;
+        run(h, state, place).with_context(|| describe(kind, i, h))?;
     }
     Ok(())
 }
 
-fn run(h: &Hook, state_json: &str) -> Result<()> {
-    run_with_env(h, state_json, h.env().as_deref().unwrap_or_default())
+/// The program to execute: runc executes the path as given (Go's `exec.Cmd.Path`, no PATH
+/// search), so a bare relative name is taken from the working directory too.
+fn program(path: &Path) -> PathBuf {
+    if path.is_relative() && path.components().count() == 1 {
+        Path::new(".").join(path)
+    } else {
+        path.to_path_buf()
+    }
 }
 
-fn run_with_env(h: &Hook, state_json: &str, env: &[String]) -> Result<()> {
-    let mut cmd = Command::new(h.path());
+fn run(h: &Hook, state_json: &str, place: Place<'_>) -> Result<()> {
+    let mut cmd = Command::new(program(h.path()));
     let args = h.args().as_deref().unwrap_or_default();
     if let Some(argv0) = args.first() {
         cmd.arg0(argv0);
     }
     cmd.args(args.iter().skip(1));
-    cmd.env_clear();
-    for kv in env {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    if let Some(env) = h.env().as_deref().or(place.env) {
+        cmd.env_clear();
+        for kv in env {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
         }
+    }
+    if let Some(dir) = place.cwd {
+        cmd.current_dir(dir);
     }
     let out = std::io::stderr()
         .as_fd()
@@ -79,34 +127,121 @@ fn run_with_env(h: &Hook, state_json: &str, env: &[String]) -> Result<()> {
         .unwrap_or_else(|_| Stdio::null());
     cmd.stdin(Stdio::piped())
         .stdout(out)
-        .stderr(Stdio::inherit());
-    let mut child = cmd.spawn().context("starting hook")?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin closes the pipe early: not an error.
-        let _ = stdin.write_all(state_json.as_bytes());
+        .stderr(Stdio::inherit())
+        .process_group(0);
+    crate::sys::misc::die_with_parent(&mut cmd);
+    let child = cmd.spawn().context("starting hook")?;
+    // A timeout too large to represent is no timeout.
+    let timeout = h.timeout().filter(|t| *t > 0);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(Duration::from_secs(t as u64)));
+    let mut running = Running::new(child)?;
+    match running.finish(state_json.as_bytes(), deadline)? {
+        Some(status) if status.success() => Ok(()),
+        Some(status) => bail!("{}", exit_text(status)),
+        None => bail!(
+            "hook ran past specified timeout of {:.1}s and was killed with its process group",
+            timeout.unwrap_or(0) as f64
+        ),
     }
-    let deadline = h
-        .timeout()
-        .filter(|t| *t > 0)
-        .map(|t| Instant::now() + Duration::from_secs(t as u64));
-    let mut nap = Duration::from_micros(200);
-    loop {
-        if let Some(status) = child.try_wait().context("waiting for hook")? {
-            if status.success() {
-                return Ok(());
+}
+
+/// A started hook: its pidfd and the write end of its stdin.
+struct Running {
+    child: Child,
+    pidfd: std::os::fd::OwnedFd,
+    stdin: Option<ChildStdin>,
+}
+
+impl Running {
+    fn new(mut child: Child) -> Result<Self> {
+        let stdin = child.stdin.take();
+        let pidfd = match crate::sys::pidfd::open(child.id() as i32) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e).context("pidfd_open of the hook");
             }
-            bail!("hook failed: {}", exit_text(status));
+        };
+        if let Some(s) = &stdin {
+            let fl =
+                nix::fcntl::fcntl(s, nix::fcntl::FcntlArg::F_GETFL).context("hook stdin flags")?;
+            let fl = nix::fcntl::OFlag::from_bits_retain(fl) | nix::fcntl::OFlag::O_NONBLOCK;
+            nix::fcntl::fcntl(s, nix::fcntl::FcntlArg::F_SETFL(fl))
+                .context("making the hook's stdin non-blocking")?;
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "hook timed out after {}s and was killed",
-                h.timeout().unwrap_or(0)
-            );
+        Ok(Running {
+            child,
+            pidfd,
+            stdin,
+        })
+    }
+
+    /// Feeds `input` to the hook's stdin as it reads it and waits for its exit; `None` when
+    /// the deadline passed first (the hook's process group is then killed and reaped).
+    fn finish(
+        &mut self,
+        mut input: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<Option<std::process::ExitStatus>> {
+        loop {
+            if input.is_empty() {
+                // EOF for the hook once everything is written.
+                self.stdin = None;
+            }
+            let mut fds = vec![poll_fd(self.pidfd.as_raw_fd(), libc::POLLIN)];
+            if let Some(s) = &self.stdin {
+                fds.push(poll_fd(s.as_raw_fd(), libc::POLLOUT));
+            }
+            let wait_ms = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        self.kill_group();
+                        return Ok(None);
+                    }
+                    // Rounded up, so the loop does not spin in its last millisecond.
+                    left.as_millis().saturating_add(1).min(i32::MAX as u128) as i32
+                }
+            };
+            crate::sys::misc::poll(&mut fds, wait_ms).context("waiting for the hook")?;
+            if fds.get(1).is_some_and(|p| p.revents != 0) {
+                input = self.feed(input);
+            }
+            if fds[0].revents != 0 {
+                return self.child.wait().map(Some).context("waiting for the hook");
+            }
         }
-        std::thread::sleep(nap);
-        nap = (nap * 2).min(Duration::from_millis(20));
+    }
+
+    /// Writes what the pipe takes; the rest of `input`. A hook that closed its stdin (or
+    /// exited) does not want the rest: not an error.
+    fn feed<'b>(&mut self, input: &'b [u8]) -> &'b [u8] {
+        let Some(s) = &mut self.stdin else {
+            return &[];
+        };
+        match s.write(input) {
+            Ok(n) => &input[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => input,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => input,
+            Err(_) => &[],
+        }
+    }
+
+    fn kill_group(&mut self) {
+        let pgid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::SIGKILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn poll_fd(fd: i32, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
     }
 }
 

@@ -4,6 +4,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod cli;
 pub mod container;
+pub mod failpoint;
 pub mod hooks;
 pub mod logging;
 pub mod lsm;

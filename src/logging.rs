@@ -68,6 +68,12 @@ pub fn has_file() -> bool {
     LOGGER.get().is_some_and(|l| l.file.is_some())
 }
 
+/// The `--log` file's descriptor: skiff's own, never one of the caller's fds to pass on.
+pub fn file_fd() -> Option<std::os::fd::RawFd> {
+    use std::os::fd::AsRawFd;
+    LOGGER.get()?.file.as_ref().map(|f| f.as_raw_fd())
+}
+
 pub fn log(level: Level, msg: &str) {
     let Some(l) = LOGGER.get() else {
         eprintln!("{}: {msg}", level.as_str());

@@ -110,7 +110,15 @@ impl Bundle {
         for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "root"] {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
-        std::fs::copy(busybox().unwrap(), rootfs.join("bin/busybox")).unwrap();
+        // Copied by cp, not by this (multi-threaded) process: a child another test thread
+        // forks while we hold the copy open for writing keeps that fd until its execve, and
+        // the container executing busybox meanwhile would fail with ETXTBSY.
+        let st = Command::new("cp")
+            .arg(busybox().unwrap())
+            .arg(rootfs.join("bin/busybox"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "copying busybox into {}", rootfs.display());
         for a in APPLETS {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
         }
@@ -326,6 +334,36 @@ impl Drop for Bundle {
     }
 }
 
+/// Writes an executable script through `sh`, not from this process: tests run in threads,
+/// and a child another thread forks while we hold the file open for writing keeps that fd
+/// until its execve, so executing the script at once could fail with ETXTBSY.
+pub fn write_script(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut sh = Command::new("sh")
+        .args(["-c", "cat > \"$0\" && chmod 755 \"$0\""])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sh.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    assert!(sh.wait().unwrap().success(), "writing {}", path.display());
+}
+
+/// A small deterministic generator (xorshift64*): the same cases on every run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
 /// Runs `cmd` with stdout/stderr captured through temporary files.
 pub fn output_via_files(cmd: &mut Command) -> Output {
     output_via_files_within(cmd, None)
@@ -342,23 +380,15 @@ pub fn output_via_files_within(cmd: &mut Command, limit: Option<std::time::Durat
         .stderr(std::fs::File::create(&e).unwrap())
         .spawn()
         .unwrap();
-    let status = match limit {
-        None => child.wait().unwrap(),
-        Some(limit) => {
-            let end = std::time::Instant::now() + limit;
-            loop {
-                if let Some(s) = child.try_wait().unwrap() {
-                    break s;
-                }
-                if std::time::Instant::now() > end {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("{cmd:?} still running after {limit:?}");
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-        }
-    };
+    // On the child's pidfd, not by polling: tests run thousands of commands.
+    let pidfd = skiff::sys::pidfd::open(child.id() as i32).unwrap();
+    let ms = limit.map_or(-1, |l| i32::try_from(l.as_millis()).unwrap_or(i32::MAX));
+    if !skiff::sys::pidfd::wait_exit(std::os::fd::AsFd::as_fd(&pidfd), ms).unwrap() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{cmd:?} still running after {limit:?}");
+    }
+    let status = child.wait().unwrap();
     let out = Output {
         status,
         stdout: std::fs::read(&o).unwrap(),

@@ -38,12 +38,15 @@ fn a_cwd_through_a_passed_host_fd_is_refused() {
     let host_dir = std::fs::File::open("/etc").unwrap();
     let raw = host_dir.as_raw_fd();
     let mut cmd = b.command(&["create", "--preserve-fds", "1", "--bundle", &bundle, &b.id]);
-    // SAFETY: dup2 is async-signal-safe; runs in the forked child before exec.
+    // SAFETY: dup2 and close are async-signal-safe; runs in the forked child before exec.
+    // Through a spare number: dup2 onto the same number (raw may be 3) would keep its
+    // close-on-exec flag.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(raw, 3) < 0 {
+            if libc::dup2(raw, 1000) < 0 || libc::dup2(1000, 3) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            libc::close(1000);
             Ok(())
         });
     }

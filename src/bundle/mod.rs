@@ -5,7 +5,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Spec;
 
 pub use validate::validate;
@@ -23,12 +23,76 @@ pub struct Bundle {
 
 pub const CONFIG: &str = "config.json";
 
+/// The largest JSON document skiff reads (config.json, an exec process file, state.json):
+/// generous for any real config (seccomp profiles and annotations included) and small
+/// enough that a hostile file (`--process /dev/zero`) is refused in a moment.
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// The deepest nesting of arrays and objects accepted in those documents; real configs stay
+/// under ten levels.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Reads a JSON document of at most [`MAX_JSON_BYTES`]; a larger one (or an endless one, a
+/// device or a pipe) is refused after reading one byte more than the limit.
+pub fn read_limited(path: &Path) -> Result<Vec<u8>> {
+    let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    read_limited_from(f, &path.display().to_string())
+}
+
+/// [`read_limited`] from any reader (`what` names it in errors).
+pub fn read_limited_from(r: impl std::io::Read, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    r.take(MAX_JSON_BYTES + 1)
+        .read_to_end(&mut text)
+        .with_context(|| format!("reading {what}"))?;
+    if text.len() as u64 > MAX_JSON_BYTES {
+        bail!(
+            "{what}: larger than {} MiB, the most skiff reads",
+            MAX_JSON_BYTES >> 20
+        );
+    }
+    Ok(text)
+}
+
+/// Refuses arrays and objects nested deeper than [`MAX_JSON_DEPTH`] with a message that
+/// says so (serde_json would only say "recursion limit exceeded", deeper down).
+pub fn check_depth(text: &[u8]) -> Result<()> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in text.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    bail!(
+                        "invalid JSON: arrays and objects nested deeper than {MAX_JSON_DEPTH} \
+                         levels (at byte {i})"
+                    );
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Reads `<dir>/config.json` and validates it.
 pub fn load(dir: &Path) -> Result<Bundle> {
     let dir = std::fs::canonicalize(dir)
         .with_context(|| format!("bundle directory {}", dir.display()))?;
     let path = dir.join(CONFIG);
-    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = read_limited(&path)?;
     let spec = parse(&text).with_context(|| format!("{}", path.display()))?;
     let rootfs = validate(&spec, &dir).with_context(|| format!("{}", path.display()))?;
     let seccomp = seccomp(&spec).with_context(|| format!("{}", path.display()))?;
@@ -52,6 +116,7 @@ pub fn seccomp(spec: &Spec) -> Result<Option<crate::seccomp::Filter>> {
 /// Parses config.json; on a type error the message starts with the JSON path of the field
 /// (`process.args: invalid type: ...`), which plain serde_json does not give.
 pub fn parse(text: &[u8]) -> Result<Spec> {
+    check_depth(text)?;
     let mut value: serde_json::Value =
         serde_json::from_slice(text).map_err(|e| anyhow::anyhow!("invalid JSON: {e}"))?;
     // runc reads linux.resources with Go's case-insensitive field names (runc's own tests
@@ -107,10 +172,16 @@ fn scheduler_flag_names(process: &mut serde_json::Value, at: &str) -> Result<()>
     Ok(())
 }
 
-/// A `process` object on its own (exec --process), parsed like config.json's.
+/// A `process` object on its own (exec --process), parsed like config.json's. Without a
+/// `user` it runs as uid 0 and gid 0, as runc's (Go's zero value).
 pub fn parse_process(text: &[u8]) -> Result<oci_spec::runtime::Process> {
+    check_depth(text)?;
     let mut v: serde_json::Value =
         serde_json::from_slice(text).map_err(|e| anyhow::anyhow!("invalid JSON: {e}"))?;
+    if let Some(p) = v.as_object_mut() {
+        p.entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
     scheduler_flag_names(&mut v, "process")?;
     from_value(v)
 }
@@ -192,6 +263,25 @@ mod tests {
                 && err.contains("SCHED_FLAG_RESET_ON_FORK"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn nesting_is_bounded_but_brackets_in_strings_do_not_count() {
+        let deep = format!(
+            "{}{}",
+            "[".repeat(MAX_JSON_DEPTH + 1),
+            "]".repeat(MAX_JSON_DEPTH + 1)
+        );
+        let err = parse(deep.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("nested deeper than 64 levels"), "{err}");
+        let ok = format!("[{}]", serde_json::json!("[[[[\\\"{{".repeat(40)));
+        check_depth(ok.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn a_process_without_user_is_root() {
+        let p = parse_process(br#"{"cwd":"/","args":["true"]}"#).unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (0, 0));
     }
 
     #[test]

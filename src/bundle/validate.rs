@@ -241,8 +241,11 @@ fn hooks(spec: &Spec) -> Result<()> {
     ];
     for (kind, list) in kinds {
         for (i, hook) in list.iter().flatten().enumerate() {
+            // runc runs createContainer hooks from the container's rootfs, where a relative
+            // path names one of its files.
             ensure!(
-                hook.path().is_absolute(),
+                hook.path().is_absolute()
+                    || (kind == "createContainer" && !hook.path().as_os_str().is_empty()),
                 "hooks.{kind}[{i}].path: {:?} must be an absolute path",
                 hook.path()
             );

@@ -276,6 +276,7 @@ pub fn freeze(path: &Path, frozen: bool) -> Result<()> {
         ),
         r => r.with_context(|| format!("writing {}", file.display()))?,
     }
+    crate::failpoint!("freeze.written");
     if wait_event(path, "frozen", u64::from(frozen), Duration::from_secs(10))? {
         return Ok(());
     }
@@ -292,7 +293,6 @@ pub fn freeze(path: &Path, frozen: bool) -> Result<()> {
 /// removed too.
 pub fn destroy(path: &Path, created: &[PathBuf]) -> Result<()> {
     if path.exists() {
-        let deadline = Instant::now() + Duration::from_secs(10);
         kill_all(path)?;
         // Fatal signals reach frozen tasks, but thawing lets the kernel release them sooner.
         if fs::read_to_string(path.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1") {
@@ -304,21 +304,45 @@ pub fn destroy(path: &Path, created: &[PathBuf]) -> Result<()> {
                 path.display()
             );
         }
-        remove_tree(path, deadline)?;
+    }
+    remove_cgroup(path, created, true)
+}
+
+/// Removes the cgroup, its child cgroups and the parents skiff created, killing nothing
+/// (the processes in it may be another container's): a cgroup that still holds a process
+/// is an error naming it and them.
+pub fn remove(path: &Path, created: &[PathBuf]) -> Result<()> {
+    remove_cgroup(path, created, false)
+}
+
+fn remove_cgroup(path: &Path, created: &[PathBuf], kill: bool) -> Result<()> {
+    if path.exists() {
+        remove_tree(path, Instant::now() + Duration::from_secs(10), kill)?;
     }
     remove_dirs(created.iter().filter(|p| p.as_path() != path))
 }
 
-fn remove_tree(path: &Path, deadline: Instant) -> Result<()> {
+fn remove_tree(path: &Path, deadline: Instant, kill: bool) -> Result<()> {
     for child in children(path) {
-        remove_tree(&child, deadline)?;
+        remove_tree(&child, deadline, kill)?;
     }
     loop {
         match fs::remove_dir(path) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
-                let _ = kill_all(path);
+                if kill {
+                    let _ = kill_all(path);
+                } else if let Ok(p) = pids(path).map(|p| p.into_iter().take(8).collect::<Vec<_>>())
+                {
+                    if !p.is_empty() {
+                        bail!(
+                            "unable to remove container's cgroup {}: it still holds processes \
+                             (pids {p:?}) that are not this container's",
+                            path.display()
+                        );
+                    }
+                }
                 std::thread::sleep(Duration::from_millis(5));
             }
             Err(e) => return Err(e).with_context(|| format!("removing cgroup {}", path.display())),

@@ -27,7 +27,7 @@ use oci_spec::runtime::{LinuxResources, Spec};
 
 pub use manager::{
     accepts_processes, cgroup_of, check_unused, destroy, domain_controllers_enabled, freeze,
-    kill_all, pids, Cgroup,
+    kill_all, pids, remove, Cgroup,
 };
 pub use mount::{find_mount, host_layout, own_cgroup, resolve};
 

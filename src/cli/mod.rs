@@ -4,10 +4,12 @@
 
 use std::path::PathBuf;
 
+mod fds;
 mod features;
 mod spec;
 pub mod update;
 
+pub use fds::check_preserved_fds;
 pub use update::UpdateArgs;
 
 use anyhow::Context;

@@ -2,7 +2,6 @@
 //! LinuxResources as containerd and podman send it) and the value syntaxes the flags share
 //! with runc: memory sizes as docker/go-units reads them, Go durations for `events`.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -81,15 +80,13 @@ pub fn requested(a: &UpdateArgs) -> Result<LinuxResources> {
         bail!("--l3-cache-schema, --mem-bw-schema: Intel RDT is not supported by skiff");
     }
     if let Some(src) = &a.resources {
-        let mut text = Vec::new();
-        if src.as_os_str() == "-" {
-            std::io::stdin()
-                .read_to_end(&mut text)
-                .context("--resources: reading standard input")?;
+        let text = if src.as_os_str() == "-" {
+            crate::bundle::read_limited_from(std::io::stdin().lock(), "standard input")
         } else {
-            text = std::fs::read(src)
-                .with_context(|| format!("--resources: reading {}", src.display()))?;
+            crate::bundle::read_limited(src)
         }
+        .context("--resources")?;
+        crate::bundle::check_depth(&text).context("--resources")?;
         // runc reads the file with Go's case-insensitive field matching ("CPU": {"Cpus"}).
         let mut value: Value = serde_json::from_slice(&text)
             .map_err(|e| anyhow::anyhow!("--resources: invalid JSON: {e}"))?;
@@ -238,7 +235,9 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         rest = &rest[u..];
         total += value * secs;
     }
-    Ok(Duration::from_secs_f64(total))
+    // A value no Duration can hold (or 400 digits of hours) is refused, not a panic.
+    Duration::try_from_secs_f64(total)
+        .map_err(|_| anyhow::anyhow!("invalid duration {s:?}: too large"))
 }
 
 #[cfg(test)]
@@ -265,7 +264,8 @@ mod tests {
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-        for bad in ["", "5", "5x", "s", "-1s"] {
+        let huge = format!("{}h", "9".repeat(400));
+        for bad in ["", "5", "5x", "s", "-1s", "99999999999999999999h", &huge] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

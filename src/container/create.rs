@@ -1,8 +1,10 @@
-//! `create`: validate the bundle, reserve the state directory, make the cgroup and the exec
-//! fifo, spawn the init (process::parent) and record the state. Every step is undone when a
-//! later one fails: no process, cgroup, fifo or state directory is left behind.
+//! `create`: validate the bundle, reserve the state directory, record the container, make
+//! the exec fifo and the cgroup, spawn the init (process::parent) and commit the record. The
+//! order is the crash-consistency argument of `process::sync`: everything is recorded before
+//! it is made. Every step is undone when a later one fails: no process, cgroup, fifo or
+//! state directory is left behind.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -35,6 +37,9 @@ pub fn create(
 ) -> Result<Created> {
     state::validate_id(id)?;
     crate::logging::step("create: start");
+    // Before skiff opens anything of its own: the preserved fds must be the caller's.
+    let listen_fds = crate::activation::listen_fds();
+    crate::cli::check_preserved_fds(listen_fds, o.preserve_fds)?;
     let bundle = bundle::load(&o.bundle)?;
     crate::logging::step("create: bundle loaded and validated");
     check_supported(&bundle, o)?;
@@ -53,10 +58,12 @@ pub fn create(
     let plan = Plan::from_spec(&bundle.spec)?;
     let store = Store::new(&g.root);
     let locked = store.create(id)?;
+    crate::failpoint!("create.locked");
     crate::logging::step("create: state directory reserved");
     let fds = Fds {
         console: console.as_ref(),
         agent: agent.as_ref(),
+        listen: listen_fds,
     };
     match create_locked(&locked, &bundle, &plan, &resources, o, id, fds) {
         Ok((state, init)) => Ok(Created {
@@ -87,11 +94,12 @@ fn check_supported(b: &Bundle, o: &CreateOpts) -> Result<()> {
     Ok(())
 }
 
-/// Connected sockets the init sends fds to.
+/// Connected sockets the init sends fds to, and how many activation fds it passes on.
 #[derive(Clone, Copy)]
 struct Fds<'a> {
     console: Option<&'a OwnedFd>,
     agent: Option<&'a OwnedFd>,
+    listen: u32,
 }
 
 /// The connection to linux.seccomp.listenerPath when the filter uses SCMP_ACT_NOTIFY.
@@ -118,48 +126,139 @@ fn create_locked(
     id: &str,
     fds: Fds<'_>,
 ) -> Result<(State, parent::Init)> {
-    let console = fds.console;
     let terminal = bundle
         .spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    if terminal && console.is_none() {
+    if terminal && fds.console.is_none() {
         bail!(
             "process.terminal is true: pass --console-socket to receive the terminal \
              (or use `run` in the foreground)"
         );
     }
-    let fifo = make_fifo(&locked.fifo())?;
     let (mount, own) = cgroups::host_layout()?;
     let linux = bundle.spec.linux().as_ref();
     let cgroups_path = linux.and_then(|l| l.cgroups_path().clone());
     let rel = cgroups::resolve(cgroups_path.as_deref(), &own, id)?;
     // runc's refusals (a cgroup in use, or frozen) come before anything is made or changed.
     cgroups::check_unused(&mount, &rel)?;
-    let cgroup = Cgroup::create(&mount, &rel)?;
-    // Limits and the device program are in place before the init is born into the cgroup
-    // (CLONE_INTO_CGROUP); on failure dropping `cgroup` removes it again.
-    cgroups::apply::apply(&mount, &cgroup.path, cgroup.dirfd.as_fd(), resources)?;
-    crate::logging::step("create: cgroup made, limits and device program applied");
-    let idmapped = crate::rootfs::idmapped::prepare(&bundle.spec, &bundle.dir)?;
-    let cgroup_view = crate::rootfs::CgroupView {
-        hierarchy: mount.clone(),
-        dir: cgroup.path.clone(),
-        own_ns: plan.own_cgroup_ns(),
+    // W1: the cgroup is on record before it exists, with the directories we are about to
+    // make (the ones missing now).
+    let mut state = State {
+        id: id.to_string(),
+        pid: 0,
+        start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::logging::now_rfc3339(),
+        owner: String::new(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        cgroup: Some(mount.join(&rel)),
+        cgroup_created: missing_dirs(&mount, &rel),
+        resources: linux.and_then(|l| l.resources().clone()),
+        own_pid_ns: plan.own_pid_ns,
+        pid_ns: None,
+        hooks: bundle.spec.hooks().clone(),
     };
+    locked.save(&state)?;
+    crate::failpoint!("create.recorded");
+    let fifo = make_fifo(&locked.fifo())?;
+    crate::failpoint!("create.fifo");
+    let cgroup = Cgroup::create(&mount, &rel)?;
+    // From here the cgroup is removed as the container's (never killing another
+    // container's processes in it), not by `Cgroup`'s drop.
+    let dirfd = cgroup
+        .dirfd
+        .try_clone()
+        .context("duplicating the cgroup fd");
+    let (_, created) = cgroup.keep();
+    crate::failpoint!("create.cgroup");
+    let made = dirfd.and_then(|dirfd| {
+        if created != state.cgroup_created {
+            // Someone else made or removed a parent meanwhile: record what is ours.
+            state.cgroup_created = created;
+            locked.save(&state)?;
+        }
+        // Limits and the device program are in place before the init is born into the
+        // cgroup (CLONE_INTO_CGROUP).
+        cgroups::apply::apply(&mount, &mount.join(&rel), dirfd.as_fd(), resources)?;
+        crate::failpoint!("create.resources");
+        crate::logging::step("create: cgroup made, limits and device program applied");
+        let view = crate::rootfs::CgroupView {
+            hierarchy: mount.clone(),
+            dir: mount.join(&rel),
+            own_ns: plan.own_cgroup_ns(),
+        };
+        let init = launch(
+            locked,
+            bundle,
+            plan,
+            o,
+            fds,
+            fifo.as_fd(),
+            dirfd.as_fd(),
+            &view,
+            &mut state,
+        )?;
+        Ok(init)
+    });
+    match made {
+        Ok(init) => Ok((state, init)),
+        Err(e) => {
+            // The init is gone (or never was): what is left is the cgroup.
+            if let Err(ce) = super::delete::remove_cgroup(&state) {
+                crate::logging::warn(&format!("cleaning up after a failed create: {ce:#}"));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The directories of `<mount>/<rel>` that do not exist yet, deepest first (as
+/// `Cgroup::create` reports the ones it made).
+fn missing_dirs(mount: &Path, rel: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut cur = mount.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        if !cur.exists() {
+            out.push(cur.clone());
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// Spawns the init and records it: W2 (its pid) as it starts, then, once it is ready, the
+/// pid file, the pidfd, W3 (the config copy, which commits the record) and the commit
+/// message.
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    locked: &Locked,
+    bundle: &Bundle,
+    plan: &Plan,
+    o: &CreateOpts,
+    fds: Fds<'_>,
+    fifo: BorrowedFd<'_>,
+    cgroup: BorrowedFd<'_>,
+    cgroup_view: &crate::rootfs::CgroupView,
+    state: &mut State,
+) -> Result<parent::Init> {
+    let idmapped = crate::rootfs::idmapped::prepare(&bundle.spec, &bundle.dir)?;
+    let id = state.id.clone();
     let mut launch = Launch {
-        id,
+        id: &id,
         bundle,
         plan,
         no_pivot: o.no_pivot,
         no_new_keyring: o.no_new_keyring,
         preserve_fds: o.preserve_fds,
-        listen_fds: crate::activation::listen_fds(),
+        listen_fds: fds.listen,
         idmapped: &idmapped,
-        fifo: fifo.as_fd(),
-        console: console.map(|c| c.as_fd()),
+        fifo,
+        console: fds.console.map(|c| c.as_fd()),
         seccomp_agent: fds.agent.map(|a| crate::seccomp::Agent {
             socket: a.as_fd(),
             metadata: bundle
@@ -169,11 +268,23 @@ fn create_locked(
                 .and_then(|l| l.seccomp().as_ref())
                 .and_then(|s| s.listener_metadata().as_deref()),
         }),
-        cgroup_view: &cgroup_view,
-        close_in_child: vec![locked.lock_fd().as_raw_fd(), cgroup.dirfd.as_raw_fd()],
+        cgroup_view,
+        close_in_child: vec![locked.lock_fd().as_raw_fd(), cgroup.as_raw_fd()],
     };
-    let init = match parent::spawn(&mut launch, cgroup.dirfd.as_fd()) {
-        Ok(init) => init,
+    let spawned = {
+        let mut record = |pid: i32| {
+            state.pid = pid;
+            state.start_time =
+                state::proc_start_time(pid).context("reading the init's start time")?;
+            state.pid_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                .ok()
+                .map(|l| l.to_string_lossy().into_owned());
+            locked.save(state)
+        };
+        parent::spawn(&mut launch, cgroup, &mut record)
+    };
+    let spawned = match spawned {
+        Ok(s) => s,
         Err(e) => {
             // The init is gone (spawn reaps it); hooks may have run: destroying the
             // container includes its poststop hooks (runtime-spec lifecycle steps 12-13).
@@ -187,42 +298,40 @@ fn create_locked(
         }
     };
     crate::logging::step("create: the init is ready");
-    let start_time = state::proc_start_time(init.pid).context("reading the init's start time")?;
-    let (cg_path, cg_created) = cgroup.keep();
-    let state = State {
-        id: id.to_string(),
-        pid: init.pid,
-        start_time,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: crate::logging::now_rfc3339(),
-        owner: String::new(),
-        annotations: launch.annotations(),
-        cgroup: Some(cg_path.clone()),
-        cgroup_created: cg_created.clone(),
-        resources: linux.and_then(|l| l.resources().clone()),
-        own_pid_ns: plan.own_pid_ns,
-        hooks: bundle.spec.hooks().clone(),
-    };
-    let recorded = locked
-        .save_spec(&bundle.spec)
-        .and_then(|()| locked.save(&state))
-        .and_then(|()| match &o.pid_file {
-            Some(p) => write_pid_file(p, init.pid),
-            None => Ok(()),
-        })
-        .and_then(|()| match &o.pidfd_socket {
-            Some(p) => send_pidfd(p, init.pidfd.as_fd()),
-            None => Ok(()),
-        });
-    crate::logging::step("create: state.json and the pid file written");
+    let init = &spawned.init;
+    let recorded = (|| -> Result<()> {
+        if let Some(p) = &o.pid_file {
+            write_pid_file(p, init.pid)?;
+        }
+        if let Some(p) = &o.pidfd_socket {
+            send_pidfd(p, init.pidfd.as_fd())?;
+        }
+        crate::failpoint!("create.pid-file");
+        locked.save_spec(&bundle.spec)?;
+        crate::failpoint!("create.committed");
+        crate::logging::step("create: the pid file and the config copy written");
+        Ok(())
+    })();
     if let Err(e) = recorded {
         let _ = crate::sys::pidfd::send_signal(init.pidfd.as_fd(), libc::SIGKILL);
         let _ = crate::sys::pidfd::wait(init.pidfd.as_fd(), false);
-        let _ = cgroups::destroy(&cg_path, &cg_created);
         return Err(e);
     }
-    Ok((state, init))
+    let pidfd = init.pidfd.try_clone();
+    match spawned.commit() {
+        Ok(init) => {
+            crate::failpoint!("create.done");
+            Ok(init)
+        }
+        Err(e) => {
+            // The init died after Ready: reap it.
+            if let Ok(fd) = pidfd {
+                let _ = crate::sys::pidfd::send_signal(fd.as_fd(), libc::SIGKILL);
+                let _ = crate::sys::pidfd::wait(fd.as_fd(), false);
+            }
+            Err(e)
+        }
+    }
 }
 
 fn connect_console(path: &Path) -> Result<OwnedFd> {

@@ -31,7 +31,10 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
 
 fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     crate::logging::step("exec: start");
+    // Before skiff opens anything of its own: the preserved fds must be the caller's.
+    crate::cli::check_preserved_fds(0, a.preserve_fds)?;
     let (locked, state) = Store::new(&g.root).open(&a.id)?;
+    crate::failpoint!("exec.locked");
     match locked.status(&state) {
         Status::Running | Status::Created => {}
         Status::Paused if a.ignore_paused => {}
@@ -104,6 +107,7 @@ fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         close_in_child: vec![cgroup.as_raw_fd()],
     };
     let child = spawn(&mut e)?;
+    crate::failpoint!("exec.ready");
     drop(console);
     drop(agent);
     if let Some(p) = &a.pid_file {
@@ -116,6 +120,7 @@ fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         Some(s) => Some(crate::tty::recv_fd(s.as_fd())?),
         None => None,
     };
+    crate::failpoint!("exec.pid-file");
     if a.detach {
         return Ok(0);
     }
@@ -127,8 +132,7 @@ fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
 /// command-line overrides.
 fn build_process(a: &ExecArgs, spec: &oci_spec::runtime::Spec) -> Result<Process> {
     if let Some(path) = &a.process {
-        let text = std::fs::read(path)
-            .with_context(|| format!("--process: reading {}", path.display()))?;
+        let text = crate::bundle::read_limited(path).context("--process")?;
         let p =
             crate::bundle::parse_process(&text).with_context(|| format!("{}", path.display()))?;
         if p.args().as_deref().unwrap_or_default().is_empty() {

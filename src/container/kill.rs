@@ -34,9 +34,11 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         } else {
             rest.parse().unwrap_or(-1)
         };
-        let n = libc::SIGRTMIN() + off;
-        if off >= 0 && n <= libc::SIGRTMAX() {
-            return Ok(n);
+        // `off` comes from the command line: no wrap (SIGRTMIN+2147483647).
+        if let Some(n) = libc::SIGRTMIN().checked_add(off) {
+            if off >= 0 && n <= libc::SIGRTMAX() {
+                return Ok(n);
+            }
         }
     }
     nix::sys::signal::Signal::from_str(&name)
@@ -69,22 +71,48 @@ pub fn kill(g: &GlobalOpts, id: &str, signal: &str, all: bool) -> Result<()> {
     }
 }
 
-/// Every process in the container's cgroup (cgroup.kill for SIGKILL).
+/// Every process of the container (cgroup.kill for SIGKILL without a pid namespace of its
+/// own). A container with its own pid namespace owns only the processes of that namespace:
+/// another container sharing its cgroup is never signalled.
 pub fn signal_all(state: &State, sig: i32) -> Result<()> {
     let Some(cg) = &state.cgroup else {
         bail!("the container has no cgroup to signal")
     };
-    if sig == libc::SIGKILL {
+    let pids = if state.own_pid_ns {
+        pids_in_namespace(state, cgroups::pids(cg)?)?
+    } else if sig == libc::SIGKILL {
         return cgroups::kill_all(cg);
-    }
+    } else {
+        cgroups::pids(cg)?
+    };
     // Through a pidfd of each: any signal number (real-time ones included), and a pid that
     // exited meanwhile cannot be confused with a new process.
-    for pid in cgroups::pids(cg)? {
+    for pid in pids {
         if let Ok(fd) = pidfd::open(pid) {
             let _ = pidfd::send_signal(fd.as_fd(), sig);
         }
     }
     Ok(())
+}
+
+/// The pids (of the container's cgroup) that are in the init's pid namespace; none once the
+/// init is gone (the kernel has killed the namespace then).
+fn pids_in_namespace(state: &State, pids: Vec<i32>) -> Result<Vec<i32>> {
+    let Some(init) = super::init_pidfd(state)? else {
+        return Ok(vec![]);
+    };
+    let ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let Some(theirs) = ns(state.pid) else {
+        return Ok(vec![]);
+    };
+    // Read by pid: it is the init's only if the init (held by our pidfd) still runs now.
+    if pidfd::send_signal(init.as_fd(), 0).is_err() {
+        return Ok(vec![]);
+    }
+    Ok(pids
+        .into_iter()
+        .filter(|&p| ns(p).as_ref() == Some(&theirs))
+        .collect())
 }
 
 #[cfg(test)]
@@ -101,5 +129,7 @@ mod tests {
         assert_eq!(parse_signal("0").unwrap(), 0);
         assert!(parse_signal("-1").is_err());
         assert!(parse_signal("SIGNOPE").is_err());
+        assert!(parse_signal("SIGRTMIN+2147483647").is_err());
+        assert!(parse_signal("RTMIN+-5").is_err());
     }
 }

@@ -38,6 +38,10 @@ use crate::sys::pidfd;
 /// A pidfd for the container's init, if it is still the process we created (its start time
 /// matches): opening it first and checking afterwards closes the pid-reuse window.
 pub fn init_pidfd(state: &State) -> Result<Option<OwnedFd>> {
+    // An aborted create may have died before it recorded its init.
+    if state.pid <= 0 {
+        return Ok(None);
+    }
     let fd = match pidfd::open(state.pid) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),

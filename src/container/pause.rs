@@ -9,6 +9,7 @@ use crate::state::{Status, Store};
 
 pub fn pause(g: &GlobalOpts, id: &str) -> Result<()> {
     let (locked, state) = Store::new(&g.root).open(id)?;
+    crate::failpoint!("pause.locked");
     // runc pauses running and created containers; anything else is "not running".
     match locked.status(&state) {
         Status::Running | Status::Created => {}

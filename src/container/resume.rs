@@ -8,6 +8,7 @@ use crate::state::{Status, Store};
 
 pub fn resume(g: &GlobalOpts, id: &str) -> Result<()> {
     let (locked, state) = Store::new(&g.root).open(id)?;
+    crate::failpoint!("resume.locked");
     if locked.status(&state) != Status::Paused {
         bail!("container not paused");
     }

@@ -17,6 +17,8 @@ use crate::sys::pidfd;
 
 /// Returns the container's exit status (128 + signal when it was killed).
 pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
+    // Before skiff opens anything of its own (create checks again, unchanged).
+    crate::cli::check_preserved_fds(crate::activation::listen_fds(), a.opts.preserve_fds)?;
     // In the foreground without --console-socket, `run` is the console socket itself (used
     // only if process.terminal turns out to be true).
     let (ours, theirs) = if a.opts.console_socket.is_none() && !a.detach {
@@ -38,6 +40,7 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         }
         return Err(e);
     }
+    crate::failpoint!("run.started");
     if a.detach {
         return Ok(0);
     }
@@ -47,6 +50,7 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         let _raw = master.as_ref().map(|_| RawMode::enter());
         wait_forwarding(c.init.pidfd.as_fd(), master.as_ref())?
     };
+    crate::failpoint!("run.exited");
     if !a.keep {
         let (locked, state) = Store::new(&g.root).open(&a.id)?;
         stop(&state)?;

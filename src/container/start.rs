@@ -11,6 +11,7 @@ use crate::sys::pidfd;
 
 pub fn start(g: &GlobalOpts, id: &str) -> Result<()> {
     let (locked, state) = Store::new(&g.root).open(id)?;
+    crate::failpoint!("start.locked");
     start_locked(&locked, &state, None)
 }
 
@@ -34,10 +35,12 @@ pub fn start_locked(locked: &Locked, state: &State, init: Option<BorrowedFd<'_>>
     };
     crate::logging::step("start: releasing the init");
     let started = release(locked, init).and_then(|()| {
+        crate::failpoint!("start.released");
         crate::logging::step("start: the init has passed the barrier");
         let hooks = state.hooks.as_ref().and_then(|h| h.poststart().as_ref());
         crate::hooks::run_all("poststart", hooks, &super::hook_state(state, "running"))
     });
+    crate::failpoint!("start.poststart-run");
     if let Err(e) = started {
         // runtime-spec 1.3: a failing startContainer or poststart hook "MUST generate an
         // error, stop the container, and continue the lifecycle at step 12": it is
@@ -55,14 +58,25 @@ pub fn start_locked(locked: &Locked, state: &State, init: Option<BorrowedFd<'_>>
 }
 
 /// Opens the fifo for reading (which lets the init's blocking open for writing complete) and
-/// waits for its byte, or for the init to die, whichever comes first.
+/// waits for its byte, or for the init to die, whichever comes first. The fifo's name goes
+/// first, while the init still waits: "created" (the fifo exists) then never describes an
+/// init that is already past the barrier, whenever we are killed (process::sync).
 fn release(locked: &Locked, init: BorrowedFd<'_>) -> Result<()> {
     let path = locked.fifo();
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    crate::failpoint!("start.fifo-held");
+    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    crate::failpoint!("start.fifo-removed");
+    let reopen = format!("/proc/self/fd/{}", held.as_raw_fd());
     let fifo = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
+        .open(&reopen)
+        .with_context(|| format!("opening {} for reading", path.display()))?;
     let mut verdict = Vec::new();
     loop {
         let mut fds = [
@@ -101,12 +115,10 @@ fn release(locked: &Locked, init: BorrowedFd<'_>) -> Result<()> {
     if verdict != b"0" {
         let why =
             String::from_utf8_lossy(verdict.strip_prefix(b"E").unwrap_or(&verdict)).into_owned();
-        let _ = std::fs::remove_file(&path);
         if why.is_empty() {
             bail!("the container init exited before starting the process");
         }
         bail!("{why}");
     }
-    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
     Ok(())
 }

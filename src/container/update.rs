@@ -12,6 +12,7 @@ use crate::state::{Status, Store};
 
 pub fn update(g: &GlobalOpts, id: &str, request: &LinuxResources) -> Result<()> {
     let (locked, mut state) = Store::new(&g.root).open(id)?;
+    crate::failpoint!("update.locked");
     if locked.status(&state) == Status::Stopped {
         bail!("container not running");
     }
@@ -30,6 +31,7 @@ pub fn update(g: &GlobalOpts, id: &str, request: &LinuxResources) -> Result<()> 
     let dir = std::fs::File::open(&cg)
         .map_err(|e| anyhow::anyhow!("opening the container's cgroup {}: {e}", cg.display()))?;
     cgroups::apply_plan(&cg, std::os::fd::AsFd::as_fd(&dir), &plan)?;
+    crate::failpoint!("update.applied");
     state.resources = Some(merged);
     locked.save(&state)
 }

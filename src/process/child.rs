@@ -61,6 +61,8 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User);
     if l.plan.new_user || joined_user {
         become_userns_root()?;
+        // The id change cleared the parent-death signal (process::sync: crash consistency).
+        rearm_parent_death(end)?;
     }
     if l.plan.new_net() {
         loopback_up()?;
@@ -89,10 +91,11 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         end.run_hooks()?;
     }
     let state = l.state_json("creating", pid);
-    hooks::run_all(
+    hooks::run_all_in_rootfs(
         "createContainer",
         hooks.and_then(|h| h.create_container().as_ref()),
         &state,
+        &l.bundle.rootfs,
     )?;
     crate::rootfs::enter(&prepared, l.no_pivot)?;
     crate::logging::step(if l.no_pivot {
@@ -137,12 +140,14 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         filter: l.bundle.seccomp.as_ref(),
         agent,
         env,
-        kept_fds: l.listen_fds + l.preserve_fds,
+        kept_fds: l.listen_fds.saturating_add(l.preserve_fds),
     })?;
     crate::logging::step("init: identity switched, program found");
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
     end.ready()?;
     ready_sent.set(true);
+    // Until skiff has recorded the container its death (EOF) is ours (process::sync).
+    end.wait_commit()?;
     let barrier = wait_for_start(&proc, l.fifo)?;
     crate::logging::step("init: started");
     drop(proc);
@@ -172,6 +177,16 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
 fn harden() -> Result<()> {
     prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
     prctl::set_dumpable(false).context("making the init non-dumpable")?;
+    Ok(())
+}
+
+/// Sets the parent-death signal again after a credential change cleared it; a parent that
+/// died before that shows as EOF on the socket.
+fn rearm_parent_death(end: &ChildEnd) -> Result<()> {
+    prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
+    if end.parent_gone() {
+        anyhow::bail!("skiff exited during container setup");
+    }
     Ok(())
 }
 

@@ -85,11 +85,15 @@ pub fn spawn(e: &mut Exec<'_>) -> Result<Init> {
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd.context("clone3 returned no pidfd")?),
     };
+    crate::failpoint!("exec.cloned");
     drop(cend);
     crate::logging::step("exec: process cloned");
     let mut side = ParentSide::new(pend, false, false);
     let result = super::set_oom_score_adj(pid, e.process)
         .and_then(|()| side.go(pid))
+        .inspect(|()| {
+            crate::failpoint!("exec.go");
+        })
         .and_then(|()| side.next_request());
     match result {
         Ok(Request::Ready) => Ok(Init { pid, pidfd: fd }),

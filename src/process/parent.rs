@@ -41,8 +41,32 @@ impl Drop for Reaper {
     }
 }
 
-/// Spawns the init into `cgroup` and drives it to `Ready`.
-pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
+/// An init that reported `Ready` and waits for [`Spawned::commit`] before it may outlive us
+/// (dropping this instead makes it exit: EOF on its socket).
+#[derive(Debug)]
+pub struct Spawned {
+    pub init: Init,
+    side: ParentSide,
+}
+
+impl Spawned {
+    /// Tells the init the container is recorded; from now on it waits on the exec fifo.
+    pub fn commit(self) -> Result<Init> {
+        self.side
+            .commit()
+            .context("telling the container init it is recorded")?;
+        Ok(self.init)
+    }
+}
+
+/// Spawns the init into `cgroup` and drives it to `Ready`. `record` is called with the
+/// init's pid as soon as it is let go (`Go`), while it sets up: a crash of ours then leaves
+/// an init that state.json names (and that dies with us anyway, process::sync).
+pub fn spawn(
+    l: &mut Launch<'_>,
+    cgroup: BorrowedFd<'_>,
+    record: &mut dyn FnMut(i32) -> Result<()>,
+) -> Result<Spawned> {
     let (pend, cend) = sync::pair()?;
     l.close_in_child.push(pend.raw_fd());
     let plan = l.plan;
@@ -70,6 +94,7 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd.context("clone3 returned no pidfd")?),
     };
+    crate::failpoint!("spawn.cloned");
     drop(cend);
     crate::logging::step("create: init cloned");
     let mut child = Reaper(Some(Init { pid, pidfd: fd }));
@@ -77,6 +102,7 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
     let spec = &l.bundle.spec;
     if plan.clone.contains(CloneFlags::CLONE_NEWUSER) {
         write_id_maps(pid, spec)?;
+        crate::failpoint!("spawn.maps");
     }
     // linux.netDevices, as soon as the network namespace exists (netdev.rs); declared after
     // `child` so a failure moves the devices back before the init is killed.
@@ -85,11 +111,15 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
     if !plan.fork {
         super::set_oom_score_adj(pid, process)?;
         side.go(pid)?;
+        crate::failpoint!("spawn.go");
+        record(pid)?;
+        crate::failpoint!("spawn.recorded");
     }
     loop {
         match side.next_request()? {
             Request::MapIds => {
                 write_id_maps(pid, spec)?;
+                crate::failpoint!("spawn.maps");
                 side.maps_done()?;
             }
             Request::InitPid(p) => {
@@ -103,8 +133,12 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
                 }
                 super::set_oom_score_adj(p, process)?;
                 side.go(p)?;
+                crate::failpoint!("spawn.go");
+                record(p)?;
+                crate::failpoint!("spawn.recorded");
             }
             Request::RunHooks => {
+                crate::failpoint!("spawn.hooks");
                 let pid = child.0.as_ref().map_or(0, |c| c.pid);
                 let state = l.state_json("creating", pid);
                 let hooks = spec.hooks().as_ref();
@@ -119,9 +153,11 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
                     &state,
                 )?;
                 crate::logging::step("create: prestart and createRuntime hooks run");
+                crate::failpoint!("spawn.hooks-done");
                 side.hooks_done()?;
             }
             Request::Ready => {
+                crate::failpoint!("spawn.ready");
                 let pid = child.0.as_ref().map_or(0, |c| c.pid);
                 if let Some(a) =
                     crate::netdev::attach(spec, plan, pid, crate::netdev::Stage::Ready)?
@@ -135,7 +171,10 @@ pub fn spawn(l: &mut Launch<'_>, cgroup: BorrowedFd<'_>) -> Result<Init> {
     if let Some(a) = netdevs {
         a.keep();
     }
-    Ok(child.disarm())
+    Ok(Spawned {
+        init: child.disarm(),
+        side,
+    })
 }
 
 /// The child inherits dumpability at clone3, so it is non-dumpable from its first

@@ -1,51 +1,114 @@
 //! THE create protocol: what the parent (`skiff create`/`run`) and the child (the future
 //! container init) say to each other over one SOCK_SEQPACKET socketpair, and in which order.
 //! This is the only place that defines it; `parent.rs` and `child.rs` each follow it through
-//! the typed ends below.
+//! the typed ends below. `[name]` marks a crash point (`failpoint!`, see below).
 //!
 //! ```text
 //!  parent                                          child
 //!  ──────                                          ─────
-//!  validate, lock <root>/<id>, mkfifo exec.fifo, mkdir cgroup, open joined namespaces,
-//!  connect the console socket and (NOTIFY) the seccomp agent, become non-dumpable
+//!  validate; connect the console socket and (NOTIFY) the seccomp agent
+//!  mkdir + flock <root>/<id> (under <root>'s flock)   [create.locked]
+//!  W1: state.json {pid 0, cgroup, its new dirs}      [create.recorded]
+//!  mkfifo exec.fifo                                   [create.fifo]
+//!  mkdir cgroup (W1 again if other parents were made) [create.cgroup]
+//!  resources, device program                          [create.resources]
+//!  open joined namespaces, become non-dumpable
 //!  [setns pid_for_children when joining a pid ns]
 //!  clone3(new namespaces | INTO_CGROUP | PIDFD) ─► born in its cgroup (and namespaces);
-//!                                                  non-dumpable from birth; drops the
-//!                                                  parent's fds, parent-death signal
-//!  [clone3 made a user ns: write uid/gid maps]
-//!                                                  [plan.join: setns each, user first]
+//!                                  [spawn.cloned]  non-dumpable from birth; parent-death
+//!                                                  signal SIGKILL; drops the parent's fds
+//!  [clone3 made a user ns: write uid/gid maps]     [plan.join: setns each, user first]
 //!                          ◄───────────────────── MapIds      (plan.unshare_user only,
-//!  write uid_map/gid_map                                        after unshare(NEWUSER))
+//!  write uid_map/gid_map           [spawn.maps]                after unshare(NEWUSER))
 //!  MapsDone ─────────────────────────────────────►
 //!                                                  [unshare the rest]
 //!                          ◄───────────────────── InitPid{pid} (plan.fork only: the child
 //!  pidfd_open(pid), reap the child                  forked the init with CLONE_PARENT and
 //!                                                   exits; the init carries on from here)
 //!  write /proc/<pid>/oom_score_adj
-//!  Go{pid} ──────────────────────────────────────► init: time ns, mounts, devices
+//!  Go{pid} ─────────────────────────[spawn.go]───► init: [user ns: become its root, then
+//!  W2: state.json {pid, start time, pid ns}        parent-death signal again + EOF check],
+//!                 [spawn.recorded]                 time ns, mounts, devices
 //!                          ◄───────────────────── RunHooks    (only with prestart or
 //!  run prestart + createRuntime hooks                           createRuntime hooks)
+//!                  [spawn.hooks, spawn.hooks-done]
 //!  HooksDone ────────────────────────────────────►
-//!                                                  createContainer hooks, pivot_root,
-//!                                                  masked/readonly paths, hostname,
-//!                                                  rlimits, then the shared tail
+//!                                                  createContainer hooks (cwd: the rootfs),
+//!                                                  pivot_root, masked/readonly paths,
+//!                                                  hostname, rlimits, then the shared tail
 //!                                                  (tail.rs): fds, user, caps (keeping
 //!                                                  CAP_SYS_ADMIN for a filter without
 //!                                                  noNewPrivileges), cwd, look up args[0]
 //!                                                  [NOTIFY: load the filter, listener fd
-//!                                                  + process state to the agent]
+//!                                                  + process state to the agent],
+//!                                                  clear the parent-death signal
 //!                          ◄───────────────────── Ready
-//!  write state.json and --pid-file, exit           block opening exec.fifo for writing
+//!  --pid-file, --pidfd-socket  [spawn.ready, create.pid-file]
+//!  W3: <state>/config.json, the config copy: commits the record  [create.committed]
+//!  Commit ───────────────────────────────────────► (EOF instead: exit)
+//!  exit                              [create.done] block opening exec.fifo for writing
 //!  ...
-//!  `skiff start`: open exec.fifo, read 1 byte ◄── load the filter, drop CAP_SYS_ADMIN,
-//!                                                  startContainer hooks, write 1 byte,
-//!                                                  execve
+//!  `skiff start`: open exec.fifo O_PATH, unlink it, reopen it for reading  ◄── unblocks:
+//!  [start.fifo-held, start.fifo-removed]     load the filter, drop CAP_SYS_ADMIN,
+//!  read the verdict [start.released]         startContainer hooks, write the verdict
+//!                                            byte, execve
 //! ```
 //!
 //! At any point the child may send `Log{level,msg}` (the parent writes it to the log: it is
 //! the only writer), or `Error{msg}` and exit: the parent then kills and reaps it and undoes
 //! everything. EOF from the parent makes the child exit; EOF from the child before `Ready` is
 //! an error for the parent. Any message out of this order is a protocol error.
+//!
+//! # Crash consistency
+//!
+//! skiff may be killed (SIGKILL: shim timeouts, OOM, node shutdown) at any instant of any
+//! command. Whatever that leaves, the next `delete --force` (or `delete`) removes it
+//! completely: no process, no mount, no cgroup, no state directory, and the id is free again.
+//! `integration/crash/` kills every command at every crash point above (and the others in
+//! `start`, `run`, `exec`, `delete`, `update`, `pause`, `resume`) and at random moments, and
+//! checks the kernel's view after `delete --force`. The argument:
+//!
+//! - **Record before making.** W1 names the cgroup (and which of its directories skiff made)
+//!   before it exists; the fifo lives in the state directory. The init needs no record to
+//!   die (below), but W2 names it by pid, start time and pid namespace while it sets up,
+//!   written after `Go` so the write costs nothing on the critical path: `delete` then kills
+//!   it and waits for it by its pidfd, and tells its processes from another container's in
+//!   a shared cgroup.
+//! - **No orphan init.** The init carries the parent-death signal SIGKILL from its first
+//!   instruction (the fork case's init too) through its setup: skiff's death kills it. Where
+//!   a credential change clears the signal (becoming the user namespace's root) it is set
+//!   again and the socket checked for EOF, which covers a parent that died in between. From
+//!   the user switch on, the init only talks on the socket, where skiff's death is EOF: it
+//!   sends Ready and blocks for `Commit` (EOF: it exits), so clearing the signal before
+//!   Ready costs nothing, and `create` need not wait for an answer (which would cost a
+//!   round trip on its critical path). `Commit` comes after W3, the pid file and the pidfd:
+//!   an init never outlives a `create` that died before it could return, and never waits
+//!   on the fifo for a `start` that cannot come.
+//! - **Uncommitted means aborted.** W3, the copy of config.json that later commands read, is
+//!   written last (atomically) and is what commits the record. A create holds the
+//!   container's flock until it exits, so a record another command can lock without it
+//!   belongs to a dead create: it reads as `stopped` (runc shows aborted starts as stopped),
+//!   `list` shows it, and `delete` kills what W2 names (if it still runs), removes the
+//!   cgroup and the directory.
+//! - **Debris.** A directory with no state.json is what a create killed between its mkdir
+//!   and W1, or a delete killed after removing state.json (it goes first), leaves. Creates
+//!   take the root's flock from mkdir to flock, so a reader holding both locks knows no
+//!   create is halfway: it removes the directory (`state::Store::open`), and the id is free.
+//! - **Start.** `start` unlinks the fifo before it releases the init, so a crash leaves a
+//!   container that is either created (fifo present, init waiting), running, or stopped,
+//!   never "created" with an init that is already past the barrier (a later `start` would
+//!   wait forever). A crash between the unlink and the release leaves an init that waits
+//!   forever while the container reads as running; `delete --force` removes it.
+//! - **Delete.** `delete` kills, removes the cgroup, runs poststop hooks and removes
+//!   state.json before the rest of the directory, so a crash leaves either the container
+//!   (whose next delete redoes what is left, poststop hooks included) or debris.
+//! - **Other commands.** `exec` puts its process in the container's cgroup and pid
+//!   namespace at birth (it dies with the container); `update`, `pause` and `resume` change
+//!   the cgroup and rewrite state.json atomically (rename), so a crash leaves the old or the
+//!   new record; the container stays deletable.
+//! - **What is outside.** Hooks die with the process that runs them (parent-death signal),
+//!   but what a hook starts itself is its own affair, as with runc. A `--pid-file` is
+//!   written through a temporary file next to it, which a crash at that instant leaves.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -68,6 +131,7 @@ pub enum Msg {
     MapsDone,
     Go { pid: i32 },
     HooksDone,
+    Commit,
 }
 
 /// `Msg::Ready` as `Socket::send` would encode it (a test checks that it still is).
@@ -96,6 +160,8 @@ impl Socket {
         let n = loop {
             match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Err(nix::errno::Errno::EINTR) => continue,
+                // The peer closed with a message of ours unread: it is gone all the same.
+                Err(nix::errno::Errno::ECONNRESET) => return Ok(None),
                 other => break other.context("receiving on the sync socket")?,
             }
         };
@@ -185,6 +251,13 @@ impl ParentSide {
         self.end.0.send(&Msg::HooksDone)
     }
 
+    /// The container is recorded: the init may outlive us from now on. Nothing to wait
+    /// for: the init cleared its parent-death signal before Ready, and waits for this (EOF
+    /// if we die first).
+    pub fn commit(self) -> Result<()> {
+        self.end.0.send(&Msg::Commit)
+    }
+
     /// Waits for the child's next request, writing its log lines to the log meanwhile.
     pub fn next_request(&mut self) -> Result<Request> {
         loop {
@@ -252,6 +325,26 @@ impl ChildEnd {
         self.0.send_encoded(READY)
     }
 
+    /// After Ready: waits until skiff has recorded the container (EOF: it died first).
+    pub fn wait_commit(&self) -> Result<()> {
+        match self.0.recv()? {
+            Some(Msg::Commit) => Ok(()),
+            Some(m) => bail!("protocol error: expected Commit, got {m:?}"),
+            None => bail!("skiff exited before it recorded the container"),
+        }
+    }
+
+    /// True when the parent's end is closed (it exited), without waiting.
+    pub fn parent_gone(&self) -> bool {
+        let mut p = [libc::pollfd {
+            fd: self.raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        }];
+        crate::sys::misc::poll(&mut p, 0)
+            .is_ok_and(|_| p[0].revents & (libc::POLLHUP | libc::POLLRDHUP) != 0)
+    }
+
     pub fn log(&self, level: Level, msg: String) {
         let _ = self.0.send(&Msg::Log { level, msg });
     }
@@ -281,8 +374,26 @@ mod tests {
         c.0.send(&Msg::RunHooks).unwrap();
         assert_eq!(p.next_request().unwrap(), Request::RunHooks);
         p.hooks_done().unwrap();
+        assert_eq!(c.0.recv().unwrap(), Some(Msg::HooksDone));
         c.ready().unwrap();
         assert_eq!(p.next_request().unwrap(), Request::Ready);
+        assert!(!c.parent_gone());
+        p.commit().unwrap();
+        c.wait_commit().unwrap();
+    }
+
+    #[test]
+    fn a_parent_gone_before_commit_is_eof_for_the_child() {
+        let (p, c) = pair().unwrap();
+        let p = ParentSide::new(p, false, false);
+        c.ready().unwrap();
+        drop(p);
+        assert!(c.parent_gone());
+        assert!(c
+            .wait_commit()
+            .unwrap_err()
+            .to_string()
+            .contains("before it recorded the container"));
     }
 
     #[test]

@@ -4,6 +4,14 @@
 //! concurrent commands on one id serialise (runc does not lock across processes; we do).
 //! state.json is replaced atomically (write to a temp file, then rename). The status is never
 //! read from the file: it is derived from the kernel each time (see [`status`]).
+//!
+//! Crash consistency (the whole argument is in `process::sync`): `create` writes state.json
+//! right after taking the directory, before it makes anything else, and writes the copy of
+//! config.json last, when the container is complete: a record without it (and whose lock is
+//! free) belongs to a create that died, and reads as a stopped container that `delete`
+//! removes. A directory without state.json is the debris of a create that died before its
+//! first write, or of a delete that died after its first removal (state.json goes first):
+//! [`Store::open`] removes it under the locks that prove nobody is using it.
 
 mod status;
 
@@ -17,7 +25,7 @@ use anyhow::{bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-pub use status::{proc_start_time, Status};
+pub use status::{derive as derive_status, proc_start_time, Status};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
@@ -52,6 +60,11 @@ pub struct State {
     /// Whether the container has its own pid namespace (if not, killing init leaves the other
     /// processes alive and delete must kill the whole cgroup).
     pub own_pid_ns: bool,
+    /// The init's pid namespace (`/proc/<pid>/ns/pid`, e.g. `pid:[4026532291]`): once the
+    /// init is gone, a process still in the cgroup and in another namespace is someone
+    /// else's, and `delete` says so at once instead of waiting for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_ns: Option<String>,
     /// Hooks still to run after create (poststart, poststop), copied from config.json so that
     /// later commands do not depend on the bundle staying unchanged.
     #[serde(default)]
@@ -150,7 +163,9 @@ impl Store {
         &self.root
     }
 
-    /// Creates and locks the directory of a new container; fails if the id is taken.
+    /// Creates and locks the directory of a new container; fails if the id is taken. The
+    /// directory is made and locked under the root's lock, so whoever holds the root's lock
+    /// and a container's sees no create between its mkdir and its flock (see [`Store::open`]).
     pub fn create(&self, id: &str) -> Result<Locked> {
         validate_id(id)?;
         fs::DirBuilder::new()
@@ -158,41 +173,52 @@ impl Store {
             .mode(0o700)
             .create(&self.root)
             .with_context(|| format!("creating state root {}", self.root.display()))?;
+        let _root = lock_root(&self.root)?;
         let dir = self.root.join(id);
-        match fs::DirBuilder::new().mode(0o711).create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                bail!("container with id {id} already exists")
-            }
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("creating state directory {}", dir.display()))
+        loop {
+            match fs::DirBuilder::new().mode(0o711).create(&dir) {
+                Ok(()) => return lock(dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // Debris of a create or delete that died (nobody holds its lock and it
+                    // has no state.json) does not keep the id.
+                    match try_lock(&dir) {
+                        Ok(Some(l)) if !l.dir.join(STATE_FILE).exists() => l.remove_debris()?,
+                        // Deleted meanwhile: try again.
+                        Err(e) if is_not_found(&e) => {}
+                        Err(e) => return Err(e),
+                        Ok(_) => bail!("container with id {id} already exists"),
+                    }
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("creating state directory {}", dir.display()))
+                }
             }
         }
-        lock(dir)
     }
 
     /// Locks an existing container and loads its state.
     pub fn open(&self, id: &str) -> Result<(Locked, State)> {
         validate_id(id)?;
         let dir = self.root.join(id);
-        let locked = match lock(dir) {
-            Ok(l) => l,
-            Err(e) if is_not_found(&e) => return Err(NotFound(id.to_string()).into()),
-            Err(e) => return Err(e),
-        };
-        // The creator may have failed and removed the directory while we waited for the lock.
-        let path = locked.dir.join(STATE_FILE);
-        let text = match fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(NotFound(id.to_string()).into())
+        let locked = lock_existing(&dir, id)?;
+        if let Some(state) = locked.read_state()? {
+            return Ok((locked, state));
+        }
+        // No state.json. Either the creator failed and removed the directory while we waited
+        // for the lock, or a create or a delete died: retry under the root's lock, which no
+        // live create holds between its mkdir and its flock, so that a directory still
+        // without state.json now is debris, removed as if it never existed.
+        drop(locked);
+        let _root = lock_root(&self.root)?;
+        let locked = lock_existing(&dir, id)?;
+        match locked.read_state()? {
+            Some(state) => Ok((locked, state)),
+            None => {
+                locked.remove_debris()?;
+                Err(NotFound(id.to_string()).into())
             }
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        let state =
-            serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
-        Ok((locked, state))
+        }
     }
 
     /// The ids of all containers (directories) under the root, sorted.
@@ -219,16 +245,46 @@ fn is_not_found(e: &anyhow::Error) -> bool {
     })
 }
 
-fn lock(dir: PathBuf) -> Result<Locked> {
-    let f = fs::OpenOptions::new()
+fn open_dir(dir: &Path) -> Result<File> {
+    fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(&dir)
-        .with_context(|| format!("opening {}", dir.display()))?;
-    let lock = Flock::lock(f, FlockArg::LockExclusive)
+        .open(dir)
+        .with_context(|| format!("opening {}", dir.display()))
+}
+
+fn lock(dir: PathBuf) -> Result<Locked> {
+    let lock = Flock::lock(open_dir(&dir)?, FlockArg::LockExclusive)
         .map_err(|(_, e)| e)
         .with_context(|| format!("locking {}", dir.display()))?;
     Ok(Locked { dir, lock })
+}
+
+/// The container's lock if nobody holds it now.
+fn try_lock(dir: &Path) -> Result<Option<Locked>> {
+    match Flock::lock(open_dir(dir)?, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(Locked {
+            dir: dir.to_path_buf(),
+            lock,
+        })),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(e).with_context(|| format!("locking {}", dir.display())),
+    }
+}
+
+fn lock_existing(dir: &Path, id: &str) -> Result<Locked> {
+    match lock(dir.to_path_buf()) {
+        Err(e) if is_not_found(&e) => Err(NotFound(id.to_string()).into()),
+        other => other,
+    }
+}
+
+/// The state root's own lock: held by `create` from its mkdir to its flock, and by a reader
+/// that must know no such create is under way.
+fn lock_root(root: &Path) -> Result<Flock<File>> {
+    Flock::lock(open_dir(root)?, FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .with_context(|| format!("locking {}", root.display()))
 }
 
 impl Locked {
@@ -242,10 +298,28 @@ impl Locked {
         self.lock.as_fd()
     }
 
+    /// state.json, or `None` when there is none.
+    fn read_state(&self) -> Result<Option<State>> {
+        let path = self.dir.join(STATE_FILE);
+        let text = match crate::bundle::read_limited(&path) {
+            Ok(t) => t,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let state =
+            serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
+        Ok(Some(state))
+    }
+
     /// Writes state.json atomically.
     pub fn save(&self, state: &State) -> Result<()> {
-        let tmp = self.dir.join(".state.json.tmp");
-        let path = self.dir.join(STATE_FILE);
+        self.replace(STATE_FILE, &serde_json::to_vec(state)?)
+    }
+
+    /// Writes `name` in the directory atomically (a temporary file renamed over it).
+    fn replace(&self, name: &str, data: &[u8]) -> Result<()> {
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let path = self.dir.join(name);
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -253,24 +327,33 @@ impl Locked {
             .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("writing {}", tmp.display()))?;
-        f.write_all(&serde_json::to_vec(state)?)
+        f.write_all(data)
             .with_context(|| format!("writing {}", tmp.display()))?;
         fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
         Ok(())
     }
 
-    /// Derives the current status from the kernel (see [`status::derive`]).
+    /// Whether `create` finished this container: it writes the config copy last. A record
+    /// without it is an aborted create (stopped, and `delete` cleans it).
+    pub fn committed(&self) -> bool {
+        self.dir.join(SPEC_FILE).exists()
+    }
+
+    /// Derives the current status from the kernel (see [`status::derive`]); an aborted
+    /// create is stopped (its init, if it still runs, is on its way out).
     pub fn status(&self, state: &State) -> Status {
+        if !self.committed() {
+            return Status::Stopped;
+        }
         status::derive(state, &self.fifo())
     }
 
     /// Keeps the container's config as it was at create: later commands (exec) use it, not
     /// the bundle's config.json, which may have changed since (runtime-spec: changes after
-    /// create must not affect the container).
+    /// create must not affect the container). Written atomically and last: it commits the
+    /// record (see [`Locked::committed`]).
     pub fn save_spec(&self, spec: &oci_spec::runtime::Spec) -> Result<()> {
-        let path = self.dir.join(SPEC_FILE);
-        std::fs::write(&path, serde_json::to_vec(spec)?)
-            .with_context(|| format!("writing {}", path.display()))
+        self.replace(SPEC_FILE, &serde_json::to_vec(spec)?)
     }
 
     pub fn load_spec(&self) -> Result<oci_spec::runtime::Spec> {
@@ -279,9 +362,25 @@ impl Locked {
         crate::bundle::parse(&text).with_context(|| format!("{}", path.display()))
     }
 
-    /// Removes the container directory (the lock stays held until drop).
+    /// Removes the container directory (the lock stays held until drop). state.json goes
+    /// first, in one step: if we die halfway, what is left is debris, not a container.
     pub fn remove(&self) -> Result<()> {
-        fs::remove_dir_all(&self.dir).with_context(|| format!("removing {}", self.dir.display()))
+        let path = self.dir.join(STATE_FILE);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+        }
+        crate::failpoint!("delete.state-removed");
+        self.remove_debris()
+    }
+
+    fn remove_debris(&self) -> Result<()> {
+        match fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing {}", self.dir.display())),
+        }
     }
 }
 

@@ -114,6 +114,7 @@ mod tests {
             cgroup_created: vec![],
             resources: None,
             own_pid_ns: true,
+            pid_ns: None,
             hooks: None,
         };
         assert_eq!(derive(&s, Path::new("/nonexistent")), Status::Stopped);

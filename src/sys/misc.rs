@@ -22,6 +22,12 @@ pub fn keep_across_exec(first: u32, count: u32) {
     }
 }
 
+/// Whether `fd` is an open file descriptor of this process (fcntl F_GETFD).
+pub fn is_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD on an integer only reads the fd's flags; EBADF when it is not open.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
 /// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring, so containers do not
 /// share the runtime's (and each other's) keys.
 pub fn join_session_keyring(name: &str) -> io::Result<()> {
@@ -100,6 +106,28 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
         }
     })?;
     Ok(n as usize)
+}
+
+/// Gives the process `cmd` spawns the parent-death signal SIGKILL: it dies with the process
+/// that spawned it (a hook with the runtime killed while it runs). A parent already gone by
+/// the time the child sets it up fails the spawn instead.
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+    // syscalls (prctl, getppid) on plain integers; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
 }
 
 /// _exit(2): ends the process at once, without running atexit handlers or flushing stdio

@@ -1,0 +1,27 @@
+//! config.json as `create` takes it: parse (field-naming errors, depth limit), validate
+//! against a bundle directory with a rootfs, compile linux.seccomp, plan the cgroup
+//! resources and the device program. Any input may be refused; none may panic or hang.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fn bundle() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        // One bundle for every run, in the fuzz workspace's (ignored) target directory.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-bundle");
+        std::fs::create_dir_all(dir.join("rootfs")).unwrap();
+        dir
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(spec) = skiff::bundle::parse(data) else {
+        return;
+    };
+    if skiff::bundle::validate(&spec, bundle()).is_err() {
+        return;
+    }
+    let _ = skiff::bundle::seccomp(&spec);
+    let _ = skiff::cgroups::create_plan(&spec);
+});
