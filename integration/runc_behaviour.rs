@@ -390,3 +390,35 @@ fn a_cgroup_mount_without_a_cgroup_namespace_never_changes_the_hosts_cgroup2_fla
     assert_eq!(b.run_ok(), "whole-hierarchy\n1\n");
     assert_eq!(flags(), before, "the host's cgroup2 root flags changed");
 }
+
+/// Hooks in the runtime's namespaces run from the bundle directory (runc works from there),
+/// and their state on stdin has no `annotations` when the config has none and no `pid` once
+/// the container has stopped, as runc writes it.
+#[test]
+fn runtime_hooks_run_from_the_bundle_with_runcs_state_fields() {
+    require_root!();
+    let mut b = Bundle::new("hook-cwd");
+    let dir = b.dir.to_str().unwrap().to_string();
+    let hook = |kind: &str| {
+        json!({"path": crate::common::busybox().unwrap(),
+               "args": ["sh", "-c", format!("pwd > {dir}/{kind}.cwd; cat > {dir}/{kind}.state")]})
+    };
+    b.config["hooks"] = json!({"prestart": [hook("prestart")], "poststop": [hook("poststop")]});
+    b.config.as_object_mut().unwrap().remove("annotations");
+    b.args(&["true"]);
+    b.run_ok();
+    let canon = std::fs::canonicalize(&b.dir).unwrap();
+    for kind in ["prestart", "poststop"] {
+        let cwd = std::fs::read_to_string(b.dir.join(format!("{kind}.cwd"))).unwrap();
+        assert_eq!(cwd.trim(), canon.to_str().unwrap(), "{kind}");
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(b.dir.join(format!("{kind}.state"))).unwrap())
+                .unwrap();
+        assert!(state.get("annotations").is_none(), "{kind}: {state}");
+        assert_eq!(
+            state.get("pid").is_some(),
+            kind == "prestart",
+            "{kind}: {state}"
+        );
+    }
+}

@@ -31,8 +31,18 @@ struct Place<'a> {
 /// Runs each hook in order; the first failure stops the sequence (callers decide whether a
 /// failure is fatal: per spec it is for prestart/createRuntime/createContainer/startContainer,
 /// a warning for poststart/poststop).
-pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Result<()> {
-    run_each(kind, hooks, state_json, Place::default())
+/// Hooks in the runtime's namespaces run from the bundle directory, as runc's (it works there).
+pub fn run_all(
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state_json: &str,
+    bundle: &Path,
+) -> Result<()> {
+    let place = Place {
+        env: None,
+        cwd: Some(bundle),
+    };
+    run_each(kind, hooks, state_json, place)
 }
 
 /// createContainer hooks: in the container's mount namespace, with the container's root
@@ -53,9 +63,13 @@ pub fn run_all_in_rootfs(
 
 /// Runs every hook even when some fail, logging each failure as a warning (poststop, and
 /// the cleanup after a failed create or start).
-pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) {
+pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str, bundle: &Path) {
+    let place = Place {
+        env: None,
+        cwd: Some(bundle),
+    };
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        if let Err(e) = run(h, state_json, Place::default()) {
+        if let Err(e) = run(h, state_json, place) {
             crate::logging::warn(&format!("{}: {e:#}", describe(kind, i, h)));
         }
     }
@@ -253,15 +267,21 @@ pub fn state_json(
     bundle: &std::path::Path,
     annotations: &std::collections::HashMap<String, String>,
 ) -> String {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "ociVersion": crate::cli::SPEC_VERSION,
         "id": id,
         "status": status,
-        "pid": pid,
         "bundle": bundle,
-        "annotations": annotations,
-    })
-    .to_string()
+    });
+    // Both optional as runc writes them: no pid once the container has stopped (poststop),
+    // no annotations when there are none.
+    if status != "stopped" && pid > 0 {
+        v["pid"] = pid.into();
+    }
+    if !annotations.is_empty() {
+        v["annotations"] = serde_json::json!(annotations);
+    }
+    v.to_string()
 }
 
 /// A hook's exit in the words runc's users see (Go's `ExitError` text): `exit status 3`,

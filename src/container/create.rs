@@ -293,7 +293,12 @@ fn launch(
                 .hooks()
                 .as_ref()
                 .and_then(|h| h.poststop().as_ref());
-            crate::hooks::run_all_warn("poststop", hooks, &launch.state_json("stopped", 0));
+            crate::hooks::run_all_warn(
+                "poststop",
+                hooks,
+                &launch.state_json("stopped", 0),
+                &bundle.dir,
+            );
             return Err(e);
         }
     };

@@ -90,7 +90,10 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     if hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some()) {
         end.run_hooks()?;
     }
-    let state = l.state_json("creating", pid);
+    // createContainer and startContainer hooks run in the container's namespaces: their pid
+    // is the init's as the container sees it (runtime-spec "State"; runc does the same).
+    let own_pid = nix::unistd::getpid().as_raw();
+    let state = l.state_json("creating", own_pid);
     hooks::run_all_in_rootfs(
         "createContainer",
         hooks.and_then(|h| h.create_container().as_ref()),
@@ -151,7 +154,7 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     let barrier = wait_for_start(&proc, l.fifo)?;
     crate::logging::step("init: started");
     drop(proc);
-    let state = l.state_json("created", pid);
+    let state = l.state_json("created", own_pid);
     // The filter goes on before the startContainer hooks (they are the container's own
     // programs, run as runc does: under its seccomp profile, with its environment).
     let started = armed.seal().and_then(|()| {
