@@ -422,3 +422,24 @@ fn runtime_hooks_run_from_the_bundle_with_runcs_state_fields() {
         );
     }
 }
+
+/// A hook's environment is exactly its `env`, in the config's order (Go's exec keeps it;
+/// Rust's std would sort it); a createContainer hook without one gets the container
+/// process's `env` as the config lists it (runc runs it from its init).
+#[test]
+fn hook_environments_keep_the_configs_order() {
+    require_root!();
+    let mut b = Bundle::new("hook-env-order");
+    let bb = crate::common::busybox().unwrap();
+    b.config["process"]["env"] = json!(["ZED=1", "PATH=/bin", "ALPHA=2"]);
+    b.config["hooks"] = json!({
+        "prestart": [{"path": bb, "args": ["env"], "env": ["B=2", "A=1", "C=3"]}],
+        "createContainer": [{"path": bb, "args": ["env"]}]
+    });
+    // prestart's stdout goes to skiff's stderr (stdout may be a client's data channel).
+    b.args(&["true"]);
+    let (code, _out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("B=2\nA=1\nC=3\n"), "{err}");
+    assert!(err.contains("ZED=1\nPATH=/bin\nALPHA=2\n"), "{err}");
+}

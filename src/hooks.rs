@@ -10,8 +10,10 @@
 //! signal), so a runtime killed while a hook runs leaves no hook behind (what the hook
 //! itself started is its own business, as with runc).
 
+use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -31,31 +33,27 @@ struct Place<'a> {
 /// Runs each hook in order; the first failure stops the sequence (callers decide whether a
 /// failure is fatal: per spec it is for prestart/createRuntime/createContainer/startContainer,
 /// a warning for poststart/poststop).
-/// Hooks in the runtime's namespaces run from the bundle directory, as runc's (it works there).
-pub fn run_all(
-    kind: &str,
-    hooks: Option<&Vec<Hook>>,
-    state_json: &str,
-    bundle: &Path,
-) -> Result<()> {
-    let place = Place {
-        env: None,
-        cwd: Some(bundle),
-    };
-    run_each(kind, hooks, state_json, place)
+/// Hooks in the runtime's namespaces run where the runtime works, as runc's: `create` and
+/// `run` work from the bundle directory, `start` and `delete` from the caller's.
+pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Result<()> {
+    run_each(kind, hooks, state_json, Place::default())
 }
 
 /// createContainer hooks: in the container's mount namespace, with the container's root
 /// filesystem as the working directory (runc runs them from there, before pivot_root), so a
 /// relative path or relative arguments name files of the container.
+///
+/// Without an `env` of their own they get the container process's (process.env as the
+/// config lists it): runc runs them from its init, whose environment that already is.
 pub fn run_all_in_rootfs(
     kind: &str,
     hooks: Option<&Vec<Hook>>,
     state_json: &str,
     rootfs: &Path,
+    process_env: &[String],
 ) -> Result<()> {
     let place = Place {
-        env: None,
+        env: Some(process_env),
         cwd: Some(rootfs),
     };
     run_each(kind, hooks, state_json, place)
@@ -63,13 +61,9 @@ pub fn run_all_in_rootfs(
 
 /// Runs every hook even when some fail, logging each failure as a warning (poststop, and
 /// the cleanup after a failed create or start).
-pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str, bundle: &Path) {
-    let place = Place {
-        env: None,
-        cwd: Some(bundle),
-    };
+pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        if let Err(e) = run(h, state_json, place) {
+        if let Err(e) = run(h, state_json, Place::default()) {
             crate::logging::warn(&format!("{}: {e:#}", describe(kind, i, h)));
         }
     }
@@ -117,20 +111,8 @@ fn program(path: &Path) -> PathBuf {
 }
 
 fn run(h: &Hook, state_json: &str, place: Place<'_>) -> Result<()> {
-    let mut cmd = Command::new(program(h.path()));
-    let args = h.args().as_deref().unwrap_or_default();
-    if let Some(argv0) = args.first() {
-        cmd.arg0(argv0);
-    }
-    cmd.args(args.iter().skip(1));
-    if let Some(env) = h.env().as_deref().or(place.env) {
-        cmd.env_clear();
-        for kv in env {
-            if let Some((k, v)) = kv.split_once('=') {
-                cmd.env(k, v);
-            }
-        }
-    }
+    let prog = program(h.path());
+    let mut cmd = Command::new(&prog);
     if let Some(dir) = place.cwd {
         cmd.current_dir(dir);
     }
@@ -144,6 +126,8 @@ fn run(h: &Hook, state_json: &str, place: Place<'_>) -> Result<()> {
         .stderr(Stdio::inherit())
         .process_group(0);
     crate::sys::misc::die_with_parent(&mut cmd);
+    let (path, argv, envp) = image(&prog, h, place.env)?;
+    crate::sys::misc::exec_exactly(&mut cmd, path, argv, envp);
     let child = cmd.spawn().context("starting hook")?;
     // A timeout too large to represent is no timeout.
     let timeout = h.timeout().filter(|t| *t > 0);
@@ -157,6 +141,37 @@ fn run(h: &Hook, state_json: &str, place: Place<'_>) -> Result<()> {
             timeout.unwrap_or(0) as f64
         ),
     }
+}
+
+/// What the hook executes: its path, its args (args[0] is argv[0]; none: the path), and its
+/// `env` in the config's order (none: `inherited`, else the runtime's own environment).
+fn image(
+    prog: &Path,
+    h: &Hook,
+    inherited: Option<&[String]>,
+) -> Result<(CString, Vec<CString>, Vec<CString>)> {
+    let c = |s: &[u8]| CString::new(s).context("a NUL byte in a hook's path, args or env");
+    let path = c(prog.as_os_str().as_bytes())?;
+    let args = h.args().as_deref().unwrap_or_default();
+    let argv = if args.is_empty() {
+        vec![c(h.path().as_os_str().as_bytes())?]
+    } else {
+        args.iter()
+            .map(|a| c(a.as_bytes()))
+            .collect::<Result<_>>()?
+    };
+    let envp = match h.env().as_deref().or(inherited) {
+        Some(env) => env.iter().map(|e| c(e.as_bytes())).collect::<Result<_>>()?,
+        None => std::env::vars_os()
+            .map(|(k, v)| {
+                let mut kv = k.into_vec();
+                kv.push(b'=');
+                kv.extend(v.into_vec());
+                c(&kv)
+            })
+            .collect::<Result<_>>()?,
+    };
+    Ok((path, argv, envp))
 }
 
 /// A started hook: its pidfd and the write end of its stdin.

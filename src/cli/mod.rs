@@ -35,7 +35,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct GlobalOpts {
     /// Print the version of skiff and of the runtime specification it implements
     #[arg(short = 'v', long)]
@@ -216,6 +216,22 @@ pub struct CreateOpts {
     pub preserve_fds: u32,
 }
 
+impl CreateOpts {
+    /// The same options with every relative path made absolute against the current
+    /// directory (create then works from the bundle directory).
+    pub fn absolute(&self) -> anyhow::Result<CreateOpts> {
+        let cwd = std::env::current_dir().context("the current directory")?;
+        let abs = |p: &Option<PathBuf>| p.as_ref().map(|p| cwd.join(p));
+        Ok(CreateOpts {
+            bundle: cwd.join(&self.bundle),
+            pid_file: abs(&self.pid_file),
+            console_socket: abs(&self.console_socket),
+            pidfd_socket: abs(&self.pidfd_socket),
+            ..self.clone()
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     #[command(flatten)]
@@ -316,7 +332,14 @@ pub struct SpecArgs {
 /// Runs the parsed command; returns the process exit status.
 pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     use crate::container;
-    let g = &cli.global;
+    // An absolute state root: create and run change directory to the bundle.
+    let mut global = cli.global.clone();
+    if global.root.is_relative() {
+        global.root = std::env::current_dir()
+            .context("the current directory")?
+            .join(&global.root);
+    }
+    let g = &global;
     if g.systemd_cgroup {
         anyhow::bail!("--systemd-cgroup: the systemd cgroup driver is not supported; skiff manages cgroup v2 directly");
     }

@@ -42,6 +42,11 @@ pub fn create(
     crate::cli::check_preserved_fds(listen_fds, o.preserve_fds)?;
     let bundle = bundle::load(&o.bundle)?;
     crate::logging::step("create: bundle loaded and validated");
+    // As runc, create and run work from the bundle directory (the runtime hooks they run
+    // start there); the caller's relative paths keep meaning what they meant.
+    let o = &o.absolute()?;
+    std::env::set_current_dir(&bundle.dir)
+        .with_context(|| format!("entering the bundle directory {}", bundle.dir.display()))?;
     check_supported(&bundle, o)?;
     let console = match console {
         Some(fd) => Some(fd),
@@ -293,12 +298,7 @@ fn launch(
                 .hooks()
                 .as_ref()
                 .and_then(|h| h.poststop().as_ref());
-            crate::hooks::run_all_warn(
-                "poststop",
-                hooks,
-                &launch.state_json("stopped", 0),
-                &bundle.dir,
-            );
+            crate::hooks::run_all_warn("poststop", hooks, &launch.state_json("stopped", 0));
             return Err(e);
         }
     };

@@ -99,6 +99,10 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         hooks.and_then(|h| h.create_container().as_ref()),
         &state,
         &l.bundle.rootfs,
+        spec.process()
+            .as_ref()
+            .and_then(|p| p.env().as_deref())
+            .unwrap_or_default(),
     )?;
     crate::rootfs::enter(&prepared, l.no_pivot)?;
     crate::logging::step(if l.no_pivot {

@@ -146,13 +146,11 @@ pub fn spawn(
                     "prestart",
                     hooks.and_then(|h| h.prestart().as_ref()),
                     &state,
-                    &l.bundle.dir,
                 )?;
                 crate::hooks::run_all(
                     "createRuntime",
                     hooks.and_then(|h| h.create_runtime().as_ref()),
                     &state,
-                    &l.bundle.dir,
                 )?;
                 crate::logging::step("create: prestart and createRuntime hooks run");
                 crate::failpoint!("spawn.hooks-done");

@@ -278,21 +278,6 @@ pub fn finish(spec: &Spec, prepared: &Prepared) -> Result<()> {
     let root = std::fs::File::open("/")
         .map(OwnedFd::from)
         .context("opening /")?;
-    // The rootfs itself takes the propagation type too (the runtime-spec: it "sets the
-    // rootfs's mount propagation"), but only the root mount: recursively it would override
-    // the volumes' own propagation options (Kubernetes' None volume next to a Bidirectional
-    // one must stay private). runc 1.1 leaves the root private instead (README "Differences
-    // from runc").
-    if let Some(f) = rootfs_propagation(spec)? {
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            f - MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .context("linux.rootfsPropagation: applying it to /")?;
-    }
     // runc's order from here: read-only tmpfs mounts and the root first, then read-only
     // paths, then masked paths. It is visible: a /dev/null mask takes the flags of the mount
     // /dev/null is on (read-only under a read-only root without a /dev mount), and a mask
@@ -338,6 +323,21 @@ pub fn finish(spec: &Spec, prepared: &Prepared) -> Result<()> {
         masker
             .mask(root.as_fd(), Path::new(path))
             .with_context(|| format!("linux.maskedPaths: {path}"))?;
+    }
+    // The rootfs itself takes the propagation type too (the runtime-spec: it "sets the
+    // rootfs's mount propagation"), but only the root mount: recursively it would override
+    // the volumes' own propagation options (Kubernetes' None volume next to a Bidirectional
+    // one must stay private). Last, so the masks and read-only paths stay private too. runc
+    // 1.1 leaves the root private instead (README "Differences from runc").
+    if let Some(f) = rootfs_propagation(spec)? {
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            f - MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .context("linux.rootfsPropagation: applying it to /")?;
     }
     Ok(())
 }

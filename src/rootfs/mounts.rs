@@ -313,9 +313,10 @@ fn cgroup2_bind(root: BorrowedFd<'_>, dest: &Path, o: &Options, source: &Path) -
             attr.attr_set |= a;
         }
     }
-    if attr.attr_set != 0 {
-        m::mount_setattr(tree.as_fd(), false, &attr).with_context(what)?;
-    }
+    // Private, as a fresh cgroup2 mount would be: a clone of the host's (shared) hierarchy
+    // mount would otherwise be its peer, and mounts would propagate both ways.
+    attr.propagation = MsFlags::MS_PRIVATE.bits() as u64;
+    m::mount_setattr(tree.as_fd(), false, &attr).with_context(what)?;
     let target = paths::open_target(root, dest, false)?;
     m::move_mount(tree.as_fd(), target.as_fd()).with_context(what)?;
     propagate(root, dest, o)

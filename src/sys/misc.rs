@@ -175,3 +175,66 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()
     };
     super::cvt(ret).map(drop)
 }
+
+/// The argv and envp of an execve(2) built in the parent, so the child of a fork need not
+/// allocate: the strings and the NULL-terminated pointer arrays into them.
+struct ExecImage {
+    _strings: Vec<std::ffi::CString>,
+    path: *const libc::c_char,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the pointers point into `_strings`, which the struct owns and never changes; the
+// image is only read (by the forked child, which has its own copy of the memory).
+unsafe impl Send for ExecImage {}
+// SAFETY: as above: nothing mutates the image after it is built.
+unsafe impl Sync for ExecImage {}
+
+/// Makes `cmd` execve `path` with exactly `argv` and `envp`, in their order, once std has set
+/// up its stdio, directory and process group (and after the earlier `pre_exec` closures).
+/// std's own exec would sort the environment by name; a hook gets it in the order its
+/// config lists it, as Go's exec (runc) passes it. Fails the spawn with execve's errno.
+pub fn exec_exactly(
+    cmd: &mut std::process::Command,
+    path: std::ffi::CString,
+    argv: Vec<std::ffi::CString>,
+    envp: Vec<std::ffi::CString>,
+) {
+    use std::os::unix::process::CommandExt;
+    let ptrs = |v: &[std::ffi::CString]| {
+        let mut p: Vec<*const libc::c_char> = v.iter().map(|s| s.as_ptr()).collect();
+        p.push(std::ptr::null());
+        p
+    };
+    let (argv_p, envp_p) = (ptrs(&argv), ptrs(&envp));
+    let path_p = path.as_ptr();
+    let mut strings = argv;
+    strings.extend(envp);
+    strings.push(path);
+    let image = ExecImage {
+        _strings: strings,
+        path: path_p,
+        argv: argv_p,
+        envp: envp_p,
+    };
+    // SAFETY: the closure runs between fork and exec; it only calls execve(2) (async-signal-
+    // safe) on NUL-terminated strings and NULL-terminated arrays built before the fork, and
+    // allocates nothing. On success it does not return.
+    unsafe {
+        cmd.pre_exec(move || Err(image.exec()));
+    }
+}
+
+impl ExecImage {
+    /// execve(2); returns only its error.
+    ///
+    /// # Safety
+    /// Only in the child of a fork (it replaces the process image).
+    unsafe fn exec(&self) -> io::Error {
+        // SAFETY: `path` and both arrays point into `_strings`, owned by `self`; the arrays
+        // are NULL-terminated.
+        unsafe { libc::execve(self.path, self.argv.as_ptr(), self.envp.as_ptr()) };
+        io::Error::last_os_error()
+    }
+}
