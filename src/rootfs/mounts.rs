@@ -315,7 +315,7 @@ fn cgroup2_bind(root: BorrowedFd<'_>, dest: &Path, o: &Options, source: &Path) -
     }
     // Private, as a fresh cgroup2 mount would be: a clone of the host's (shared) hierarchy
     // mount would otherwise be its peer, and mounts would propagate both ways.
-    attr.propagation = MsFlags::MS_PRIVATE.bits() as u64;
+    attr.propagation = MsFlags::MS_PRIVATE.bits();
     m::mount_setattr(tree.as_fd(), false, &attr).with_context(what)?;
     let target = paths::open_target(root, dest, false)?;
     m::move_mount(tree.as_fd(), target.as_fd()).with_context(what)?;
