@@ -17,7 +17,7 @@ pub struct Entry {
 }
 
 /// The conditions an entry may name, each a predicate over the generated config.
-const CONDITIONS: [(&str, &str); 11] = [
+const CONDITIONS: [(&str, &str); 25] = [
     ("always", "any config"),
     ("no-mount-namespace", "the config has no mount namespace"),
     ("cgroup-v1-host", "the host is not a pure cgroup v2 host"),
@@ -29,6 +29,20 @@ const CONDITIONS: [(&str, &str); 11] = [
     ("id-maps-without-userns", "linux.uidMappings or gidMappings without a user namespace"),
     ("cpu-burst", "the config sets linux.resources.cpu.burst"),
     ("cgroup-v1-only-resource", "the config sets memory.swappiness, memory.disableOOMKiller: true, cpu.realtimeRuntime/realtimePeriod, a blockIO leafWeight or network"),
+    ("no-nofile-rlimit", "process.rlimits does not set RLIMIT_NOFILE"),
+    ("domainname", "the config sets domainname"),
+    ("poststart-hooks", "the config has poststart hooks"),
+    ("new-user-namespace", "the config creates a user namespace"),
+    ("joined-user-namespace", "the config joins a user namespace by path"),
+    ("user-namespace-with-bind", "the config creates a user namespace and has a bind mount"),
+    ("hugepage-limits", "the config sets linux.resources.hugepageLimits"),
+    ("cgroup-mount-without-cgroup-namespace", "a cgroup mount, and no cgroup namespace (new or joined)"),
+    ("rootfs-propagation-not-private", "linux.rootfsPropagation is set to something other than private/rprivate"),
+    ("rootfs-propagation-unbindable", "linux.rootfsPropagation is unbindable or runbindable"),
+    ("tmpcopyup", "a tmpfs mount with the tmpcopyup option"),
+    ("preserve-fds-gap", "--preserve-fds N while the caller has fewer than N fds open from 3 on"),
+    ("dev-null-in-devices", "linux.devices lists /dev/null"),
+    ("no-proc-mount", "no proc mount at /proc"),
 ];
 
 pub fn load(path: &str) -> Result<Vec<Entry>, String> {
@@ -138,8 +152,76 @@ pub fn holds(when: &str, case: &Case) -> bool {
                     .any(|d| d.get("leafWeight").is_some())
                 || r.get("network").is_some()
         }
+        "no-nofile-rlimit" => !c["process"]["rlimits"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["type"] == "RLIMIT_NOFILE"),
+        "domainname" => c["domainname"].as_str().is_some_and(|d| !d.is_empty()),
+        "poststart-hooks" => c
+            .pointer("/hooks/poststart")
+            .and_then(Value::as_array)
+            .is_some_and(|h| !h.is_empty()),
+        "new-user-namespace" => namespace(c, "user").is_some_and(|n| !has_path(n)),
+        "joined-user-namespace" => namespace(c, "user").is_some_and(has_path),
+        "user-namespace-with-bind" => {
+            namespace(c, "user").is_some_and(|n| !has_path(n))
+                && mounts(c).any(|m| {
+                    m["type"] == "bind"
+                        || m["options"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|o| o == "bind" || o == "rbind")
+                })
+        }
+        "hugepage-limits" => c
+            .pointer("/linux/resources/hugepageLimits")
+            .and_then(Value::as_array)
+            .is_some_and(|h| !h.is_empty()),
+        "cgroup-mount-without-cgroup-namespace" => {
+            namespace(c, "cgroup").is_none()
+                && mounts(c).any(|m| m["type"] == "cgroup" || m["type"] == "cgroup2")
+        }
+        "rootfs-propagation-not-private" => c["linux"]["rootfsPropagation"]
+            .as_str()
+            .is_some_and(|p| !p.is_empty() && p != "private" && p != "rprivate"),
+        "rootfs-propagation-unbindable" => c["linux"]["rootfsPropagation"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("unbindable")),
+        "tmpcopyup" => mounts(c).any(|m| {
+            m["options"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o == "tmpcopyup")
+        }),
+        "preserve-fds-gap" => case.preserve_given < case.preserve_fds,
+        "dev-null-in-devices" => c
+            .pointer("/linux/devices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|d| d["path"] == "/dev/null"),
+        "no-proc-mount" => !mounts(c).any(|m| m["type"] == "proc" && m["destination"] == "/proc"),
         _ => false,
     }
+}
+
+fn namespace<'a>(c: &'a Value, typ: &str) -> Option<&'a Value> {
+    c["linux"]["namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["type"] == typ)
+}
+
+fn has_path(n: &Value) -> bool {
+    n["path"].as_str().is_some_and(|p| !p.is_empty())
+}
+
+fn mounts(c: &Value) -> impl Iterator<Item = &Value> {
+    c["mounts"].as_array().into_iter().flatten()
 }
 
 /// Whether a device rule after the last `type: a` rule denies something runc allows every
@@ -185,11 +267,24 @@ fn explicit_deny_of_default_device(c: &Value) -> bool {
         })
 }
 
+/// A field pattern: `*` stands for any run of characters (`hooks.records:poststart#*/env`).
 fn matches(pattern: &str, field: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => field.starts_with(prefix),
-        None => pattern == field,
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = field.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for p in middle {
+        match rest.find(p) {
+            Some(i) => rest = &rest[i + p.len()..],
+            None => return false,
+        }
     }
+    rest.ends_with(last)
 }
 
 /// The id of the entry that explains a difference in `field` for this config.
@@ -269,6 +364,28 @@ pub fn update_readme(entries: &[Entry], readme: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_patterns_take_stars_anywhere() {
+        assert!(matches(
+            "hooks.records:poststart#*/stdin.status",
+            "hooks.records:poststart#1/stdin.status"
+        ));
+        assert!(!matches(
+            "hooks.records:poststart#*/stdin.status",
+            "hooks.records:poststart#1/env"
+        ));
+        assert!(matches(
+            "outside.mounts:/mnt/cg*",
+            "outside.mounts:/mnt/cg3"
+        ));
+        assert!(matches("create", "create"));
+        assert!(!matches("create", "created"));
+        assert!(matches(
+            "outside.cgroup.files:hugetlb.*.rsvd.max",
+            "outside.cgroup.files:hugetlb.2MB.rsvd.max"
+        ));
+    }
 
     fn path(rel: &str) -> String {
         format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
