@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Hook;
 
+use crate::state::OciState;
+
 /// Where a hook runs: the environment it gets when it has no `env` of its own (`None`: the
 /// runtime's), and its working directory (`None`: the runtime's).
 #[derive(Clone, Copy, Default)]
@@ -35,8 +37,8 @@ struct Place<'a> {
 /// a warning for poststart/poststop).
 /// Hooks in the runtime's namespaces run where the runtime works, as runc's: `create` and
 /// `run` work from the bundle directory, `start` and `delete` from the caller's.
-pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Result<()> {
-    run_each(kind, hooks, state_json, Place::default())
+pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &OciState) -> Result<()> {
+    run_each(kind, hooks, state, Place::default())
 }
 
 /// createContainer hooks: in the container's mount namespace, with the container's root
@@ -48,7 +50,7 @@ pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Resul
 pub fn run_all_in_rootfs(
     kind: &str,
     hooks: Option<&Vec<Hook>>,
-    state_json: &str,
+    state: &OciState,
     rootfs: &Path,
     process_env: &[String],
 ) -> Result<()> {
@@ -56,14 +58,14 @@ pub fn run_all_in_rootfs(
         env: Some(process_env),
         cwd: Some(rootfs),
     };
-    run_each(kind, hooks, state_json, place)
+    run_each(kind, hooks, state, place)
 }
 
 /// Runs every hook even when some fail, logging each failure as a warning (poststop, and
 /// the cleanup after a failed create or start).
-pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) {
+pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state: &OciState) {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        if let Err(e) = run(h, state_json, Place::default()) {
+        if let Err(e) = run(h, state, Place::default()) {
             crate::logging::warn(&format!("{}: {e:#}", describe(kind, i, h)));
         }
     }
@@ -83,17 +85,22 @@ fn describe(kind: &str, i: usize, h: &Hook) -> String {
 pub fn run_all_in_container(
     kind: &str,
     hooks: Option<&Vec<Hook>>,
-    state_json: &str,
+    state: &OciState,
     process_env: &[String],
 ) -> Result<()> {
     let place = Place {
         env: Some(process_env),
         cwd: None,
     };
-    run_each(kind, hooks, state_json, place)
+    run_each(kind, hooks, state, place)
 }
 
-fn run_each(kind: &str, hooks: Option<&Vec<Hook>>, state: &str, place: Place<'_>) -> Result<()> {
+fn run_each(
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state: &OciState,
+    place: Place<'_>,
+) -> Result<()> {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
         run(h, state, place).with_context(|| describe(kind, i, h))?;
     }
@@ -110,7 +117,7 @@ fn program(path: &Path) -> PathBuf {
     }
 }
 
-fn run(h: &Hook, state_json: &str, place: Place<'_>) -> Result<()> {
+fn run(h: &Hook, state: &OciState, place: Place<'_>) -> Result<()> {
     let prog = program(h.path());
     let mut cmd = Command::new(&prog);
     if let Some(dir) = place.cwd {
@@ -133,7 +140,7 @@ fn run(h: &Hook, state_json: &str, place: Place<'_>) -> Result<()> {
     let timeout = h.timeout().filter(|t| *t > 0);
     let deadline = timeout.and_then(|t| Instant::now().checked_add(Duration::from_secs(t as u64)));
     let mut running = Running::new(child)?;
-    match running.finish(state_json.as_bytes(), deadline)? {
+    match running.finish(state.to_json().as_bytes(), deadline)? {
         Some(status) if status.success() => Ok(()),
         Some(status) => bail!("{}", exit_text(status)),
         None => bail!(
@@ -272,31 +279,6 @@ fn poll_fd(fd: i32, events: libc::c_short) -> libc::pollfd {
         events,
         revents: 0,
     }
-}
-
-/// The state JSON a hook reads on stdin (runtime-spec "State").
-pub fn state_json(
-    id: &str,
-    status: &str,
-    pid: i32,
-    bundle: &std::path::Path,
-    annotations: &std::collections::HashMap<String, String>,
-) -> String {
-    let mut v = serde_json::json!({
-        "ociVersion": crate::cli::SPEC_VERSION,
-        "id": id,
-        "status": status,
-        "bundle": bundle,
-    });
-    // Both optional as runc writes them: no pid once the container has stopped (poststop),
-    // no annotations when there are none.
-    if status != "stopped" && pid > 0 {
-        v["pid"] = pid.into();
-    }
-    if !annotations.is_empty() {
-        v["annotations"] = serde_json::json!(annotations);
-    }
-    v.to_string()
 }
 
 /// A hook's exit in the words runc's users see (Go's `ExitError` text): `exit status 3`,

@@ -23,6 +23,9 @@ pub struct Bundle {
 
 pub const CONFIG: &str = "config.json";
 
+/// The runtime-spec version skiff implements.
+pub const SPEC_VERSION: &str = "1.3.0";
+
 /// The largest JSON document skiff reads (config.json, an exec process file, state.json):
 /// generous for any real config (seccomp profiles and annotations included) and small
 /// enough that a hostile file (`--process /dev/zero`) is refused in a moment.

@@ -15,8 +15,7 @@ pub use update::UpdateArgs;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// The runtime-spec version skiff implements.
-pub const SPEC_VERSION: &str = "1.3.0";
+pub use crate::bundle::SPEC_VERSION;
 
 #[derive(Debug, Parser)]
 #[command(

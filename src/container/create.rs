@@ -298,7 +298,8 @@ fn launch(
                 .hooks()
                 .as_ref()
                 .and_then(|h| h.poststop().as_ref());
-            crate::hooks::run_all_warn("poststop", hooks, &launch.state_json("stopped", 0));
+            let state = launch.oci_state(crate::state::Status::Stopped, 0);
+            crate::hooks::run_all_warn("poststop", hooks, &state);
             return Err(e);
         }
     };

@@ -69,7 +69,7 @@ pub fn destroy(locked: &Locked, state: &State) -> Result<()> {
     remove_cgroup(state)?;
     crate::failpoint!("delete.cgroup-removed");
     let hooks = state.hooks.as_ref().and_then(|h| h.poststop().as_ref());
-    crate::hooks::run_all_warn("poststop", hooks, &super::hook_state(state, "stopped"));
+    crate::hooks::run_all_warn("poststop", hooks, &state.oci(Status::Stopped));
     crate::failpoint!("delete.hooks-run");
     locked.remove()
 }

@@ -63,13 +63,7 @@ fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         (Some(f), Some(s)) => crate::seccomp::agent::connect(s, f)?,
         _ => None,
     };
-    let container_state = crate::hooks::state_json(
-        &state.id,
-        &locked.status(&state).to_string(),
-        state.pid,
-        &state.bundle,
-        &state.annotations,
-    );
+    let container_state = state.oci(locked.status(&state));
     let (join, join_pid) = namespaces_to_join(state.pid)?;
     let root = std::fs::OpenOptions::new()
         .read(true)

@@ -49,14 +49,3 @@ pub fn init_pidfd(state: &State) -> Result<Option<OwnedFd>> {
     };
     Ok((crate::state::proc_start_time(state.pid) == Some(state.start_time)).then_some(fd))
 }
-
-/// The state JSON hooks read on stdin, from a recorded state.
-pub fn hook_state(state: &State, status: &str) -> String {
-    crate::hooks::state_json(
-        &state.id,
-        status,
-        state.pid,
-        &state.bundle,
-        &state.annotations,
-    )
-}

@@ -38,7 +38,7 @@ pub fn start_locked(locked: &Locked, state: &State, init: Option<BorrowedFd<'_>>
         crate::failpoint!("start.released");
         crate::logging::step("start: the init has passed the barrier");
         let hooks = state.hooks.as_ref().and_then(|h| h.poststart().as_ref());
-        crate::hooks::run_all("poststart", hooks, &super::hook_state(state, "running"))
+        crate::hooks::run_all("poststart", hooks, &state.oci(Status::Running))
     });
     crate::failpoint!("start.poststart-run");
     if let Err(e) = started {

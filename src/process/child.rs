@@ -15,6 +15,7 @@ use super::tail::{self, Tail};
 use super::{identity, Launch};
 use crate::hooks;
 use crate::procfs::Proc;
+use crate::state::Status;
 use crate::sys::clone::{clone3, Forked};
 
 /// Runs the init sequence; exits the process on failure after telling the parent why.
@@ -93,7 +94,7 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     // createContainer and startContainer hooks run in the container's namespaces: their pid
     // is the init's as the container sees it (runtime-spec "State"; runc does the same).
     let own_pid = nix::unistd::getpid().as_raw();
-    let state = l.state_json("creating", own_pid);
+    let state = l.oci_state(Status::Creating, own_pid);
     hooks::run_all_in_rootfs(
         "createContainer",
         hooks.and_then(|h| h.create_container().as_ref()),
@@ -138,7 +139,11 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     let agent = match &l.seccomp_agent {
         Some(a) => Some((
             a.socket,
-            crate::seccomp::agent::process_state(pid, a.metadata, &l.state_json("creating", pid))?,
+            crate::seccomp::agent::process_state(
+                pid,
+                a.metadata,
+                &l.oci_state(Status::Creating, pid),
+            )?,
         )),
         None => None,
     };
@@ -158,7 +163,7 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     let barrier = wait_for_start(&proc, l.fifo)?;
     crate::logging::step("init: started");
     drop(proc);
-    let state = l.state_json("created", own_pid);
+    let state = l.oci_state(Status::Created, own_pid);
     // The filter goes on before the startContainer hooks (they are the container's own
     // programs, run as runc does: under its seccomp profile, with its environment).
     let started = armed.seal().and_then(|()| {

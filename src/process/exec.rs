@@ -57,7 +57,7 @@ pub struct Exec<'a> {
     pub console: Option<BorrowedFd<'a>>,
     /// The seccomp agent (linux.seccomp.listenerPath) when the filter uses SCMP_ACT_NOTIFY,
     /// and the container's state JSON it is sent along with the listener fd.
-    pub seccomp_agent: Option<(crate::seccomp::Agent<'a>, String)>,
+    pub seccomp_agent: Option<(crate::seccomp::Agent<'a>, crate::state::OciState)>,
     pub preserve_fds: u32,
     pub close_in_child: Vec<RawFd>,
 }

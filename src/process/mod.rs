@@ -49,9 +49,9 @@ impl Launch<'_> {
         self.bundle.spec.annotations().clone().unwrap_or_default()
     }
 
-    /// The state JSON hooks read on stdin.
-    pub fn state_json(&self, status: &str, pid: i32) -> String {
-        crate::hooks::state_json(self.id, status, pid, &self.bundle.dir, &self.annotations())
+    /// The container's runtime-spec state, for hooks and the seccomp agent.
+    pub fn oci_state(&self, status: crate::state::Status, pid: i32) -> crate::state::OciState {
+        crate::state::OciState::new(self.id, status, pid, &self.bundle.dir, self.annotations())
     }
 }
 

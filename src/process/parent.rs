@@ -140,7 +140,7 @@ pub fn spawn(
             Request::RunHooks => {
                 crate::failpoint!("spawn.hooks");
                 let pid = child.0.as_ref().map_or(0, |c| c.pid);
-                let state = l.state_json("creating", pid);
+                let state = l.oci_state(crate::state::Status::Creating, pid);
                 let hooks = spec.hooks().as_ref();
                 crate::hooks::run_all(
                     "prestart",

@@ -47,12 +47,14 @@ pub fn connect(s: &LinuxSeccomp, filter: &Filter) -> Result<Option<OwnedFd>> {
 }
 
 /// The container process state: `pid` is the process the filter is loaded in (as the runtime
-/// sees it), `state` the container's state JSON (runtime.md "State").
-pub fn process_state(pid: i32, metadata: Option<&str>, state: &str) -> Result<Vec<u8>> {
-    let state: serde_json::Value =
-        serde_json::from_str(state).context("the container state for the seccomp agent")?;
+/// sees it), `state` the container's state (runtime.md "State").
+pub fn process_state(
+    pid: i32,
+    metadata: Option<&str>,
+    state: &crate::state::OciState,
+) -> Result<Vec<u8>> {
     let mut msg = serde_json::json!({
-        "ociVersion": crate::cli::SPEC_VERSION,
+        "ociVersion": crate::bundle::SPEC_VERSION,
         "fds": ["seccompFd"],
         "pid": pid,
         "state": state,
@@ -120,16 +122,16 @@ mod tests {
 
     #[test]
     fn process_state_has_the_spec_fields() {
-        let state = crate::hooks::state_json(
+        let state = crate::state::OciState::new(
             "c1",
-            "creating",
+            crate::state::Status::Creating,
             42,
             std::path::Path::new("/b"),
-            &Default::default(),
+            Default::default(),
         );
         let msg = process_state(42, Some("MKNOD=/dev/null"), &state).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&msg).unwrap();
-        assert_eq!(v["ociVersion"], crate::cli::SPEC_VERSION);
+        assert_eq!(v["ociVersion"], crate::bundle::SPEC_VERSION);
         assert_eq!(v["fds"], serde_json::json!(["seccompFd"]));
         assert_eq!(v["pid"], 42);
         assert_eq!(v["metadata"], "MKNOD=/dev/null");

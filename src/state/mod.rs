@@ -71,6 +71,47 @@ pub struct State {
     pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
+/// The runtime-spec's "State" of a container (runtime.md): what hooks read on stdin and what
+/// the seccomp agent gets inside the container process state. One type, serialised where it
+/// is sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OciState {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: &'static str,
+    pub id: String,
+    pub status: Status,
+    /// As the reader sees it (the container's own pid namespace for hooks that run in it);
+    /// absent once the container has stopped, as runc leaves it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    pub bundle: PathBuf,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+}
+
+impl OciState {
+    pub fn new(
+        id: &str,
+        status: Status,
+        pid: i32,
+        bundle: &Path,
+        annotations: HashMap<String, String>,
+    ) -> OciState {
+        OciState {
+            oci_version: crate::bundle::SPEC_VERSION,
+            id: id.to_string(),
+            status,
+            pid: (status != Status::Stopped && pid > 0).then_some(pid),
+            bundle: bundle.to_path_buf(),
+            annotations,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a state always serialises")
+    }
+}
+
 /// The state JSON that `skiff state` prints: runtime-spec's fields plus runc's extras
 /// (rootfs, created, owner), in runc's field order.
 #[derive(Debug, Serialize)]
@@ -89,9 +130,20 @@ pub struct PublicState<'a> {
 }
 
 impl State {
+    /// The runtime-spec state of this container in `status`.
+    pub fn oci(&self, status: Status) -> OciState {
+        OciState::new(
+            &self.id,
+            status,
+            self.pid,
+            &self.bundle,
+            self.annotations.clone(),
+        )
+    }
+
     pub fn public(&self, status: Status) -> PublicState<'_> {
         PublicState {
-            oci_version: crate::cli::SPEC_VERSION,
+            oci_version: crate::bundle::SPEC_VERSION,
             id: &self.id,
             // runc reports pid 0 once the container is stopped: the number may already
             // belong to an unrelated process.
