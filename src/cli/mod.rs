@@ -4,12 +4,10 @@
 
 use std::path::PathBuf;
 
-mod fds;
 mod features;
 mod spec;
 pub mod update;
 
-pub use fds::check_preserved_fds;
 pub use update::UpdateArgs;
 
 use anyhow::Context;
@@ -216,18 +214,50 @@ pub struct CreateOpts {
 }
 
 impl CreateOpts {
-    /// The same options with every relative path made absolute against the current
-    /// directory (create then works from the bundle directory).
-    pub fn absolute(&self) -> anyhow::Result<CreateOpts> {
-        let cwd = std::env::current_dir().context("the current directory")?;
-        let abs = |p: &Option<PathBuf>| p.as_ref().map(|p| cwd.join(p));
-        Ok(CreateOpts {
-            bundle: cwd.join(&self.bundle),
-            pid_file: abs(&self.pid_file),
-            console_socket: abs(&self.console_socket),
-            pidfd_socket: abs(&self.pidfd_socket),
-            ..self.clone()
-        })
+    pub fn options(&self) -> crate::container::CreateOptions {
+        crate::container::CreateOptions {
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            pidfd_socket: self.pidfd_socket.clone(),
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds,
+        }
+    }
+}
+
+impl ExecArgs {
+    pub fn options(&self) -> crate::container::ExecOptions {
+        crate::container::ExecOptions {
+            process: self.process.clone(),
+            command: self.command.clone(),
+            tty: self.tty,
+            console_socket: self.console_socket.clone(),
+            detach: self.detach,
+            pidfd_socket: self.pidfd_socket.clone(),
+            pid_file: self.pid_file.clone(),
+            cwd: self.cwd.clone(),
+            env: self.env.clone(),
+            user: self.user.clone(),
+            additional_gids: self.additional_gids.clone(),
+            caps: self.cap.clone(),
+            no_new_privs: self.no_new_privs,
+            apparmor: self.apparmor.clone(),
+            process_label: self.process_label.clone(),
+            preserve_fds: self.preserve_fds,
+            ignore_paused: self.ignore_paused,
+            cgroup: self.cgroup.clone(),
+        }
+    }
+}
+
+impl From<ListFormat> for crate::container::Format {
+    fn from(f: ListFormat) -> Self {
+        match f {
+            ListFormat::Table => crate::container::Format::Table,
+            ListFormat::Json => crate::container::Format::Json,
+        }
     }
 }
 
@@ -338,24 +368,30 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             .context("the current directory")?
             .join(&global.root);
     }
-    let g = &global;
-    if g.systemd_cgroup {
+    let g = &container::Global { root: global.root };
+    if global.systemd_cgroup {
         anyhow::bail!("--systemd-cgroup: the systemd cgroup driver is not supported; skiff manages cgroup v2 directly");
     }
     let Some(cmd) = &cli.command else {
         anyhow::bail!("no command given (try --help)");
     };
     match cmd {
-        Command::Create(a) => container::create(g, &a.opts, &a.id, None).map(|_| 0),
+        Command::Create(a) => container::create(g, &a.opts.options(), &a.id, None).map(|_| 0),
         Command::Start(a) => container::start(g, &a.id).map(|()| 0),
         Command::State(a) => container::state(g, &a.id).map(|()| 0),
         Command::Kill(a) => container::kill(g, &a.id, &a.signal, a.all).map(|()| 0),
         Command::Delete(a) => container::delete(g, &a.id, a.force).map(|()| 0),
-        Command::Run(a) => container::run(g, a),
-        Command::List(a) => container::list(g, a.format, a.quiet).map(|()| 0),
+        Command::Run(a) => {
+            let run = container::RunOptions {
+                detach: a.detach,
+                keep: a.keep,
+            };
+            container::run(g, &a.id, &a.opts.options(), run)
+        }
+        Command::List(a) => container::list(g, a.format.into(), a.quiet).map(|()| 0),
         Command::Pause(a) => container::pause(g, &a.id).map(|()| 0),
         Command::Resume(a) => container::resume(g, &a.id).map(|()| 0),
-        Command::Ps(a) => container::ps(g, &a.id, a.format, &a.ps_args).map(|()| 0),
+        Command::Ps(a) => container::ps(g, &a.id, a.format.into(), &a.ps_args).map(|()| 0),
         Command::Events(a) => {
             let interval = update::parse_duration(&a.interval)
                 .with_context(|| format!("--interval {:?}", a.interval))?;
@@ -366,7 +402,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             container::update(g, &a.id, &r).map(|()| 0)
         }
         Command::Spec(a) => spec::write(&a.bundle, a.rootless).map(|()| 0),
-        Command::Exec(a) => container::exec(g, a),
+        Command::Exec(a) => container::exec(g, &a.id, &a.options()),
         Command::Features => {
             println!("{}", serde_json::to_string_pretty(&features::document())?);
             Ok(0)

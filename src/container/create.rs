@@ -10,9 +10,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+use super::{CreateOptions, Global};
 use crate::bundle::{self, Bundle};
 use crate::cgroups::{self, Cgroup};
-use crate::cli::{CreateOpts, GlobalOpts};
 use crate::namespaces::Plan;
 use crate::process::{parent, Launch};
 use crate::state::{self, Locked, State, Store};
@@ -30,8 +30,8 @@ pub struct Created {
 /// `console` is where the pty master goes when process.terminal is true: the connected
 /// `--console-socket`, or (for a foreground `run`) the caller's own socketpair end.
 pub fn create(
-    g: &GlobalOpts,
-    o: &CreateOpts,
+    g: &Global,
+    o: &CreateOptions,
     id: &str,
     console: Option<OwnedFd>,
 ) -> Result<Created> {
@@ -39,7 +39,7 @@ pub fn create(
     crate::logging::step("create: start");
     // Before skiff opens anything of its own: the preserved fds must be the caller's.
     let listen_fds = crate::activation::listen_fds();
-    crate::cli::check_preserved_fds(listen_fds, o.preserve_fds)?;
+    crate::process::fds::check_preserved(listen_fds, o.preserve_fds)?;
     let bundle = bundle::load(&o.bundle)?;
     crate::logging::step("create: bundle loaded and validated");
     // As runc, create and run work from the bundle directory (the runtime hooks they run
@@ -91,7 +91,7 @@ pub fn create(
     }
 }
 
-fn check_supported(b: &Bundle, o: &CreateOpts) -> Result<()> {
+fn check_supported(b: &Bundle, o: &CreateOptions) -> Result<()> {
     let p = b.spec.process().as_ref().context("process: missing")?;
     if !p.terminal().unwrap_or(false) && o.console_socket.is_some() {
         bail!("--console-socket given but process.terminal is false: there is no terminal to send");
@@ -127,7 +127,7 @@ fn create_locked(
     bundle: &Bundle,
     plan: &Plan,
     resources: &cgroups::resources::Plan,
-    o: &CreateOpts,
+    o: &CreateOptions,
     id: &str,
     fds: Fds<'_>,
 ) -> Result<(State, parent::Init)> {
@@ -244,7 +244,7 @@ fn launch(
     locked: &Locked,
     bundle: &Bundle,
     plan: &Plan,
-    o: &CreateOpts,
+    o: &CreateOptions,
     fds: Fds<'_>,
     fifo: BorrowedFd<'_>,
     cgroup: BorrowedFd<'_>,

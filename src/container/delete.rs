@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
+use super::Global;
 use crate::cgroups;
-use crate::cli::GlobalOpts;
 use crate::state::{Locked, NotFound, State, Status, Store};
 use crate::sys::pidfd;
 
-pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
+pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
     let (locked, state) = match Store::new(&g.root).open(id) {
         Ok(x) => x,
         // containerd deletes --force a container it already deleted: that is success.

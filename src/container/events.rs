@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use super::Global;
 use crate::cgroups::manager::parse_key;
 use crate::cgroups::stats::{read_stats, Event};
-use crate::cli::GlobalOpts;
 use crate::state::{Status, Store};
 
-pub fn events(g: &GlobalOpts, id: &str, interval: Duration, stats: bool) -> Result<()> {
+pub fn events(g: &Global, id: &str, interval: Duration, stats: bool) -> Result<()> {
     if interval.is_zero() {
         bail!("duration interval must be greater than 0");
     }

@@ -11,13 +11,13 @@ use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType as T, Process};
 
 use super::run::{wait_forwarding, RawMode};
-use crate::cli::{ExecArgs, GlobalOpts};
+use super::{ExecOptions, Global};
 use crate::process::exec::{spawn, Exec};
 use crate::state::{Status, Store};
 
 /// Exit status of the process (255 when it could not be started, as runc).
-pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
-    match exec_inner(g, a) {
+pub fn exec(g: &Global, id: &str, a: &ExecOptions) -> Result<i32> {
+    match exec_inner(g, id, a) {
         Ok(code) => Ok(code),
         Err(e) => {
             crate::logging::error(&format!("exec failed: {e:#}"));
@@ -29,11 +29,11 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     }
 }
 
-fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
+fn exec_inner(g: &Global, id: &str, a: &ExecOptions) -> Result<i32> {
     crate::logging::step("exec: start");
     // Before skiff opens anything of its own: the preserved fds must be the caller's.
-    crate::cli::check_preserved_fds(0, a.preserve_fds)?;
-    let (locked, state) = Store::new(&g.root).open(&a.id)?;
+    crate::process::fds::check_preserved(0, a.preserve_fds)?;
+    let (locked, state) = Store::new(&g.root).open(id)?;
     crate::failpoint!("exec.locked");
     match locked.status(&state) {
         Status::Running | Status::Created => {}
@@ -124,7 +124,7 @@ fn exec_inner(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
 
 /// The process to run: --process FILE as given, or the container's process with the
 /// command-line overrides.
-fn build_process(a: &ExecArgs, spec: &oci_spec::runtime::Spec) -> Result<Process> {
+fn build_process(a: &ExecOptions, spec: &oci_spec::runtime::Spec) -> Result<Process> {
     if let Some(path) = &a.process {
         let text = crate::bundle::read_limited(path).context("--process")?;
         let p =
@@ -178,8 +178,8 @@ fn build_process(a: &ExecArgs, spec: &oci_spec::runtime::Spec) -> Result<Process
         gids.extend(&a.additional_gids);
         user.set_additional_gids(Some(gids));
     }
-    if !a.cap.is_empty() {
-        add_caps(&mut p, &a.cap)?;
+    if !a.caps.is_empty() {
+        add_caps(&mut p, &a.caps)?;
     }
     if let Some(ap) = &a.apparmor {
         p.set_apparmor_profile(Some(ap.clone()));
@@ -281,7 +281,7 @@ fn cgroup_path(state: &crate::state::State, sub: Option<&str>) -> Result<std::pa
 
 /// A connected console socket (--console-socket), or for a foreground -t our own pair:
 /// (our end to receive the master on, the end the process sends it through).
-fn console_for(a: &ExecArgs, p: &Process) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+fn console_for(a: &ExecOptions, p: &Process) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
     if !p.terminal().unwrap_or(false) {
         return Ok((None, None));
     }

@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
 
+use super::Global;
 use crate::cgroups;
-use crate::cli::GlobalOpts;
 use crate::state::{State, Status, Store};
 use crate::sys::pidfd;
 
@@ -46,7 +46,7 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         .map_err(|_| anyhow::anyhow!("unknown signal {s:?}"))
 }
 
-pub fn kill(g: &GlobalOpts, id: &str, signal: &str, all: bool) -> Result<()> {
+pub fn kill(g: &Global, id: &str, signal: &str, all: bool) -> Result<()> {
     let sig = parse_signal(signal)?;
     let (locked, state) = Store::new(&g.root).open(id)?;
     // Without its own pid namespace, the init's death does not take the other processes

@@ -3,11 +3,11 @@
 
 use anyhow::{bail, Context, Result};
 
+use super::Global;
 use crate::cgroups;
-use crate::cli::GlobalOpts;
 use crate::state::{Status, Store};
 
-pub fn pause(g: &GlobalOpts, id: &str) -> Result<()> {
+pub fn pause(g: &Global, id: &str) -> Result<()> {
     let (locked, state) = Store::new(&g.root).open(id)?;
     crate::failpoint!("pause.locked");
     // runc pauses running and created containers; anything else is "not running".

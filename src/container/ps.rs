@@ -6,11 +6,11 @@ use std::io::Write;
 
 use anyhow::{bail, Context, Result};
 
+use super::{Format, Global};
 use crate::cgroups;
-use crate::cli::{GlobalOpts, ListFormat};
 use crate::state::Store;
 
-pub fn ps(g: &GlobalOpts, id: &str, format: ListFormat, ps_args: &[String]) -> Result<()> {
+pub fn ps(g: &Global, id: &str, format: Format, ps_args: &[String]) -> Result<()> {
     let (locked, state) = Store::new(&g.root).open(id)?;
     let pids = match &state.cgroup {
         Some(cg) => cgroups::pids(cg)?,
@@ -18,7 +18,7 @@ pub fn ps(g: &GlobalOpts, id: &str, format: ListFormat, ps_args: &[String]) -> R
     };
     drop(locked);
     let mut out = std::io::stdout().lock();
-    if format == ListFormat::Json {
+    if format == Format::Json {
         writeln!(out, "{}", serde_json::to_string(&pids)?)?;
         return Ok(());
     }

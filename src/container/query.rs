@@ -5,10 +5,10 @@ use std::os::unix::fs::MetadataExt;
 
 use anyhow::Result;
 
-use crate::cli::{GlobalOpts, ListFormat};
+use super::{Format, Global};
 use crate::state::{NotFound, PublicState, Store};
 
-pub fn state(g: &GlobalOpts, id: &str) -> Result<()> {
+pub fn state(g: &Global, id: &str) -> Result<()> {
     let (locked, st) = Store::new(&g.root).open(id)?;
     let status = locked.status(&st);
     let text = serde_json::to_string_pretty(&st.public(status))?;
@@ -16,7 +16,7 @@ pub fn state(g: &GlobalOpts, id: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn list(g: &GlobalOpts, format: ListFormat, quiet: bool) -> Result<()> {
+pub fn list(g: &Global, format: Format, quiet: bool) -> Result<()> {
     let store = Store::new(&g.root);
     let mut rows = Vec::new();
     for id in store.ids()? {
@@ -41,7 +41,7 @@ pub fn list(g: &GlobalOpts, format: ListFormat, quiet: bool) -> Result<()> {
     }
     match format {
         // Serialised from the state struct, so the fields come in runc's order.
-        ListFormat::Json => {
+        Format::Json => {
             let list: Vec<_> = rows
                 .iter()
                 .map(|(st, status, owner)| PublicState {
@@ -51,7 +51,7 @@ pub fn list(g: &GlobalOpts, format: ListFormat, quiet: bool) -> Result<()> {
                 .collect();
             writeln!(out, "{}", serde_json::to_string(&list)?)?;
         }
-        ListFormat::Table => {
+        Format::Table => {
             let mut table = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
                 .map(String::from)
                 .to_vec()];

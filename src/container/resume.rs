@@ -2,11 +2,11 @@
 
 use anyhow::{bail, Context, Result};
 
+use super::Global;
 use crate::cgroups;
-use crate::cli::GlobalOpts;
 use crate::state::{Status, Store};
 
-pub fn resume(g: &GlobalOpts, id: &str) -> Result<()> {
+pub fn resume(g: &Global, id: &str) -> Result<()> {
     let (locked, state) = Store::new(&g.root).open(id)?;
     crate::failpoint!("resume.locked");
     if locked.status(&state) != Status::Paused {

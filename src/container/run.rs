@@ -11,23 +11,23 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use super::create::create;
 use super::delete::{destroy, stop};
 use super::start::start_locked;
-use crate::cli::{GlobalOpts, RunArgs};
+use super::{CreateOptions, Global, RunOptions};
 use crate::state::Store;
 use crate::sys::pidfd;
 
 /// Returns the container's exit status (128 + signal when it was killed).
-pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
+pub fn run(g: &Global, id: &str, opts: &CreateOptions, a: RunOptions) -> Result<i32> {
     // Before skiff opens anything of its own (create checks again, unchanged).
-    crate::cli::check_preserved_fds(crate::activation::listen_fds(), a.opts.preserve_fds)?;
+    crate::process::fds::check_preserved(crate::activation::listen_fds(), opts.preserve_fds)?;
     // In the foreground without --console-socket, `run` is the console socket itself (used
     // only if process.terminal turns out to be true).
-    let (ours, theirs) = if a.opts.console_socket.is_none() && !a.detach {
+    let (ours, theirs) = if opts.console_socket.is_none() && !a.detach {
         let (x, y) = crate::tty::relay_pair()?;
         (Some(x), Some(y))
     } else {
         (None, None)
     };
-    let c = create(g, &a.opts, &a.id, theirs)?;
+    let c = create(g, opts, id, theirs)?;
     let master = match &ours {
         Some(s) if c.terminal => Some(crate::tty::recv_fd(s.as_fd())?),
         _ => None,
@@ -52,7 +52,7 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
     };
     crate::failpoint!("run.exited");
     if !a.keep {
-        let (locked, state) = Store::new(&g.root).open(&a.id)?;
+        let (locked, state) = Store::new(&g.root).open(id)?;
         stop(&state)?;
         destroy(&locked, &state)?;
     }

@@ -5,11 +5,11 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::GlobalOpts;
+use super::Global;
 use crate::state::{Locked, State, Status, Store};
 use crate::sys::pidfd;
 
-pub fn start(g: &GlobalOpts, id: &str) -> Result<()> {
+pub fn start(g: &Global, id: &str) -> Result<()> {
     let (locked, state) = Store::new(&g.root).open(id)?;
     crate::failpoint!("start.locked");
     start_locked(&locked, &state, None)

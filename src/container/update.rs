@@ -6,11 +6,11 @@
 use anyhow::{bail, Result};
 use oci_spec::runtime::LinuxResources;
 
+use super::Global;
 use crate::cgroups::{self, resources};
-use crate::cli::GlobalOpts;
 use crate::state::{Status, Store};
 
-pub fn update(g: &GlobalOpts, id: &str, request: &LinuxResources) -> Result<()> {
+pub fn update(g: &Global, id: &str, request: &LinuxResources) -> Result<()> {
     let (locked, mut state) = Store::new(&g.root).open(id)?;
     crate::failpoint!("update.locked");
     if locked.status(&state) == Status::Stopped {

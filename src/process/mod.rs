@@ -4,6 +4,7 @@
 
 mod child;
 pub mod exec;
+pub mod fds;
 pub(crate) mod identity;
 pub mod parent;
 pub mod sync;

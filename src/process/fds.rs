@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 /// Refuses a count the fd limit cannot hold and, as runc, a preserved fd that is not open
 /// ("unable to stat preserved-fd I (of N)"). skiff's own `--log` file, opened before this
 /// check at the lowest free number, counts as not open: it filled a hole in the caller's fds.
-pub fn check_preserved_fds(listen: u32, n: u32) -> Result<()> {
+pub fn check_preserved(listen: u32, n: u32) -> Result<()> {
     let first = 3u64 + u64::from(listen);
     // The activated sockets are not checked (runc does not), but skiff's log is no socket.
     if let Some(log) = crate::logging::file_fd().and_then(|fd| u64::try_from(fd).ok()) {
