@@ -52,15 +52,27 @@ impl Needs {
                         h.cgroup_layout
                     ));
                 }
-                let missing: Vec<&str> = ctrls.iter().copied().filter(|c| !h.controllers.iter().any(|x| x == c)).collect();
+                let missing: Vec<&str> = ctrls
+                    .iter()
+                    .copied()
+                    .filter(|c| !h.controllers.iter().any(|x| x == c))
+                    .collect();
                 if missing.is_empty() {
                     None
                 } else {
-                    Some(format!("cgroup2 root lacks controller(s) {} (has: {})", missing.join(","), h.controllers.join(" ")))
+                    Some(format!(
+                        "cgroup2 root lacks controller(s) {} (has: {})",
+                        missing.join(","),
+                        h.controllers.join(" ")
+                    ))
                 }
             }
-            Needs::AppArmor => (!h.apparmor).then(|| "AppArmor is not enabled on this kernel".to_string()),
-            Needs::SELinux => (!h.selinux).then(|| "SELinux is not enabled on this kernel".to_string()),
+            Needs::AppArmor => {
+                (!h.apparmor).then(|| "AppArmor is not enabled on this kernel".to_string())
+            }
+            Needs::SELinux => {
+                (!h.selinux).then(|| "SELinux is not enabled on this kernel".to_string())
+            }
             Needs::Host(f) => f(h),
         }
     }
@@ -103,7 +115,9 @@ impl Host {
         let mut v1 = false;
         for l in mi.lines() {
             let f: Vec<&str> = l.split(' ').collect();
-            let Some(sep) = f.iter().position(|x| *x == "-") else { continue };
+            let Some(sep) = f.iter().position(|x| *x == "-") else {
+                continue;
+            };
             let fstype = f.get(sep + 1).copied().unwrap_or("");
             if fstype == "cgroup2" && cg2.is_none() {
                 cg2 = Some(PathBuf::from(f[4]));
@@ -114,7 +128,9 @@ impl Host {
         }
         let pure_v2 = cg2.as_deref() == Some(Path::new("/sys/fs/cgroup")) && !v1;
         let layout = match (&cg2, v1) {
-            (Some(p), true) => format!("hybrid: cgroup v1 controllers + cgroup2 at {}", p.display()),
+            (Some(p), true) => {
+                format!("hybrid: cgroup v1 controllers + cgroup2 at {}", p.display())
+            }
             (Some(p), false) => format!("cgroup2 at {}", p.display()),
             (None, _) => "cgroup v1 only".into(),
         };
@@ -123,14 +139,28 @@ impl Host {
             .and_then(|p| fs::read_to_string(p.join("cgroup.controllers")).ok())
             .map(|s| s.split_whitespace().map(String::from).collect())
             .unwrap_or_default();
-        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default().lines().find_map(|l| l.strip_prefix("0::").map(String::from)).unwrap_or_default();
+        let own = fs::read_to_string("/proc/self/cgroup")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("0::").map(String::from))
+            .unwrap_or_default();
         let hp = fs::read_dir("/sys/kernel/mm/hugepages")
             .map(|r| {
                 r.flatten()
                     .filter_map(|e| {
                         let n = e.file_name().to_string_lossy().to_string();
-                        let kb: u64 = n.strip_prefix("hugepages-")?.strip_suffix("kB")?.parse().ok()?;
-                        Some(if kb >= 1048576 { format!("{}GB", kb / 1048576) } else if kb >= 1024 { format!("{}MB", kb / 1024) } else { format!("{kb}KB") })
+                        let kb: u64 = n
+                            .strip_prefix("hugepages-")?
+                            .strip_suffix("kB")?
+                            .parse()
+                            .ok()?;
+                        Some(if kb >= 1048576 {
+                            format!("{}GB", kb / 1048576)
+                        } else if kb >= 1024 {
+                            format!("{}MB", kb / 1024)
+                        } else {
+                            format!("{kb}KB")
+                        })
                     })
                     .collect()
             })
@@ -142,13 +172,19 @@ impl Host {
             cgroup_layout: layout,
             cg2_mount: cg2,
             controllers,
-            apparmor: lsm.contains("apparmor") && Path::new("/sys/kernel/security/apparmor").exists(),
+            apparmor: lsm.contains("apparmor")
+                && Path::new("/sys/kernel/security/apparmor").exists(),
             selinux: lsm.contains("selinux") && Path::new("/sys/fs/selinux/enforce").exists(),
             resctrl: mi.lines().any(|l| l.contains(" - resctrl ")),
-            oom: fs::read_to_string("/proc/self/oom_score_adj").unwrap_or_default().trim().to_string(),
+            oom: fs::read_to_string("/proc/self/oom_score_adj")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
             own_cgroup: own,
             hugepage_sizes: hp,
-            ncpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            ncpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
         }
     }
     pub fn describe(&self) -> String {
@@ -176,7 +212,15 @@ impl Out {
         self.code == Some(0) && !self.timed_out
     }
     pub fn brief(&self) -> String {
-        let mut s = format!("`{}` -> {}", self.cmd, if self.timed_out { "TIMED OUT".to_string() } else { format!("exit {:?}", self.code) });
+        let mut s = format!(
+            "`{}` -> {}",
+            self.cmd,
+            if self.timed_out {
+                "TIMED OUT".to_string()
+            } else {
+                format!("exit {:?}", self.code)
+            }
+        );
         let e = self.stderr.trim();
         if !e.is_empty() {
             s += &format!("; stderr: {}", e.chars().take(600).collect::<String>());
@@ -203,11 +247,23 @@ pub struct Ctx {
     pub cleanups: RefCell<Vec<Box<dyn FnOnce()>>>,
 }
 
-pub const APPLETS: &[&str] = &["sh", "cat", "echo", "sleep", "readlink", "tr", "sed", "ls", "true", "false", "env", "id", "mkdir", "touch", "grep", "printf", "test", "["];
+pub const APPLETS: &[&str] = &[
+    "sh", "cat", "echo", "sleep", "readlink", "tr", "sed", "ls", "true", "false", "env", "id",
+    "mkdir", "touch", "grep", "printf", "test", "[",
+];
 
 impl Ctx {
-    pub fn new(rt: &str, probe: &str, busybox: &str, keep: bool, timeout: u64) -> Result<Ctx, String> {
-        let rt = fs::canonicalize(rt).map_err(|e| format!("runtime {rt}: {e}"))?.display().to_string();
+    pub fn new(
+        rt: &str,
+        probe: &str,
+        busybox: &str,
+        keep: bool,
+        timeout: u64,
+    ) -> Result<Ctx, String> {
+        let rt = fs::canonicalize(rt)
+            .map_err(|e| format!("runtime {rt}: {e}"))?
+            .display()
+            .to_string();
         let base = std::env::var("CONFORMANCE_WORKDIR").unwrap_or_else(|_| "/tmp".into());
         let work = PathBuf::from(base).join(format!("oci-conformance.{}", std::process::id()));
         fs::create_dir_all(work.join("bin")).map_err(|e| format!("{}: {e}", work.display()))?;
@@ -287,16 +343,44 @@ impl Ctx {
         r
     }
 
-    pub fn exec_io(&self, prog: &str, args: &[&str], of: &Path, ef: &Path, timeout: Duration) -> Out {
+    pub fn exec_io(
+        &self,
+        prog: &str,
+        args: &[&str],
+        of: &Path,
+        ef: &Path,
+        timeout: Duration,
+    ) -> Out {
         let cmd = format!("{} {}", prog, args.join(" "));
         let (o, e) = match (fs::File::create(of), fs::File::create(ef)) {
             (Ok(o), Ok(e)) => (o, e),
-            _ => return Out { code: None, stdout: String::new(), stderr: "cannot create output files".into(), timed_out: false, cmd },
+            _ => {
+                return Out {
+                    code: None,
+                    stdout: String::new(),
+                    stderr: "cannot create output files".into(),
+                    timed_out: false,
+                    cmd,
+                }
+            }
         };
-        let child = Command::new(prog).args(args).stdin(Stdio::null()).stdout(o).stderr(e).spawn();
+        let child = Command::new(prog)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(o)
+            .stderr(e)
+            .spawn();
         let mut child = match child {
             Ok(c) => c,
-            Err(e) => return Out { code: None, stdout: String::new(), stderr: format!("spawn: {e}"), timed_out: false, cmd },
+            Err(e) => {
+                return Out {
+                    code: None,
+                    stdout: String::new(),
+                    stderr: format!("spawn: {e}"),
+                    timed_out: false,
+                    cmd,
+                }
+            }
         };
         let t0 = Instant::now();
         let mut timed_out = false;
@@ -335,16 +419,32 @@ impl Ctx {
         if !o.ok() {
             return Err(o.brief());
         }
-        serde_json::from_str(&o.stdout).map_err(|e| format!("state output is not JSON ({e}): {}", o.stdout))
+        serde_json::from_str(&o.stdout)
+            .map_err(|e| format!("state output is not JSON ({e}): {}", o.stdout))
     }
 
     pub fn bundle(&self, name: &str) -> Bundle {
         let n = self.seq.get() + 1;
         self.seq.set(n);
-        let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-        let dir = self.work.join(format!("b{n}-{}", &safe[safe.len().saturating_sub(40)..]));
+        let safe: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let dir = self
+            .work
+            .join(format!("b{n}-{}", &safe[safe.len().saturating_sub(40)..]));
         let rootfs = dir.join("rootfs");
-        for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "hooks", "hooklog.d", "work-dir"] {
+        for d in [
+            "bin",
+            "proc",
+            "sys",
+            "dev",
+            "tmp",
+            "etc",
+            "hooks",
+            "hooklog.d",
+            "work-dir",
+        ] {
             fs::create_dir_all(rootfs.join(d)).expect("mkdir rootfs");
         }
         fs::set_permissions(rootfs.join("tmp"), fs::Permissions::from_mode(0o1777)).ok();
@@ -354,7 +454,11 @@ impl Ctx {
         for a in APPLETS {
             let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a));
         }
-        fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n").ok();
+        fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+        )
+        .ok();
         fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").ok();
         let hook = rootfs.join("hooks/hook.sh");
         fs::write(&hook, HOOK_SCRIPT).expect("hook script");
@@ -456,7 +560,10 @@ impl Bundle {
         set_ptr(&mut self.cfg, ptr, v);
     }
     pub fn env(&mut self, kv: &str) {
-        self.cfg["process"]["env"].as_array_mut().unwrap().push(json!(kv));
+        self.cfg["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(kv));
     }
     pub fn args(&mut self, a: &[&str]) {
         self.cfg["process"]["args"] = json!(a);
@@ -465,10 +572,19 @@ impl Bundle {
         if self.cfg.pointer(ptr).is_none() {
             set_ptr(&mut self.cfg, ptr, json!([]));
         }
-        self.cfg.pointer_mut(ptr).unwrap().as_array_mut().unwrap().push(v);
+        self.cfg
+            .pointer_mut(ptr)
+            .unwrap()
+            .as_array_mut()
+            .unwrap()
+            .push(v);
     }
     pub fn remove_ns(&mut self, ty: &str) {
-        if let Some(a) = self.cfg.pointer_mut("/linux/namespaces").and_then(Value::as_array_mut) {
+        if let Some(a) = self
+            .cfg
+            .pointer_mut("/linux/namespaces")
+            .and_then(Value::as_array_mut)
+        {
             a.retain(|n| n["type"] != ty);
         }
     }
@@ -489,7 +605,11 @@ impl Bundle {
         json!({"path": path, "args": args, "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "timeout": 20})
     }
     pub fn hook_log(&self) -> Vec<String> {
-        fs::read_to_string(self.hooklog().join("log")).unwrap_or_default().lines().map(String::from).collect()
+        fs::read_to_string(self.hooklog().join("log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
     }
     pub fn hook_file(&self, name: &str, ext: &str) -> Option<String> {
         fs::read_to_string(self.hooklog().join(format!("{name}.{ext}"))).ok()
@@ -505,7 +625,9 @@ pub fn set_ptr(root: &mut Value, ptr: &str, v: Value) {
                 let idx: usize = p.parse().expect("array index");
                 arr[idx] = v;
             } else {
-                cur.as_object_mut().expect("object").insert(p.to_string(), v);
+                cur.as_object_mut()
+                    .expect("object")
+                    .insert(p.to_string(), v);
             }
             return;
         }
@@ -533,7 +655,14 @@ impl<'a> Ctr<'a> {
     pub fn new(cx: &'a Ctx, b: Bundle) -> Ctr<'a> {
         let stdout = b.dir.join("ctr.stdout");
         let stderr = b.dir.join("ctr.stderr");
-        Ctr { cx, id: cx.new_id(), b, stdout, stderr, extra_create: vec![] }
+        Ctr {
+            cx,
+            id: cx.new_id(),
+            b,
+            stdout,
+            stderr,
+            extra_create: vec![],
+        }
     }
     pub fn create(&self) -> Out {
         self.b.write();
@@ -547,7 +676,8 @@ impl<'a> Ctr<'a> {
             a.push(e);
         }
         a.push(id);
-        self.cx.exec_io(&self.cx.rt, &a, &self.stdout, &self.stderr, self.cx.timeout)
+        self.cx
+            .exec_io(&self.cx.rt, &a, &self.stdout, &self.stderr, self.cx.timeout)
     }
     pub fn start(&self) -> Out {
         self.cx.rt(&["start", &self.id])
@@ -556,10 +686,16 @@ impl<'a> Ctr<'a> {
         self.cx.state(&self.id)
     }
     pub fn status(&self) -> String {
-        self.state().ok().and_then(|s| s["status"].as_str().map(String::from)).unwrap_or_else(|| "<no state>".into())
+        self.state()
+            .ok()
+            .and_then(|s| s["status"].as_str().map(String::from))
+            .unwrap_or_else(|| "<no state>".into())
     }
     pub fn pid(&self) -> Option<i32> {
-        self.state().ok().and_then(|s| s["pid"].as_i64()).map(|p| p as i32)
+        self.state()
+            .ok()
+            .and_then(|s| s["pid"].as_i64())
+            .map(|p| p as i32)
     }
     pub fn kill(&self, sig: &str) -> Out {
         self.cx.rt(&["kill", &self.id, sig])
@@ -578,7 +714,9 @@ impl<'a> Ctr<'a> {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(format!("status did not become {want:?} within {secs}s; last state: {last}"))
+        Err(format!(
+            "status did not become {want:?} within {secs}s; last state: {last}"
+        ))
     }
     pub fn output(&self) -> String {
         fs::read_to_string(&self.stdout).unwrap_or_default()
@@ -590,19 +728,33 @@ impl<'a> Ctr<'a> {
     pub fn up(&self) -> Result<(), String> {
         let o = self.create();
         if !o.ok() {
-            return Err(format!("create failed: {}; container stderr: {}", o.brief(), self.errout().trim()));
+            return Err(format!(
+                "create failed: {}; container stderr: {}",
+                o.brief(),
+                self.errout().trim()
+            ));
         }
         let o = self.start();
         if !o.ok() {
-            return Err(format!("start failed: {}; container stderr: {}", o.brief(), self.errout().trim()));
+            return Err(format!(
+                "start failed: {}; container stderr: {}",
+                o.brief(),
+                self.errout().trim()
+            ));
         }
         Ok(())
     }
     pub fn started_count(&self) -> usize {
-        fs::read_to_string(self.b.rootfs.join("started")).map(|s| s.lines().count()).unwrap_or(0)
+        fs::read_to_string(self.b.rootfs.join("started"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
     }
     pub fn signals(&self) -> Vec<String> {
-        fs::read_to_string(self.b.rootfs.join("signals")).unwrap_or_default().lines().map(String::from).collect()
+        fs::read_to_string(self.b.rootfs.join("signals"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
     }
     pub fn wait_started(&self, secs: u64) -> bool {
         let t0 = Instant::now();
@@ -633,17 +785,36 @@ pub struct Report {
 impl Report {
     pub fn judge(&self, focus: &[&str]) -> V {
         if !self.done {
-            return V::Fail(format!("probe did not run to completion; output:\n{}", self.raw.chars().take(3000).collect::<String>()));
+            return V::Fail(format!(
+                "probe did not run to completion; output:\n{}",
+                self.raw.chars().take(3000).collect::<String>()
+            ));
         }
-        let sel: Vec<&(String, Option<bool>, String)> = self.checks.iter().filter(|(n, _, _)| focus.iter().any(|f| n == f || n.starts_with(&format!("{f}.")) || n.starts_with(&format!("{f}[")))).collect();
+        let sel: Vec<&(String, Option<bool>, String)> = self
+            .checks
+            .iter()
+            .filter(|(n, _, _)| {
+                focus.iter().any(|f| {
+                    n == f || n.starts_with(&format!("{f}.")) || n.starts_with(&format!("{f}["))
+                })
+            })
+            .collect();
         if sel.is_empty() {
             return V::Fail(format!("probe reported no check for {focus:?}"));
         }
-        let bad: Vec<String> = sel.iter().filter(|c| c.1 == Some(false)).map(|c| format!("{}: {}", c.0, c.2)).collect();
+        let bad: Vec<String> = sel
+            .iter()
+            .filter(|c| c.1 == Some(false))
+            .map(|c| format!("{}: {}", c.0, c.2))
+            .collect();
         if !bad.is_empty() {
             return V::Fail(bad.join("\n"));
         }
-        let unv: Vec<String> = sel.iter().filter(|c| c.1.is_none()).map(|c| format!("{}: {}", c.0, c.2)).collect();
+        let unv: Vec<String> = sel
+            .iter()
+            .filter(|c| c.1.is_none())
+            .map(|c| format!("{}: {}", c.0, c.2))
+            .collect();
         if !unv.is_empty() {
             return V::Skip(format!("probe could not verify: {}", unv.join("; ")));
         }
@@ -659,15 +830,25 @@ pub fn parse_report(raw: &str) -> Report {
     let mut checks = vec![];
     let mut done = false;
     for l in raw.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(l) else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(l) else {
+            continue;
+        };
         let name = v["check"].as_str().unwrap_or("").to_string();
         if name == "probe.done" {
             done = true;
             continue;
         }
-        checks.push((name, v["ok"].as_bool(), v["detail"].as_str().unwrap_or("").to_string()));
+        checks.push((
+            name,
+            v["ok"].as_bool(),
+            v["detail"].as_str().unwrap_or("").to_string(),
+        ));
     }
-    Report { checks, done, raw: raw.to_string() }
+    Report {
+        checks,
+        done,
+        raw: raw.to_string(),
+    }
 }
 
 impl Ctx {
@@ -682,7 +863,11 @@ impl Ctx {
             return Err(format!("delete of stopped container failed: {}", d.brief()));
         }
         if !rep.done {
-            return Err(format!("probe did not complete. stdout:\n{}\nstderr:\n{}", c.output(), c.errout()));
+            return Err(format!(
+                "probe did not complete. stdout:\n{}\nstderr:\n{}",
+                c.output(),
+                c.errout()
+            ));
         }
         Ok(rep)
     }
@@ -691,13 +876,20 @@ impl Ctx {
 pub fn is_alive(pid: i32) -> bool {
     // Zombies count as gone.
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }
 
 pub fn ns_inode(pid: i32, f: &str) -> Option<u64> {
-    fs::metadata(format!("/proc/{pid}/ns/{f}")).ok().map(|m| m.ino())
+    fs::metadata(format!("/proc/{pid}/ns/{f}"))
+        .ok()
+        .map(|m| m.ino())
 }
 
 /// A --console-socket listener: receives the pty master from the runtime
@@ -730,7 +922,10 @@ impl Console {
             unsafe { libc::close(fd) };
             Ok(String::from_utf8_lossy(&out).replace('\r', ""))
         });
-        Ok(Console { path, thread: Some(thread) })
+        Ok(Console {
+            path,
+            thread: Some(thread),
+        })
     }
     pub fn output(mut self, secs: u64) -> Result<String, String> {
         let t = self.thread.take().unwrap();
@@ -741,13 +936,17 @@ impl Console {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        t.join().map_err(|_| "console thread panicked".to_string())?
+        t.join()
+            .map_err(|_| "console thread panicked".to_string())?
     }
 }
 
 fn recv_fd(sock: i32) -> Result<i32, String> {
     let mut data = [0u8; 256];
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
     let mut cbuf = [0u64; 16];
     // SAFETY: a zeroed msghdr pointing at our buffers; CMSG macros walk cbuf.
     unsafe {

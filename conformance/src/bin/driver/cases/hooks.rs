@@ -49,8 +49,17 @@ fn full_cycle(cx: &Ctx, name: &str) -> Result<(Bundle, Vec<Vec<String>>, i32, St
     ensure(o.ok(), format!("delete failed: {}", o.brief()))?;
     let after_delete = c.b.hook_log();
     let id = c.id.clone();
-    let b = Bundle { dir: c.b.dir.clone(), rootfs: c.b.rootfs.clone(), cfg: c.b.cfg.clone() };
-    Ok((b, vec![after_create, after_start, before_delete, after_delete], pid, id))
+    let b = Bundle {
+        dir: c.b.dir.clone(),
+        rootfs: c.b.rootfs.clone(),
+        cfg: c.b.cfg.clone(),
+    };
+    Ok((
+        b,
+        vec![after_create, after_start, before_delete, after_delete],
+        pid,
+        id,
+    ))
 }
 
 fn s(v: &[&str]) -> Vec<String> {
@@ -59,7 +68,11 @@ fn s(v: &[&str]) -> Vec<String> {
 
 fn fail_case(id: &str, kind: &'static str, spec: &'static str) -> Case {
     case(id, S_LIFE, spec, Needs::None, move |cx| {
-        let b = hooked(cx, &format!("fail-{kind}"), &[(kind, kind, &["1"]), ("poststop", "poststop", &[])]);
+        let b = hooked(
+            cx,
+            &format!("fail-{kind}"),
+            &[(kind, kind, &["1"]), ("poststop", "poststop", &[])],
+        );
         let c = Ctr::new(cx, b);
         let o = c.create();
         let at_start = matches!(kind, "startContainer" | "poststart");
@@ -71,10 +84,17 @@ fn fail_case(id: &str, kind: &'static str, spec: &'static str) -> Case {
             let st = c.state();
             if let Ok(s) = &st {
                 if s["status"] == "created" || s["status"] == "running" {
-                    return fail(format!("container left {} after failed {kind} hook", s["status"]));
+                    return fail(format!(
+                        "container left {} after failed {kind} hook",
+                        s["status"]
+                    ));
                 }
             }
-            return Ok(if c.started_count() == 0 { V::Pass } else { V::Fail("user program ran".into()) });
+            return Ok(if c.started_count() == 0 {
+                V::Pass
+            } else {
+                V::Fail("user program ran".into())
+            });
         }
         ensure(o.ok(), format!("create failed: {}", o.brief()))?;
         let o = c.start();
@@ -95,7 +115,11 @@ fn fail_case(id: &str, kind: &'static str, spec: &'static str) -> Case {
 
 fn fail_poststop_case(id: &str, kind: &'static str, spec: &'static str) -> Case {
     case(id, S_LIFE, spec, Needs::None, move |cx| {
-        let b = hooked(cx, &format!("failps-{kind}"), &[(kind, kind, &["1"]), ("poststop", "poststop", &[])]);
+        let b = hooked(
+            cx,
+            &format!("failps-{kind}"),
+            &[(kind, kind, &["1"]), ("poststop", "poststop", &[])],
+        );
         let c = Ctr::new(cx, b);
         let o = c.create();
         if matches!(kind, "startContainer" | "poststart") && o.ok() {
@@ -105,7 +129,13 @@ fn fail_poststop_case(id: &str, kind: &'static str, spec: &'static str) -> Case 
         std::thread::sleep(Duration::from_millis(200));
         // Read the log before our own cleanup (delete --force would run poststop too).
         let log = c.b.hook_log();
-        Ok(if log.iter().any(|l| l == "poststop") { V::Pass } else { V::Fail(format!("poststop hooks were not invoked after the failed {kind} hook; hook log {log:?}")) })
+        Ok(if log.iter().any(|l| l == "poststop") {
+            V::Pass
+        } else {
+            V::Fail(format!(
+                "poststop hooks were not invoked after the failed {kind} hook; hook log {log:?}"
+            ))
+        })
     })
 }
 
