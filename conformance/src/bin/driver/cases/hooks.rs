@@ -29,8 +29,17 @@ const ALL: &[(&str, &str, &[&str])] = &[
     ("poststop", "poststop", &[]),
 ];
 
+/// What a full lifecycle left: the bundle (with the hooks' files), the hook log after
+/// create, after start, before delete and after delete, the container's pid and its id.
+struct Cycle {
+    b: Bundle,
+    logs: Vec<Vec<String>>,
+    pid: i32,
+    id: String,
+}
+
 /// Full lifecycle with every hook; returns the bundle (and logs) after delete.
-fn full_cycle(cx: &Ctx, name: &str) -> Result<(Bundle, Vec<Vec<String>>, i32, String), String> {
+fn full_cycle(cx: &Ctx, name: &str) -> Result<Cycle, String> {
     let b = hooked(cx, name, ALL);
     let c = Ctr::new(cx, b);
     let o = c.create();
@@ -54,12 +63,12 @@ fn full_cycle(cx: &Ctx, name: &str) -> Result<(Bundle, Vec<Vec<String>>, i32, St
         rootfs: c.b.rootfs.clone(),
         cfg: c.b.cfg.clone(),
     };
-    Ok((
+    Ok(Cycle {
         b,
-        vec![after_create, after_start, before_delete, after_delete],
+        logs: vec![after_create, after_start, before_delete, after_delete],
         pid,
         id,
-    ))
+    })
 }
 
 fn s(v: &[&str]) -> Vec<String> {
@@ -142,7 +151,7 @@ fn fail_poststop_case(id: &str, kind: &'static str, spec: &'static str) -> Case 
 pub fn cases() -> Vec<Case> {
     vec![
         case("config/hooks/order-and-timing", S_LIFE, "steps 3-13: prestart, createRuntime, createContainer during create; startContainer then the program then poststart during start; poststop after delete; hooks of one kind MUST be called in the listed order", Needs::None, |cx| {
-            let (_b, logs, _, _) = full_cycle(cx, "hooks-order")?;
+            let Cycle { logs, .. } = full_cycle(cx, "hooks-order")?;
             let want = [
                 s(&["prestart-1", "prestart-2", "createRuntime", "createContainer"]),
                 s(&["prestart-1", "prestart-2", "createRuntime", "createContainer", "startContainer", "poststart"]),
@@ -159,7 +168,7 @@ pub fn cases() -> Vec<Case> {
             Ok(if bad.is_empty() { V::Pass } else { V::Fail(bad.join("\n")) })
         }),
         case("config/hooks/state-on-stdin", S_HOOKS, "The state of the container MUST be passed to hooks over stdin so that they may do work appropriate to the current state of the container.", Needs::None, |cx| {
-            let (b, _, pid, id) = full_cycle(cx, "hooks-stdin")?;
+            let Cycle { b, pid, id, .. } = full_cycle(cx, "hooks-stdin")?;
             let mut bad = vec![];
             for (_, name, _) in ALL {
                 let raw = b.hook_file(name, "stdin").unwrap_or_default();
@@ -211,7 +220,7 @@ pub fn cases() -> Vec<Case> {
             Ok(if bad.is_empty() { V::Pass } else { V::Fail(bad.join("\n")) })
         }),
         case("config/hooks/runtime-namespace", S_HOOKS, "prestart, createRuntime, poststart and poststop hooks MUST be called/executed in the runtime namespace.", Needs::None, |cx| {
-            let (b, _, _, _) = full_cycle(cx, "hooks-rtns")?;
+            let Cycle { b, .. } = full_cycle(cx, "hooks-rtns")?;
             let host = format!("mnt:[{}]", cx.host.ns["mnt"]);
             let mut bad = vec![];
             for name in ["prestart-1", "createRuntime", "poststart", "poststop"] {
@@ -265,7 +274,7 @@ pub fn cases() -> Vec<Case> {
             Ok(if bad.is_empty() { V::Pass } else { V::Fail(bad.join("; ")) })
         }),
         case("config/hooks/poststop-after-delete", S_HOOKS, "The poststop hooks MUST be called after the container is deleted but before the delete operation returns.", Needs::None, |cx| {
-            let (b, logs, _, _) = full_cycle(cx, "hooks-pst")?;
+            let Cycle { b, logs, .. } = full_cycle(cx, "hooks-pst")?;
             let cmd = b.hook_file("poststop", "cmdline").unwrap_or_else(|| "gone".into());
             let mut bad = vec![];
             if logs[2].iter().any(|l| l == "poststop") {
