@@ -20,8 +20,20 @@ pub fn all() -> Vec<Case> {
     v
 }
 
-pub fn case(id: &str, section: &'static str, spec: &'static str, needs: Needs, f: impl Fn(&Ctx) -> R + 'static) -> Case {
-    Case { id: id.to_string(), section, spec, needs, run: Box::new(f) }
+pub fn case(
+    id: &str,
+    section: &'static str,
+    spec: &'static str,
+    needs: Needs,
+    f: impl Fn(&Ctx) -> R + 'static,
+) -> Case {
+    Case {
+        id: id.to_string(),
+        section,
+        spec,
+        needs,
+        run: Box::new(f),
+    }
 }
 
 /// A case judged by the probe's report on `focus` checks.
@@ -44,7 +56,13 @@ pub fn probe_case(
 
 /// A case whose config the runtime MUST reject (at create, or at the latest at
 /// start for process properties), leaving no container behind.
-pub fn reject_case(id: &str, section: &'static str, spec: &'static str, needs: Needs, setup: impl Fn(&Ctx, &mut Bundle) -> Result<(), String> + 'static) -> Case {
+pub fn reject_case(
+    id: &str,
+    section: &'static str,
+    spec: &'static str,
+    needs: Needs,
+    setup: impl Fn(&Ctx, &mut Bundle) -> Result<(), String> + 'static,
+) -> Case {
     let name = id.to_string();
     case(id, section, spec, needs, move |cx| {
         let mut b = cx.bundle(&name);
@@ -55,7 +73,10 @@ pub fn reject_case(id: &str, section: &'static str, spec: &'static str, needs: N
             let pid = c.pid();
             let s = c.start();
             if s.ok() {
-                return Ok(V::Fail(format!("create and start both succeeded (expected an error); container output: {}", c.output().chars().take(500).collect::<String>())));
+                return Ok(V::Fail(format!(
+                    "create and start both succeeded (expected an error); container output: {}",
+                    c.output().chars().take(500).collect::<String>()
+                )));
             }
             // An error at start is an error, but the container must not run.
             std::thread::sleep(Duration::from_millis(100));
@@ -64,20 +85,30 @@ pub fn reject_case(id: &str, section: &'static str, spec: &'static str, needs: N
             }
             let st = c.status();
             if st == "running" {
-                return Ok(V::Fail(format!("start failed but status is running (pid {pid:?})")));
+                return Ok(V::Fail(format!(
+                    "start failed but status is running (pid {pid:?})"
+                )));
             }
             return Ok(V::Pass);
         }
         // Nothing may be left behind.
         match c.state() {
             Err(_) => Ok(V::Pass),
-            Ok(s) => Ok(V::Fail(format!("create failed ({}) but the container exists: {s}", o.brief()))),
+            Ok(s) => Ok(V::Fail(format!(
+                "create failed ({}) but the container exists: {s}",
+                o.brief()
+            ))),
         }
     })
 }
 
 /// A case where create+start MUST succeed (e.g. unknown properties are ignored).
-pub fn accept_case(id: &str, section: &'static str, spec: &'static str, setup: impl Fn(&Ctx, &mut Bundle) -> Result<(), String> + 'static) -> Case {
+pub fn accept_case(
+    id: &str,
+    section: &'static str,
+    spec: &'static str,
+    setup: impl Fn(&Ctx, &mut Bundle) -> Result<(), String> + 'static,
+) -> Case {
     let name = id.to_string();
     case(id, section, spec, Needs::None, move |cx| {
         let mut b = cx.bundle(&name);
@@ -118,7 +149,10 @@ pub fn host_mount(cx: &Ctx, args: &[&str], target: &Path) -> Result<(), String> 
     }
     let t = target.to_path_buf();
     cx.defer(move || {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&t).status();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&t)
+            .status();
     });
     Ok(())
 }

@@ -30,17 +30,27 @@ fn main() {
             "--filter" => filter = args.next(),
             "--list" => list = true,
             "--keep" => keep = true,
-            "--timeout" => timeout = args.next().and_then(|s| s.parse().ok()).unwrap_or_else(|| usage()),
+            "--timeout" => {
+                timeout = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
             "-h" | "--help" => usage(),
             _ => usage(),
         }
     }
     let all = cases::all();
-    let re = filter.map(|f| Regex::new(&f).unwrap_or_else(|e| {
-        eprintln!("bad --filter: {e}");
-        std::process::exit(2)
-    }));
-    let selected: Vec<&Case> = all.iter().filter(|c| re.as_ref().map(|r| r.is_match(&c.id)).unwrap_or(true)).collect();
+    let re = filter.map(|f| {
+        Regex::new(&f).unwrap_or_else(|e| {
+            eprintln!("bad --filter: {e}");
+            std::process::exit(2)
+        })
+    });
+    let selected: Vec<&Case> = all
+        .iter()
+        .filter(|c| re.as_ref().map(|r| r.is_match(&c.id)).unwrap_or(true))
+        .collect();
     if list {
         for c in &selected {
             let g = match &c.needs {
@@ -78,11 +88,21 @@ fn main() {
             }
             V::Skip(r) => {
                 s += 1;
-                println!("ok {n} - {} ({}) # SKIP {}", c.id, c.section, r.replace('\n', " "));
+                println!(
+                    "ok {n} - {} ({}) # SKIP {}",
+                    c.id,
+                    c.section,
+                    r.replace('\n', " ")
+                );
             }
             V::Diverge(why) => {
                 d += 1;
-                println!("not ok {n} - {} ({}) # TODO {}", c.id, c.section, why.replace('\n', " "));
+                println!(
+                    "not ok {n} - {} ({}) # TODO {}",
+                    c.id,
+                    c.section,
+                    why.replace('\n', " ")
+                );
             }
             V::Fail(msg) => {
                 f += 1;

@@ -26,7 +26,9 @@ const S_LABEL: &str = "config-linux.md#mount-label";
 const S_PERS: &str = "config-linux.md#personality";
 const S_RDT: &str = "config-linux.md#intelrdt";
 
-const NS_TYPES: [&str; 8] = ["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"];
+const NS_TYPES: [&str; 8] = [
+    "pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time",
+];
 
 fn nsf(ty: &str) -> &'static str {
     match ty {
@@ -51,15 +53,24 @@ fn focus1(s: String) -> &'static [&'static str] {
 
 fn userns(b: &mut Bundle) {
     b.add_ns("user", None);
-    b.set("/linux/uidMappings", json!([{"containerID": 0, "hostID": 100000, "size": 65536}]));
-    b.set("/linux/gidMappings", json!([{"containerID": 0, "hostID": 100000, "size": 65536}]));
+    b.set(
+        "/linux/uidMappings",
+        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+    );
+    b.set(
+        "/linux/gidMappings",
+        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+    );
 }
 
 /// A helper process holding fresh namespaces, started (and killed) by us.
 /// Returns (unshare pid, map type -> ns path).
 fn ns_holder(cx: &Ctx) -> Result<(i32, Vec<(String, String)>), String> {
     let child = std::process::Command::new("unshare")
-        .args(["--net", "--ipc", "--uts", "--cgroup", "--pid", "--fork", "--time", "--", "sleep", "600"])
+        .args([
+            "--net", "--ipc", "--uts", "--cgroup", "--pid", "--fork", "--time", "--", "sleep",
+            "600",
+        ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -80,11 +91,21 @@ fn ns_holder(cx: &Ctx) -> Result<(i32, Vec<(String, String)>), String> {
     });
     let host_net = cx.host.ns.get("net").copied();
     let ok = wait_until(5, || {
-        ns_inode(pid, "net") != host_net && fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).map(|s| !s.trim().is_empty()).unwrap_or(false)
+        ns_inode(pid, "net") != host_net
+            && fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .map(|s| !s.trim().is_empty())
+                .unwrap_or(false)
     });
     ensure(ok, "namespace holder did not come up")?;
     let mut m = vec![];
-    for (ty, f) in [("network", "net"), ("ipc", "ipc"), ("uts", "uts"), ("cgroup", "cgroup"), ("pid", "pid_for_children"), ("time", "time_for_children")] {
+    for (ty, f) in [
+        ("network", "net"),
+        ("ipc", "ipc"),
+        ("uts", "uts"),
+        ("cgroup", "cgroup"),
+        ("pid", "pid_for_children"),
+        ("time", "time_for_children"),
+    ] {
         m.push((ty.to_string(), format!("/proc/{pid}/ns/{f}")));
     }
     Ok((pid, m))
@@ -95,34 +116,204 @@ fn cgroup_mount(b: &mut Bundle) {
     b.push("/mounts", json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}));
 }
 
-fn res_case(id: &str, section: &'static str, spec: &'static str, ctrls: &'static [&'static str], focus: &'static [&'static str], res: impl Fn(&Ctx) -> Value + 'static) -> Case {
-    probe_case(id, section, spec, Needs::Cgroup(ctrls), focus, move |cx, b| {
-        cgroup_mount(b);
-        b.set("/linux/resources", res(cx));
-        Ok(())
-    })
+fn res_case(
+    id: &str,
+    section: &'static str,
+    spec: &'static str,
+    ctrls: &'static [&'static str],
+    focus: &'static [&'static str],
+    res: impl Fn(&Ctx) -> Value + 'static,
+) -> Case {
+    probe_case(
+        id,
+        section,
+        spec,
+        Needs::Cgroup(ctrls),
+        focus,
+        move |cx, b| {
+            cgroup_mount(b);
+            b.set("/linux/resources", res(cx));
+            Ok(())
+        },
+    )
 }
 
 fn host_cgroup_of(pid: i32) -> Option<String> {
-    fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?.lines().find_map(|l| l.strip_prefix("0::").map(String::from))
+    fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(String::from))
 }
 
 /// The allowlist for a defaultAction ERRNO filter: what the probe and a
 /// runtime's last steps before execve need.
 const SECCOMP_ALLOW: &[&str] = &[
-    "read", "write", "open", "openat", "openat2", "close", "close_range", "stat", "fstat", "lstat", "newfstatat", "statx", "statfs", "fstatfs", "poll", "ppoll",
-    "lseek", "mmap", "mprotect", "munmap", "brk", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "ioctl", "pread64", "pwrite64", "readv", "writev",
-    "access", "faccessat", "faccessat2", "pipe", "pipe2", "select", "pselect6", "sched_yield", "mremap", "msync", "mincore", "madvise", "dup", "dup2", "dup3",
-    "nanosleep", "clock_nanosleep", "getpid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "getgroups", "getcwd", "chdir",
-    "fchdir", "readlink", "readlinkat", "uname", "fcntl", "flock", "getdents", "getdents64", "execve", "execveat", "exit", "exit_group", "wait4", "waitid",
-    "kill", "tgkill", "tkill", "clone", "clone3", "fork", "vfork", "set_tid_address", "set_robust_list", "get_robust_list", "rseq", "futex", "arch_prctl",
-    "prctl", "prlimit64", "getrlimit", "setrlimit", "sigaltstack", "getrandom", "sched_getaffinity", "sched_setaffinity", "sched_getscheduler",
-    "sched_getparam", "ioprio_get", "capget", "capset", "setuid", "setgid", "setresuid", "setresgid", "setgroups", "umask", "socket", "connect", "sendto",
-    "recvfrom", "sendmsg", "recvmsg", "getsockopt", "setsockopt", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "eventfd2", "timerfd_create",
-    "clock_gettime", "clock_getres", "gettimeofday", "time", "sysinfo", "personality", "getppid", "getpgrp", "setsid", "getsid", "setpgid", "mkdir",
-    "mkdirat", "unlink", "unlinkat", "rename", "renameat", "renameat2", "chmod", "fchmod", "fchmodat", "fchown", "fchownat", "mount", "umount2",
-    "pivot_root", "chroot", "sethostname", "setdomainname", "seccomp", "membarrier", "mlock", "munlock", "signalfd4", "restart_syscall", "pause",
-    "sync", "fsync", "fdatasync", "ftruncate", "symlink", "symlinkat", "link", "linkat", "utimensat", "setns", "unshare", "sched_getattr", "sched_setattr",
+    "read",
+    "write",
+    "open",
+    "openat",
+    "openat2",
+    "close",
+    "close_range",
+    "stat",
+    "fstat",
+    "lstat",
+    "newfstatat",
+    "statx",
+    "statfs",
+    "fstatfs",
+    "poll",
+    "ppoll",
+    "lseek",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "brk",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "ioctl",
+    "pread64",
+    "pwrite64",
+    "readv",
+    "writev",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "pipe",
+    "pipe2",
+    "select",
+    "pselect6",
+    "sched_yield",
+    "mremap",
+    "msync",
+    "mincore",
+    "madvise",
+    "dup",
+    "dup2",
+    "dup3",
+    "nanosleep",
+    "clock_nanosleep",
+    "getpid",
+    "gettid",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "getresuid",
+    "getresgid",
+    "getgroups",
+    "getcwd",
+    "chdir",
+    "fchdir",
+    "readlink",
+    "readlinkat",
+    "uname",
+    "fcntl",
+    "flock",
+    "getdents",
+    "getdents64",
+    "execve",
+    "execveat",
+    "exit",
+    "exit_group",
+    "wait4",
+    "waitid",
+    "kill",
+    "tgkill",
+    "tkill",
+    "clone",
+    "clone3",
+    "fork",
+    "vfork",
+    "set_tid_address",
+    "set_robust_list",
+    "get_robust_list",
+    "rseq",
+    "futex",
+    "arch_prctl",
+    "prctl",
+    "prlimit64",
+    "getrlimit",
+    "setrlimit",
+    "sigaltstack",
+    "getrandom",
+    "sched_getaffinity",
+    "sched_setaffinity",
+    "sched_getscheduler",
+    "sched_getparam",
+    "ioprio_get",
+    "capget",
+    "capset",
+    "setuid",
+    "setgid",
+    "setresuid",
+    "setresgid",
+    "setgroups",
+    "umask",
+    "socket",
+    "connect",
+    "sendto",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "getsockopt",
+    "setsockopt",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_wait",
+    "epoll_pwait",
+    "eventfd2",
+    "timerfd_create",
+    "clock_gettime",
+    "clock_getres",
+    "gettimeofday",
+    "time",
+    "sysinfo",
+    "personality",
+    "getppid",
+    "getpgrp",
+    "setsid",
+    "getsid",
+    "setpgid",
+    "mkdir",
+    "mkdirat",
+    "unlink",
+    "unlinkat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "fchown",
+    "fchownat",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "sethostname",
+    "setdomainname",
+    "seccomp",
+    "membarrier",
+    "mlock",
+    "munlock",
+    "signalfd4",
+    "restart_syscall",
+    "pause",
+    "sync",
+    "fsync",
+    "fdatasync",
+    "ftruncate",
+    "symlink",
+    "symlinkat",
+    "link",
+    "linkat",
+    "utimensat",
+    "setns",
+    "unshare",
+    "sched_getattr",
+    "sched_setattr",
 ];
 
 pub fn cases() -> Vec<Case> {
@@ -193,10 +384,20 @@ pub fn cases() -> Vec<Case> {
         b.push("/linux/devices", json!({"path": "/dev/conf-blk", "type": "b", "major": 7, "minor": 200, "fileMode": 0o600, "uid": 0, "gid": 6}));
         Ok(())
     }));
-    v.push(probe_case("config-linux/devices/fifo", S_DEV, "devices ... type p (FIFO); major, minor REQUIRED unless type is p", Needs::None, &["linux.devices"], |_cx, b| {
-        b.push("/linux/devices", json!({"path": "/dev/conf-fifo", "type": "p", "fileMode": 0o620}));
-        Ok(())
-    }));
+    v.push(probe_case(
+        "config-linux/devices/fifo",
+        S_DEV,
+        "devices ... type p (FIFO); major, minor REQUIRED unless type is p",
+        Needs::None,
+        &["linux.devices"],
+        |_cx, b| {
+            b.push(
+                "/linux/devices",
+                json!({"path": "/dev/conf-fifo", "type": "p", "fileMode": 0o620}),
+            );
+            Ok(())
+        },
+    ));
     v.push(probe_case("config-linux/devices/unbuffered", S_DEV, "devices ... type u (unbuffered character device)", Needs::None, &["linux.devices"], |_cx, b| {
         b.push("/linux/devices", json!({"path": "/dev/conf-u", "type": "u", "major": 1, "minor": 5, "fileMode": 0o666}));
         Ok(())
@@ -260,18 +461,58 @@ pub fn cases() -> Vec<Case> {
         json!({"memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728}})
     }));
     v.push(res_case("config-linux/resources/cpu-shares", S_CPU, "shares (uint64, OPTIONAL) specifies a relative share of CPU time (cgroup v2: cpu.weight by the runc conversion)", &["cpu"], &["linux.resources.cpu.shares"], |_| json!({"cpu": {"shares": 2048}})));
-    v.push(res_case("config-linux/resources/cpu-quota-period", S_CPU, "quota / period (cgroup v2: cpu.max)", &["cpu"], &["linux.resources.cpu.quota"], |_| json!({"cpu": {"quota": 50000, "period": 100000}})));
-    v.push(res_case("config-linux/resources/cpu-burst", S_CPU, "burst (uint64, OPTIONAL) (cgroup v2: cpu.max.burst)", &["cpu"], &["linux.resources.cpu.burst"], |_| json!({"cpu": {"quota": 50000, "period": 100000, "burst": 20000}})));
+    v.push(res_case(
+        "config-linux/resources/cpu-quota-period",
+        S_CPU,
+        "quota / period (cgroup v2: cpu.max)",
+        &["cpu"],
+        &["linux.resources.cpu.quota"],
+        |_| json!({"cpu": {"quota": 50000, "period": 100000}}),
+    ));
+    v.push(res_case(
+        "config-linux/resources/cpu-burst",
+        S_CPU,
+        "burst (uint64, OPTIONAL) (cgroup v2: cpu.max.burst)",
+        &["cpu"],
+        &["linux.resources.cpu.burst"],
+        |_| json!({"cpu": {"quota": 50000, "period": 100000, "burst": 20000}}),
+    ));
     v.push(res_case("config-linux/resources/cpu-idle", S_CPU, "idle (int64, OPTIONAL) cgroups are configured with minimum weight, 0: default behavior, 1: SCHED_IDLE.", &["cpu"], &["linux.resources.cpu.idle"], |_| json!({"cpu": {"idle": 1}})));
     v.push(res_case("config-linux/resources/cpuset", S_CPU, "cpus (string, OPTIONAL) list of CPUs the container will run in; mems (string, OPTIONAL) list of memory nodes", &["cpuset"], &["linux.resources.cpu.cpus", "linux.resources.cpu.mems"], |cx| {
         json!({"cpu": {"cpus": if cx.host.ncpus > 1 { "0-1" } else { "0" }, "mems": "0"}})
     }));
-    v.push(res_case("config-linux/resources/pids", S_PIDS, "limit (int64, REQUIRED) specifies the maximum number of tasks in the cgroup", &["pids"], &["linux.resources.pids"], |_| json!({"pids": {"limit": 42}})));
-    v.push(res_case("config-linux/resources/blockio-weight", S_BLKIO, "weight (uint16, OPTIONAL) specifies per-cgroup weight", &["io"], &["linux.resources.blockIO.weight"], |_| json!({"blockIO": {"weight": 500}})));
-    v.push(res_case("config-linux/resources/hugepage-limits", S_HUGE, "hugepageLimits: pageSize and limit (cgroup v2: hugetlb.<size>.max)", &["hugetlb"], &["linux.resources.hugepageLimits"], |cx| {
-        let sz = cx.host.hugepage_sizes.first().cloned().unwrap_or("2MB".into());
-        json!({"hugepageLimits": [{"pageSize": sz, "limit": 4194304 * 2}]})
-    }));
+    v.push(res_case(
+        "config-linux/resources/pids",
+        S_PIDS,
+        "limit (int64, REQUIRED) specifies the maximum number of tasks in the cgroup",
+        &["pids"],
+        &["linux.resources.pids"],
+        |_| json!({"pids": {"limit": 42}}),
+    ));
+    v.push(res_case(
+        "config-linux/resources/blockio-weight",
+        S_BLKIO,
+        "weight (uint16, OPTIONAL) specifies per-cgroup weight",
+        &["io"],
+        &["linux.resources.blockIO.weight"],
+        |_| json!({"blockIO": {"weight": 500}}),
+    ));
+    v.push(res_case(
+        "config-linux/resources/hugepage-limits",
+        S_HUGE,
+        "hugepageLimits: pageSize and limit (cgroup v2: hugetlb.<size>.max)",
+        &["hugetlb"],
+        &["linux.resources.hugepageLimits"],
+        |cx| {
+            let sz = cx
+                .host
+                .hugepage_sizes
+                .first()
+                .cloned()
+                .unwrap_or("2MB".into());
+            json!({"hugepageLimits": [{"pageSize": sz, "limit": 4194304 * 2}]})
+        },
+    ));
     v.push(res_case("config-linux/resources/unified", S_UNIFIED, "Each key in the map refers to a file in the cgroup unified hierarchy. Configuration unknown to the runtime MUST still be written to the relevant file.", &["pids", "memory"], &["linux.resources.unified"], |_| {
         json!({"unified": {"pids.max": "37", "memory.high": "104857600"}})
     }));
@@ -361,11 +602,21 @@ pub fn cases() -> Vec<Case> {
         b.set("/linux/maskedPaths", json!(["/proc/kcore", "/conf-masked-file"]));
         Ok(())
     }));
-    v.push(probe_case("config-linux/masked-paths/directory", S_MASK, "maskedPaths ... so that they cannot be read (directories: an empty read-only mount)", Needs::None, &["linux.maskedPaths"], |_cx, b| {
-        write_file(&b.rootfs.join("conf-masked-dir/secret"), "secret")?;
-        b.set("/linux/maskedPaths", json!(["/conf-masked-dir", "/sys/firmware", "/proc/acpi"]));
-        Ok(())
-    }));
+    v.push(probe_case(
+        "config-linux/masked-paths/directory",
+        S_MASK,
+        "maskedPaths ... so that they cannot be read (directories: an empty read-only mount)",
+        Needs::None,
+        &["linux.maskedPaths"],
+        |_cx, b| {
+            write_file(&b.rootfs.join("conf-masked-dir/secret"), "secret")?;
+            b.set(
+                "/linux/maskedPaths",
+                json!(["/conf-masked-dir", "/sys/firmware", "/proc/acpi"]),
+            );
+            Ok(())
+        },
+    ));
     v.push(probe_case("config-linux/readonly-paths", S_RO, "readonlyPaths (array of strings, OPTIONAL) will set the provided paths as readonly inside the container.", Needs::None, &["linux.readonlyPaths"], |_cx, b| {
         write_file(&b.rootfs.join("conf-ro-dir/file"), "x")?;
         write_file(&b.rootfs.join("conf-ro-file"), "x")?;
@@ -380,10 +631,17 @@ pub fn cases() -> Vec<Case> {
         b.set("/linux/personality", json!({"domain": "LINUX32"}));
         Ok(())
     }));
-    v.push(probe_case("config-linux/personality/linux", S_PERS, "personality domain LINUX", Needs::None, &["linux.personality"], |_cx, b| {
-        b.set("/linux/personality", json!({"domain": "LINUX"}));
-        Ok(())
-    }));
+    v.push(probe_case(
+        "config-linux/personality/linux",
+        S_PERS,
+        "personality domain LINUX",
+        Needs::None,
+        &["linux.personality"],
+        |_cx, b| {
+            b.set("/linux/personality", json!({"domain": "LINUX"}));
+            Ok(())
+        },
+    ));
     v.push(reject_case("config-linux/intelrdt/no-resctrl-error", S_RDT, "If no mounted resctrl pseudo-filesystem is available in the runtime mount namespace, the runtime MUST generate an error.", Needs::Host(|h| h.resctrl.then(|| "resctrl is mounted here; the case needs a host without it".to_string())), |_cx, b| {
         b.set("/linux/intelRdt", json!({"closID": "conformance", "l3CacheSchema": "L3:0=f"}));
         Ok(())
@@ -392,11 +650,25 @@ pub fn cases() -> Vec<Case> {
 }
 
 fn cg_cleanup(cx: &Ctx, path: &str) {
-    let Some(m) = cx.host.cg2_mount.clone() else { return };
+    let Some(m) = cx.host.cg2_mount.clone() else {
+        return;
+    };
     // Remove the parents the runtime created for our absolute paths (only ours, only if empty).
     let mut p = m.join(path.trim_start_matches('/'));
     while p != m && p.starts_with(&m) {
-        if p.file_name().map(|n| n.to_string_lossy().starts_with("oc-conformance-") || p.parent().map(|x| x.file_name().map(|n| n.to_string_lossy().starts_with("oc-conformance-")).unwrap_or(false)).unwrap_or(false)).unwrap_or(false) {
+        if p.file_name()
+            .map(|n| {
+                n.to_string_lossy().starts_with("oc-conformance-")
+                    || p.parent()
+                        .map(|x| {
+                            x.file_name()
+                                .map(|n| n.to_string_lossy().starts_with("oc-conformance-"))
+                                .unwrap_or(false)
+                        })
+                        .unwrap_or(false)
+            })
+            .unwrap_or(false)
+        {
             let _ = fs::remove_dir(&p);
         }
         if !p.pop() {
@@ -420,6 +692,16 @@ fn cg_placement(cx: &Ctx, path: &str, absolute: bool) -> R {
     if !cx.host.own_cgroup.is_empty() && !absolute {
         let _ = &cx.host.own_cgroup;
     }
-    let ok = if absolute { got == path } else { got.ends_with(&format!("/{path}")) || got == format!("/{path}") };
-    Ok(if ok { V::Pass } else { V::Fail(format!("cgroupsPath {path:?}: container process is in {got:?}")) })
+    let ok = if absolute {
+        got == path
+    } else {
+        got.ends_with(&format!("/{path}")) || got == format!("/{path}")
+    };
+    Ok(if ok {
+        V::Pass
+    } else {
+        V::Fail(format!(
+            "cgroupsPath {path:?}: container process is in {got:?}"
+        ))
+    })
 }

@@ -25,7 +25,12 @@ fn mkdir(b: &Bundle, rel: &str) {
 
 fn opt_case(opt: &'static str) -> Case {
     let dest: &'static str = Box::leak(format!("/opt-{opt}").into_boxed_str());
-    let focus: &'static [&'static str] = Box::leak(vec![&*Box::leak(format!("mounts[{dest}].flags").into_boxed_str())].into_boxed_slice());
+    let focus: &'static [&'static str] = Box::leak(
+        vec![&*Box::leak(
+            format!("mounts[{dest}].flags").into_boxed_str(),
+        )]
+        .into_boxed_slice(),
+    );
     probe_case(&format!("config/mounts/option-{opt}"), S_MOUNTS, "options (array of strings, OPTIONAL) Mount options of the filesystem to be used (mount(8) filesystem-independent options MUST be supported)", Needs::None, focus, move |_cx, b| {
         mkdir(b, dest);
         b.push("/mounts", tmpfs(dest, &[opt]));
@@ -65,7 +70,12 @@ fn prop_case(p: &'static str) -> Case {
 }
 
 fn cap_case(set: &'static str) -> Case {
-    let focus: &'static [&'static str] = Box::leak(vec![&*Box::leak(format!("process.capabilities.{set}").into_boxed_str())].into_boxed_slice());
+    let focus: &'static [&'static str] = Box::leak(
+        vec![&*Box::leak(
+            format!("process.capabilities.{set}").into_boxed_str(),
+        )]
+        .into_boxed_slice(),
+    );
     probe_case(&format!("config/process/capabilities-{set}"), S_PROC, "capabilities (object, OPTIONAL) is an object containing arrays that specifies the sets of capabilities for the process.", Needs::None, focus, |_cx, b| {
         let caps = json!(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN", "CAP_SETUID"]);
         b.set("/process/capabilities", json!({"bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps, "ambient": caps}));
@@ -290,13 +300,41 @@ pub fn cases() -> Vec<Case> {
         probe_case("runtime-linux/file-descriptors", S_RL_FD, "By default, only the stdin, stdout and stderr file descriptors are kept open for the application by the runtime.", Needs::None, &["runtime-linux.fds"], |_cx, _b| Ok(())),
         probe_case("runtime-linux/dev-symlinks", S_RL_DEV, "While creating the container (step 2 in the lifecycle), runtimes MUST create the following symlinks if the source file exists after processing mounts: /dev/fd -> /proc/self/fd, /dev/stdin -> /proc/self/fd/0, /dev/stdout -> /proc/self/fd/1, /dev/stderr -> /proc/self/fd/2", Needs::None, &["runtime-linux.devSymlinks"], |_cx, _b| Ok(())),
     ];
-    for o in ["ro", "rw", "nosuid", "nodev", "noexec", "noatime", "strictatime", "relatime", "nodiratime", "nosymfollow", "defaults"] {
+    for o in [
+        "ro",
+        "rw",
+        "nosuid",
+        "nodev",
+        "noexec",
+        "noatime",
+        "strictatime",
+        "relatime",
+        "nodiratime",
+        "nosymfollow",
+        "defaults",
+    ] {
         v.push(opt_case(o));
     }
-    for o in ["rro", "rnosuid", "rnodev", "rnoexec", "rnoatime", "rnosymfollow"] {
+    for o in [
+        "rro",
+        "rnosuid",
+        "rnodev",
+        "rnoexec",
+        "rnoatime",
+        "rnosymfollow",
+    ] {
         v.push(rec_case(o));
     }
-    for p in ["shared", "private", "slave", "unbindable", "rshared", "rprivate", "rslave", "runbindable"] {
+    for p in [
+        "shared",
+        "private",
+        "slave",
+        "unbindable",
+        "rshared",
+        "rprivate",
+        "rslave",
+        "runbindable",
+    ] {
         v.push(prop_case(p));
     }
     v

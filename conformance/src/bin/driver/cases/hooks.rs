@@ -29,6 +29,17 @@ const ALL: &[(&str, &str, &[&str])] = &[
     ("poststop", "poststop", &[]),
 ];
 
+/// What a full lifecycle left: the bundle (with the hooks' files), the hook log after
+/// create, after start, before delete and after delete, the container's pid (on the host and
+/// as the container sees it) and its id.
+struct Cycle {
+    b: Bundle,
+    logs: Vec<Vec<String>>,
+    pid: i32,
+    ns_pid: i32,
+    id: String,
+}
+
 /// The container process's pid as its own pid namespace sees it (state.md: "For hooks
 /// executed in the container namespace, it is the pid as seen by the container").
 fn pid_in_container(pid: i32) -> Option<i32> {
@@ -37,10 +48,7 @@ fn pid_in_container(pid: i32) -> Option<i32> {
     line.split_whitespace().last()?.parse().ok()
 }
 
-type Cycle = (Bundle, Vec<Vec<String>>, (i32, i32), String);
-
-/// Full lifecycle with every hook; returns the bundle, the logs, the container process's pid
-/// (on the host, in the container) and the id, after delete.
+/// Full lifecycle with every hook; returns the bundle (and logs) after delete.
 fn full_cycle(cx: &Ctx, name: &str) -> Result<Cycle, String> {
     let b = hooked(cx, name, ALL);
     let c = Ctr::new(cx, b);
@@ -61,8 +69,18 @@ fn full_cycle(cx: &Ctx, name: &str) -> Result<Cycle, String> {
     ensure(o.ok(), format!("delete failed: {}", o.brief()))?;
     let after_delete = c.b.hook_log();
     let id = c.id.clone();
-    let b = Bundle { dir: c.b.dir.clone(), rootfs: c.b.rootfs.clone(), cfg: c.b.cfg.clone() };
-    Ok((b, vec![after_create, after_start, before_delete, after_delete], (pid, ns_pid), id))
+    let b = Bundle {
+        dir: c.b.dir.clone(),
+        rootfs: c.b.rootfs.clone(),
+        cfg: c.b.cfg.clone(),
+    };
+    Ok(Cycle {
+        b,
+        logs: vec![after_create, after_start, before_delete, after_delete],
+        pid,
+        ns_pid,
+        id,
+    })
 }
 
 fn s(v: &[&str]) -> Vec<String> {
@@ -71,7 +89,11 @@ fn s(v: &[&str]) -> Vec<String> {
 
 fn fail_case(id: &str, kind: &'static str, spec: &'static str) -> Case {
     case(id, S_LIFE, spec, Needs::None, move |cx| {
-        let b = hooked(cx, &format!("fail-{kind}"), &[(kind, kind, &["1"]), ("poststop", "poststop", &[])]);
+        let b = hooked(
+            cx,
+            &format!("fail-{kind}"),
+            &[(kind, kind, &["1"]), ("poststop", "poststop", &[])],
+        );
         let c = Ctr::new(cx, b);
         let o = c.create();
         let at_start = matches!(kind, "startContainer" | "poststart");
@@ -83,10 +105,17 @@ fn fail_case(id: &str, kind: &'static str, spec: &'static str) -> Case {
             let st = c.state();
             if let Ok(s) = &st {
                 if s["status"] == "created" || s["status"] == "running" {
-                    return fail(format!("container left {} after failed {kind} hook", s["status"]));
+                    return fail(format!(
+                        "container left {} after failed {kind} hook",
+                        s["status"]
+                    ));
                 }
             }
-            return Ok(if c.started_count() == 0 { V::Pass } else { V::Fail("user program ran".into()) });
+            return Ok(if c.started_count() == 0 {
+                V::Pass
+            } else {
+                V::Fail("user program ran".into())
+            });
         }
         ensure(o.ok(), format!("create failed: {}", o.brief()))?;
         let o = c.start();
@@ -107,7 +136,11 @@ fn fail_case(id: &str, kind: &'static str, spec: &'static str) -> Case {
 
 fn fail_poststop_case(id: &str, kind: &'static str, spec: &'static str) -> Case {
     case(id, S_LIFE, spec, Needs::None, move |cx| {
-        let b = hooked(cx, &format!("failps-{kind}"), &[(kind, kind, &["1"]), ("poststop", "poststop", &[])]);
+        let b = hooked(
+            cx,
+            &format!("failps-{kind}"),
+            &[(kind, kind, &["1"]), ("poststop", "poststop", &[])],
+        );
         let c = Ctr::new(cx, b);
         let o = c.create();
         if matches!(kind, "startContainer" | "poststart") && o.ok() {
@@ -117,14 +150,20 @@ fn fail_poststop_case(id: &str, kind: &'static str, spec: &'static str) -> Case 
         std::thread::sleep(Duration::from_millis(200));
         // Read the log before our own cleanup (delete --force would run poststop too).
         let log = c.b.hook_log();
-        Ok(if log.iter().any(|l| l == "poststop") { V::Pass } else { V::Fail(format!("poststop hooks were not invoked after the failed {kind} hook; hook log {log:?}")) })
+        Ok(if log.iter().any(|l| l == "poststop") {
+            V::Pass
+        } else {
+            V::Fail(format!(
+                "poststop hooks were not invoked after the failed {kind} hook; hook log {log:?}"
+            ))
+        })
     })
 }
 
 pub fn cases() -> Vec<Case> {
     vec![
         case("config/hooks/order-and-timing", S_LIFE, "steps 3-13: prestart, createRuntime, createContainer during create; startContainer then the program then poststart during start; poststop after delete; hooks of one kind MUST be called in the listed order", Needs::None, |cx| {
-            let (_b, logs, _, _) = full_cycle(cx, "hooks-order")?;
+            let Cycle { logs, .. } = full_cycle(cx, "hooks-order")?;
             let want = [
                 s(&["prestart-1", "prestart-2", "createRuntime", "createContainer"]),
                 s(&["prestart-1", "prestart-2", "createRuntime", "createContainer", "startContainer", "poststart"]),
@@ -141,7 +180,7 @@ pub fn cases() -> Vec<Case> {
             Ok(if bad.is_empty() { V::Pass } else { V::Fail(bad.join("\n")) })
         }),
         case("config/hooks/state-on-stdin", S_HOOKS, "The state of the container MUST be passed to hooks over stdin so that they may do work appropriate to the current state of the container.", Needs::None, |cx| {
-            let (b, _, (pid, ns_pid), id) = full_cycle(cx, "hooks-stdin")?;
+            let Cycle { b, pid, ns_pid, id, .. } = full_cycle(cx, "hooks-stdin")?;
             let mut bad = vec![];
             for (_, name, _) in ALL {
                 let raw = b.hook_file(name, "stdin").unwrap_or_default();
@@ -199,7 +238,7 @@ pub fn cases() -> Vec<Case> {
             Ok(if bad.is_empty() { V::Pass } else { V::Fail(bad.join("\n")) })
         }),
         case("config/hooks/runtime-namespace", S_HOOKS, "prestart, createRuntime, poststart and poststop hooks MUST be called/executed in the runtime namespace.", Needs::None, |cx| {
-            let (b, _, _, _) = full_cycle(cx, "hooks-rtns")?;
+            let Cycle { b, .. } = full_cycle(cx, "hooks-rtns")?;
             let host = format!("mnt:[{}]", cx.host.ns["mnt"]);
             let mut bad = vec![];
             for name in ["prestart-1", "createRuntime", "poststart", "poststop"] {
@@ -253,7 +292,7 @@ pub fn cases() -> Vec<Case> {
             Ok(if bad.is_empty() { V::Pass } else { V::Fail(bad.join("; ")) })
         }),
         case("config/hooks/poststop-after-delete", S_HOOKS, "The poststop hooks MUST be called after the container is deleted but before the delete operation returns.", Needs::None, |cx| {
-            let (b, logs, _, _) = full_cycle(cx, "hooks-pst")?;
+            let Cycle { b, logs, .. } = full_cycle(cx, "hooks-pst")?;
             let cmd = b.hook_file("poststop", "cmdline").unwrap_or_else(|| "gone".into());
             let mut bad = vec![];
             if logs[2].iter().any(|l| l == "poststop") {

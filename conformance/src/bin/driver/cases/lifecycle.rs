@@ -19,7 +19,9 @@ fn waiting(cx: &Ctx, name: &str) -> Bundle {
 fn semver(s: &str) -> bool {
     let core = s.split(['-', '+']).next().unwrap_or("");
     let p: Vec<&str> = core.split('.').collect();
-    p.len() == 3 && p.iter().all(|x| !x.is_empty() && x.chars().all(|c| c.is_ascii_digit()))
+    p.len() == 3
+        && p.iter()
+            .all(|x| !x.is_empty() && x.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn check_state_fields(s: &Value, id: &str, bundle: &str, status: &str) -> Vec<String> {
@@ -34,7 +36,9 @@ fn check_state_fields(s: &Value, id: &str, bundle: &str, status: &str) -> Vec<St
     if s["status"] != status {
         bad.push(format!("status: want {status:?} got {}", s["status"]));
     }
-    let canon = fs::canonicalize(bundle).map(|p| p.display().to_string()).unwrap_or(bundle.to_string());
+    let canon = fs::canonicalize(bundle)
+        .map(|p| p.display().to_string())
+        .unwrap_or(bundle.to_string());
     match s["bundle"].as_str() {
         Some(b) if b.starts_with('/') && (b == bundle || b == canon) => {}
         other => bad.push(format!("bundle: want absolute {bundle:?} got {other:?}")),
