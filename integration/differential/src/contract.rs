@@ -1,6 +1,7 @@
 //! The contract: every deliberate difference between skiff and runc, from contract.json
 //! (next to this crate). A difference the harness finds is explained when an entry's
-//! condition holds for the config and the field matches one of the entry's patterns;
+//! condition holds for the config, the field matches one of the entry's patterns and, for
+//! an entry that names a value check, the two values differ only as that check allows;
 //! anything else fails the run. The README's "Differences from runc" table is generated
 //! from the same file and checked against it.
 
@@ -14,6 +15,8 @@ pub struct Entry {
     pub reason: String,
     pub when: String,
     pub fields: Vec<String>,
+    /// A value check (see VALUE_CHECKS): the difference itself must be the one described.
+    pub values: Option<String>,
 }
 
 /// The conditions an entry may name, each a predicate over the generated config.
@@ -37,13 +40,19 @@ const CONDITIONS: [(&str, &str); 25] = [
     ("user-namespace-with-bind", "the config creates a user namespace and has a bind mount"),
     ("hugepage-limits", "the config sets linux.resources.hugepageLimits"),
     ("cgroup-mount-without-cgroup-namespace", "a cgroup mount, and no cgroup namespace (new or joined)"),
-    ("rootfs-propagation-not-private", "linux.rootfsPropagation is set to something other than private/rprivate"),
     ("rootfs-propagation-unbindable", "linux.rootfsPropagation is unbindable or runbindable"),
     ("tmpcopyup", "a tmpfs mount with the tmpcopyup option"),
     ("preserve-fds-gap", "--preserve-fds N while the caller has fewer than N fds open from 3 on"),
     ("dev-null-in-devices", "linux.devices lists /dev/null"),
     ("no-proc-mount", "no proc mount at /proc"),
+    ("rootfs-propagation-on-root", "linux.rootfsPropagation is shared, rshared, slave, rslave, unbindable or runbindable"),
 ];
+
+/// Value checks an entry may name: predicates over (config, field, runc's value, skiff's).
+const VALUE_CHECKS: [(&str, &str); 1] = [(
+    "root-propagation-only",
+    "and the mount entries differ only in their propagation: `/` is private under runc and shared (a peer group of its own) or unbindable under skiff, as rootfsPropagation says; under shared/rshared a masked or read-only path mounted later is private under runc and in a peer group of its own under skiff",
+)];
 
 pub fn load(path: &str) -> Result<Vec<Entry>, String> {
     let text = fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
@@ -75,7 +84,25 @@ pub fn load(path: &str) -> Result<Vec<Entry>, String> {
                         .ok_or_else(|| format!("{path}: differences[{i}].fields: expected strings"))
                 })
                 .collect::<Result<_, _>>()?,
+            values: match &e["values"] {
+                Value::Null => None,
+                Value::String(v) => Some(v.clone()),
+                _ => {
+                    return Err(format!(
+                        "{path}: differences[{i}].values: expected a string"
+                    ))
+                }
+            },
         };
+        if let Some(v) = &entry.values {
+            if !VALUE_CHECKS.iter().any(|(c, _)| c == v) {
+                let known: Vec<&str> = VALUE_CHECKS.iter().map(|(c, _)| *c).collect();
+                return Err(format!(
+                    "{path}: differences[{i}].values: unknown value check {v:?} (known: {})",
+                    known.join(", ")
+                ));
+            }
+        }
         if !CONDITIONS.iter().any(|(c, _)| *c == entry.when) {
             let known: Vec<&str> = CONDITIONS.iter().map(|(c, _)| *c).collect();
             return Err(format!(
@@ -138,6 +165,10 @@ pub fn holds(when: &str, case: &Case) -> bool {
         }
         "explicit-deny-of-default-device" => explicit_deny_of_default_device(c),
         "cpu-burst" => c.pointer("/linux/resources/cpu/burst").is_some(),
+        "rootfs-propagation-on-root" => matches!(
+            c["linux"]["rootfsPropagation"].as_str(),
+            Some("shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable")
+        ),
         "cgroup-v1-only-resource" => {
             let r = &c["linux"]["resources"];
             r.pointer("/memory/swappiness").is_some()
@@ -183,9 +214,6 @@ pub fn holds(when: &str, case: &Case) -> bool {
             namespace(c, "cgroup").is_none()
                 && mounts(c).any(|m| m["type"] == "cgroup" || m["type"] == "cgroup2")
         }
-        "rootfs-propagation-not-private" => c["linux"]["rootfsPropagation"]
-            .as_str()
-            .is_some_and(|p| !p.is_empty() && p != "private" && p != "rprivate"),
         "rootfs-propagation-unbindable" => c["linux"]["rootfsPropagation"]
             .as_str()
             .is_some_and(|p| p.ends_with("unbindable")),
@@ -287,11 +315,99 @@ fn matches(pattern: &str, field: &str) -> bool {
     rest.ends_with(last)
 }
 
-/// The id of the entry that explains a difference in `field` for this config.
-pub fn explain<'a>(entries: &'a [Entry], case: &Case, field: &str) -> Option<&'a str> {
+/// `prop=…` of one mount table entry (outside::mount_table), and the entry without it.
+fn split_prop(entry: &str) -> (&str, String) {
+    let prop = entry
+        .split(' ')
+        .find_map(|t| t.strip_prefix("prop="))
+        .unwrap_or("");
+    let rest = entry
+        .split(' ')
+        .filter(|t| !t.starts_with("prop="))
+        .collect::<Vec<_>>()
+        .join(" ");
+    (prop, rest)
+}
+
+/// `root-propagation-only`: skiff applies rootfsPropagation to `/` after pivot_root (not
+/// recursively) and keeps a master the rootfs had on the host, runc 1.1.5 leaves `/` private. The stacked entries at the field's mount
+/// point must be the same but for `prop=`, and each one that differs must be `/`, private
+/// → shared in a group of its own (`ctr(/)`) or unbindable as rootfsPropagation asks; or,
+/// under shared/rshared, a masked or read-only path (mounted after `/` became shared),
+/// private → a group of its own.
+fn root_propagation_only(case: &Case, field: &str, a: Option<&Value>, b: Option<&Value>) -> bool {
+    let c = &case.config["linux"];
+    let kind = match c["rootfsPropagation"].as_str() {
+        Some("shared" | "rshared") => "shared",
+        Some("slave" | "rslave") => "slave",
+        Some("unbindable" | "runbindable") => "unbindable",
+        _ => return false,
+    };
+    let (Some(point), Some(a), Some(b)) = (
+        field.strip_prefix("outside.mounts:"),
+        a.and_then(Value::as_array),
+        b.and_then(Value::as_array),
+    ) else {
+        return false;
+    };
+    let listed = ["maskedPaths", "readonlyPaths"]
+        .iter()
+        .flat_map(|k| c[*k].as_array().into_iter().flatten())
+        .any(|p| p.as_str() == Some(point));
+    let group = format!("shared:ctr({point})");
+    // A master on the host: the rootfs's holder was shared there and became a slave.
+    let from_host = |t: &str| t.starts_with("master:host(");
+    let wanted = |prop: &str| -> bool {
+        let mut tokens = prop.split(',');
+        match (point == "/", kind) {
+            (true, "unbindable") => prop == "unbindable",
+            (true, "shared") => tokens.next() == Some(group.as_str()) && tokens.all(from_host),
+            (true, _) => !prop.is_empty() && prop.split(',').all(from_host),
+            (false, "shared") if listed => prop == group,
+            _ => false,
+        }
+    };
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            let (Some(x), Some(y)) = (x.as_str(), y.as_str()) else {
+                return false;
+            };
+            let ((px, rx), (py, ry)) = (split_prop(x), split_prop(y));
+            rx == ry && (px == py || (px == "private" && wanted(py)))
+        })
+}
+
+fn values_agree(
+    check: &str,
+    case: &Case,
+    field: &str,
+    a: Option<&Value>,
+    b: Option<&Value>,
+) -> bool {
+    match check {
+        "root-propagation-only" => root_propagation_only(case, field, a, b),
+        _ => false,
+    }
+}
+
+/// The id of the entry that explains a difference in `field` (runc's value `a`, skiff's
+/// `b`) for this config.
+pub fn explain<'a>(
+    entries: &'a [Entry],
+    case: &Case,
+    field: &str,
+    a: Option<&Value>,
+    b: Option<&Value>,
+) -> Option<&'a str> {
     entries
         .iter()
-        .find(|e| e.fields.iter().any(|f| matches(f, field)) && holds(&e.when, case))
+        .find(|e| {
+            e.fields.iter().any(|f| matches(f, field))
+                && holds(&e.when, case)
+                && e.values
+                    .as_ref()
+                    .is_none_or(|v| values_agree(v, case, field, a, b))
+        })
         .map(|e| e.id.as_str())
 }
 
@@ -303,11 +419,17 @@ pub fn markdown(entries: &[Entry]) -> String {
         "| difference | why | when (harness condition) | fields | id |\n|---|---|---|---|---|\n",
     );
     for e in entries {
-        let cond = CONDITIONS
+        let mut cond = CONDITIONS
             .iter()
             .find(|(c, _)| *c == e.when)
-            .map(|(_, d)| *d)
-            .unwrap_or("");
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_default();
+        if let Some((_, d)) = VALUE_CHECKS
+            .iter()
+            .find(|(c, _)| Some(*c) == e.values.as_deref())
+        {
+            cond = format!("{cond}, {d}");
+        }
         let fields: Vec<String> = e.fields.iter().map(|f| format!("`{f}`")).collect();
         s.push_str(&format!(
             "| {} | {} | {} | {} | `{}` |\n",
@@ -431,29 +553,82 @@ mod tests {
     }
 
     #[test]
+    fn only_the_root_propagation_difference_is_explained_by_its_entry() {
+        let entries = load(&path("contract.json")).expect("contract.json loads");
+        let mut case = crate::gen::matrix::case(0);
+        let entry = |prop: &str, under: &str| {
+            serde_json::json!([format!(
+                "tmpfs tmpfs root=/x opts=rw super=rw prop={prop} under={under}"
+            )])
+        };
+        let ex = |case: &Case, field: &str, a: &Value, b: &Value| {
+            explain(&entries, case, field, Some(a), Some(b))
+        };
+        let root = "outside.mounts:/";
+        let private = entry("private", "(outside)");
+        let shared = entry("shared:ctr(/)", "(outside)");
+        // rootfsPropagation unset: nothing explained.
+        assert_eq!(ex(&case, root, &private, &shared), None);
+        case.config["linux"]["rootfsPropagation"] = serde_json::json!("rshared");
+        assert_eq!(
+            ex(&case, root, &private, &shared),
+            Some("rootfs-propagation-on-root")
+        );
+        // Anything else that differs, or another propagation, stays unexplained.
+        let other = serde_json::json!([
+            "tmpfs tmpfs root=/x opts=ro super=rw prop=shared:ctr(/) under=(outside)"
+        ]);
+        assert_eq!(ex(&case, root, &private, &other), None);
+        assert_eq!(
+            ex(&case, root, &private, &entry("unbindable", "(outside)")),
+            None
+        );
+        assert_eq!(
+            ex(
+                &case,
+                root,
+                &private,
+                &entry("shared:host(/tmp)", "(outside)")
+            ),
+            None
+        );
+        // A masked path on the shared root: explained; a volume: not.
+        let secret = "outside.mounts:/etc/secret";
+        let (p, s) = (entry("private", "/"), entry("shared:ctr(/etc/secret)", "/"));
+        assert_eq!(
+            ex(&case, secret, &p, &s),
+            Some("rootfs-propagation-on-root")
+        );
+        let vol = "outside.mounts:/mnt/pv-none";
+        let s = entry("shared:ctr(/mnt/pv-none)", "/");
+        assert_eq!(ex(&case, vol, &p, &s), None);
+        case.config["linux"]["rootfsPropagation"] = serde_json::json!("unbindable");
+        assert_eq!(
+            ex(&case, root, &private, &entry("unbindable", "(outside)")),
+            Some("rootfs-propagation-on-root")
+        );
+        assert_eq!(ex(&case, root, &private, &shared), None);
+    }
+
+    #[test]
     fn a_difference_is_explained_only_under_its_condition_and_for_its_fields() {
         let entries = load(&path("contract.json")).expect("contract.json loads");
         let mut with = crate::gen::generate(1, 0);
         with.config["linux"]["resources"] = serde_json::json!({"cpu": {"shares": 1024}});
         let mut without = crate::gen::generate(1, 0);
         without.config["linux"]["resources"] = serde_json::json!({});
-        assert!(explain(&entries, &with, "outside.cgroup.files:cpu.weight").is_some());
-        assert_eq!(explain(&entries, &with, "inside.cwd"), None);
+        let ex = |case, field| explain(&entries, case, field, None, None);
+        assert!(ex(&with, "outside.cgroup.files:cpu.weight").is_some());
+        assert_eq!(ex(&with, "inside.cwd"), None);
         // On a hybrid host (the development machine) cgroup-v2-only explains every cgroup
         // field; the harness itself runs in the pure cgroup v2 guest.
         if is_cgroup2_host() {
             assert_eq!(
-                explain(&entries, &with, "outside.cgroup.files:cpu.weight"),
+                ex(&with, "outside.cgroup.files:cpu.weight"),
                 Some("cpu-shares-quadratic")
             );
-            assert_eq!(
-                explain(&entries, &without, "outside.cgroup.files:cpu.weight"),
-                None
-            );
-            assert_eq!(
-                explain(&entries, &with, "outside.cgroup.files:cpu.max"),
-                None
-            );
+            assert_eq!(ex(&without, "outside.cgroup.files:cpu.weight"), None);
+            assert_eq!(ex(&with, "outside.cgroup.files:cpu.max"), None);
         }
     }
 }

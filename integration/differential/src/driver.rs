@@ -6,6 +6,7 @@ use crate::contract::{self, Entry};
 use crate::gen::{self, Case};
 use crate::host;
 use crate::outside;
+use crate::propagation;
 use crate::runner::{self, Ctx, Runtime};
 use serde_json::{json, Value};
 use std::fs;
@@ -28,6 +29,13 @@ pub struct Options {
     pub mutate: Option<String>,
     /// Start no config after this many seconds (the run then reports what it has).
     pub budget: Option<u64>,
+    /// The propagation matrix's containers to run (gen::matrix), before the generated ones.
+    pub matrix: Vec<usize>,
+}
+
+enum Work {
+    Generated(u64),
+    Matrix(usize),
 }
 
 struct Outcome {
@@ -106,7 +114,14 @@ fn run_case(
         (vec![], vec![])
     };
     for d in diffs.iter_mut() {
-        d.explained_by = contract::explain(contract, &case, &d.field).map(str::to_string);
+        d.explained_by = contract::explain(
+            contract,
+            &case,
+            &d.field,
+            d.reference.as_ref(),
+            d.candidate.as_ref(),
+        )
+        .map(str::to_string);
     }
     Outcome {
         case,
@@ -134,8 +149,31 @@ fn short(v: &Option<Value>) -> String {
     }
 }
 
+/// How reports name a config: `#index` for generated ones, `matrix #cell` for the
+/// propagation matrix's.
+fn name(case: &Case) -> String {
+    match case.matrix {
+        Some(cell) => format!("matrix #{cell}"),
+        None => format!("#{}", case.index),
+    }
+}
+
+/// The command that runs this config again alone.
+fn replay(case: &Case, seed: u64) -> String {
+    match case.matrix {
+        Some(cell) => format!("integration/differential/run --matrix {cell}"),
+        None => format!(
+            "integration/differential/run --seed {seed} --only {}",
+            case.index
+        ),
+    }
+}
+
 fn save(dir: &str, o: &Outcome, seed: u64) {
-    let d = Path::new(dir).join(format!("{seed}-{}", o.case.index));
+    let d = Path::new(dir).join(match o.case.matrix {
+        Some(cell) => format!("matrix-{cell}"),
+        None => format!("{seed}-{}", o.case.index),
+    });
     let _ = fs::create_dir_all(&d);
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
     let _ = fs::write(d.join("config.json"), pretty(&o.case.config));
@@ -218,19 +256,27 @@ pub fn run(o: Options) -> i32 {
         timeout: Duration::from_secs(o.timeout),
     };
     println!(
-        "differential: seed {} ({} configs, {} jobs), reference {}, candidate {}",
+        "differential: seed {} ({} configs and {} propagation matrix containers, {} jobs), reference {}, candidate {}",
         o.seed,
         o.indices.len(),
+        o.matrix.len(),
         o.jobs,
         o.reference,
         o.candidate
     );
+    // The matrix first: the time budget may cut generated configs, not the matrix.
+    let work: Vec<Work> = o
+        .matrix
+        .iter()
+        .map(|c| Work::Matrix(*c))
+        .chain(o.indices.iter().map(|i| Work::Generated(*i)))
+        .collect();
     let start = Instant::now();
     let next = AtomicUsize::new(0);
     // Configs that set the cgroup2 hierarchy's global flags run alone (write lock).
     let exclusive = RwLock::new(());
     let outcomes: Mutex<Vec<Outcome>> = Mutex::new(vec![]);
-    let total = o.indices.len();
+    let total = work.len();
     std::thread::scope(|s| {
         for _ in 0..o.jobs.max(1) {
             s.spawn(|| loop {
@@ -240,10 +286,11 @@ pub fn run(o: Options) -> i32 {
                     break;
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(&index) = o.indices.get(i) else {
-                    break;
+                let case = match work.get(i) {
+                    None => break,
+                    Some(Work::Generated(index)) => gen::generate(o.seed, *index),
+                    Some(Work::Matrix(cell)) => gen::matrix::case(*cell),
                 };
-                let case = gen::generate(o.seed, index);
                 let out = if case.sets_cgroup2_flags() {
                     let _alone = exclusive.write().unwrap_or_else(|e| e.into_inner());
                     let out = run_case(case, &rts, &ctx, &contract, o.mutate.as_deref());
@@ -296,9 +343,9 @@ pub fn run(o: Options) -> i32 {
                     String::new()
                 };
                 println!(
-                    "[{:>3}/{total}] #{} {:.1}s {} — {verdict}{refused}",
+                    "[{:>3}/{total}] {} {:.1}s {} — {verdict}{refused}",
                     done.len() + 1,
-                    index,
+                    name(&out.case),
                     out.secs,
                     out.case
                         .invalid
@@ -316,7 +363,7 @@ pub fn run(o: Options) -> i32 {
         }
     });
     let mut outcomes = outcomes.into_inner().unwrap_or_else(|e| e.into_inner());
-    outcomes.sort_by_key(|o| o.case.index);
+    outcomes.sort_by_key(|o| (o.case.matrix.is_none(), o.case.index));
     report(&o, &contract, &outcomes, start.elapsed())
 }
 
@@ -324,7 +371,7 @@ fn report(o: &Options, contract: &[Entry], outcomes: &[Outcome], took: Duration)
     let mut stats = Stats::default();
     let mut unexplained = 0;
     let mut harness = 0;
-    let mut by_field: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    let mut by_field: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     let mut explained: std::collections::BTreeMap<String, u64> = Default::default();
     for out in outcomes {
         stats.add(&out.compared, &out.diffs);
@@ -336,7 +383,7 @@ fn report(o: &Options, contract: &[Entry], outcomes: &[Outcome], took: Duration)
                     by_field
                         .entry(d.field.clone())
                         .or_default()
-                        .push(out.case.index);
+                        .push(name(&out.case));
                 }
                 Some(id) => *explained.entry(id.clone()).or_default() += 1,
             }
@@ -362,7 +409,7 @@ fn report(o: &Options, contract: &[Entry], outcomes: &[Outcome], took: Duration)
     if !by_field.is_empty() {
         println!("\nunexplained differences by field (configs):");
         for (f, idx) in &by_field {
-            let list: Vec<String> = idx.iter().take(12).map(|i| format!("#{i}")).collect();
+            let list: Vec<&str> = idx.iter().take(12).map(String::as_str).collect();
             println!(
                 "  {f}: {} ({}{})",
                 idx.len(),
@@ -376,11 +423,10 @@ fn report(o: &Options, contract: &[Entry], outcomes: &[Outcome], took: Duration)
             .filter(|x| x.diffs.iter().any(|d| d.explained_by.is_none()))
         {
             println!(
-                "#{} [{}]  replay: integration/differential/run --seed {} --only {}",
-                out.case.index,
+                "{} [{}]  replay: {}",
+                name(&out.case),
                 out.case.tags.join(" "),
-                o.seed,
-                out.case.index
+                replay(&out.case, o.seed)
             );
             for d in out.diffs.iter().filter(|d| d.explained_by.is_none()) {
                 println!(
@@ -411,8 +457,8 @@ fn report(o: &Options, contract: &[Entry], outcomes: &[Outcome], took: Duration)
     }
     for out in outcomes.iter().filter(|x| x.harness_error.is_some()) {
         println!(
-            "#{} harness error: {}",
-            out.case.index,
+            "{} harness error: {}",
+            name(&out.case),
             out.harness_error.as_deref().unwrap_or("")
         );
     }
@@ -423,9 +469,9 @@ fn report(o: &Options, contract: &[Entry], outcomes: &[Outcome], took: Duration)
         let missed = compare::self_check(&compare::flatten(&first.reference));
         if missed.is_empty() {
             println!(
-                "\ncomparator self-check: a change in each of the {} fields of #{} is caught",
+                "\ncomparator self-check: a change in each of the {} fields of {} is caught",
                 compare::flatten(&first.reference).len(),
-                first.case.index
+                name(&first.case)
             );
         } else {
             println!(
@@ -439,15 +485,20 @@ fn report(o: &Options, contract: &[Entry], outcomes: &[Outcome], took: Duration)
         println!("failing configs saved under {dir}/<seed>-<index>/");
     }
     println!("took {:.0}s, seed {}", took.as_secs_f64(), o.seed);
-    if outcomes.len() < o.indices.len() {
+    let planned = o.indices.len() + o.matrix.len();
+    if outcomes.len() < planned {
         println!(
             "differential: stopped early by the time budget ({}s): {} of {} configs ran",
             o.budget.unwrap_or(0),
             outcomes.len(),
-            o.indices.len()
+            planned
         );
     }
     println!("{} field comparisons in all", stats.comparisons);
+    let matrix = (!o.matrix.is_empty()).then(|| matrix_summary(o, outcomes));
+    if let Some(m) = &matrix {
+        println!("{}", propagation::line(m));
+    }
     println!(
         "differential: {} configs, {} fields compared, {} unexplained differences",
         outcomes.len(),
@@ -457,5 +508,30 @@ fn report(o: &Options, contract: &[Entry], outcomes: &[Outcome], took: Duration)
     if harness > 0 {
         println!("differential: {harness} configs hit a harness error");
     }
-    i32::from(unexplained > 0 || harness > 0)
+    i32::from(unexplained > 0 || harness > 0 || matrix.as_ref().is_some_and(propagation::failed))
+}
+
+/// The propagation matrix's table, root checks and per-case count (its list of every
+/// case's answers goes to the results directory).
+fn matrix_summary(o: &Options, outcomes: &[Outcome]) -> propagation::Summary {
+    let cells: Vec<propagation::Cell> = outcomes
+        .iter()
+        .filter_map(|out| {
+            out.case.matrix.map(|cell| propagation::Cell {
+                cell,
+                reference: &out.reference,
+                candidate: &out.candidate,
+                diffs: &out.diffs,
+            })
+        })
+        .collect();
+    let s = propagation::summarise(&cells, &o.matrix, &o.candidate);
+    propagation::print(&s);
+    if let Some(dir) = &o.save {
+        let path = Path::new(dir).join("propagation-matrix.txt");
+        if fs::write(&path, &s.list).is_ok() {
+            println!("every case's answers: {}", path.display());
+        }
+    }
+    s
 }

@@ -34,8 +34,9 @@ pub struct Prepared {
     pub joined: Vec<(&'static str, u64)>,
     /// Host-side mounts this harness made under the run directory (not leftovers).
     pub own_mounts: Vec<String>,
-    /// Where the host mounts its propagation probe, if the config has the volume.
-    pub h2c_origin: Option<PathBuf>,
+    /// The propagation volumes: name and where the host mounts its probe (the source, or
+    /// the source's master).
+    pub probes: Vec<(String, PathBuf)>,
     pid_holders: Vec<(i32, i32)>,
     /// A process in the pre-created cgroup.
     sleeper: Option<Child>,
@@ -168,7 +169,7 @@ pub fn prepare(case: &Case, side: &str, bin: &Path) -> Result<Prepared, String> 
         bundle,
         joined: vec![],
         own_mounts: vec![],
-        h2c_origin: None,
+        probes: vec![],
         pid_holders: vec![],
         sleeper: None,
         cgroup_tree,
@@ -198,8 +199,8 @@ fn fill(case: &Case, p: &mut Prepared) -> Result<(), String> {
     for name in &case.host.files {
         io(name, fs::write(vol.join(name), format!("file {name}\n")))?;
     }
-    if let Some(mode) = case.host.propagation {
-        propagation_source(&run, mode, p)?;
+    for (name, mode) in &case.host.propagation {
+        propagation_source(&run, name, *mode, p)?;
     }
     namespaces(case, &run, p)?;
     if let Some((path, populated)) = &case.host.precreated_cgroup {
@@ -241,10 +242,15 @@ fn fill(case: &Case, p: &mut Prepared) -> Result<(), String> {
     Ok(())
 }
 
-fn propagation_source(run: &Path, mode: SourceMode, p: &mut Prepared) -> Result<(), String> {
-    let pv = run.join("pv");
-    io("pv", fs::create_dir_all(&pv))?;
-    match mode {
+fn propagation_source(
+    run: &Path,
+    name: &str,
+    mode: SourceMode,
+    p: &mut Prepared,
+) -> Result<(), String> {
+    let pv = run.join(name);
+    io(name, fs::create_dir_all(&pv))?;
+    let origin = match mode {
         SourceMode::Shared | SourceMode::Private => {
             mount("dfh-pv", &pv, "tmpfs", 0, "size=64k")?;
             p.own_mounts.push(pv.display().to_string());
@@ -254,23 +260,24 @@ fn propagation_source(run: &Path, mode: SourceMode, p: &mut Prepared) -> Result<
                 libc::MS_PRIVATE
             };
             mount("none", &pv, "", flag, "")?;
-            p.h2c_origin = Some(pv.join("h2c"));
+            pv.join("h2c")
         }
         SourceMode::Slave => {
-            let pvm = run.join("pvm");
-            io("pvm", fs::create_dir_all(&pvm))?;
+            let pvm = run.join(format!("{name}-m"));
+            io("master", fs::create_dir_all(&pvm))?;
             mount("dfh-pvm", &pvm, "tmpfs", 0, "size=64k")?;
             p.own_mounts.push(pvm.display().to_string());
             mount("none", &pvm, "", libc::MS_SHARED, "")?;
             mount(&pvm.display().to_string(), &pv, "", libc::MS_BIND, "")?;
             p.own_mounts.push(pv.display().to_string());
             mount("none", &pv, "", libc::MS_SLAVE, "")?;
-            p.h2c_origin = Some(pvm.join("h2c"));
+            pvm.join("h2c")
         }
-    }
+    };
     for d in ["h2c", "c2h"] {
         io(d, fs::create_dir_all(pv.join(d)))?;
     }
+    p.probes.push((name.to_string(), origin));
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! differential: one static multicall binary.
 //!   differential run [options]      the driver (see `usage`)
 //!   differential show SEED INDEX    print config INDEX of run SEED
+//!   differential show matrix CELL   print the propagation matrix's container CELL
 //!   differential contract-markdown FILE   the README table from contract.json
 //!   differential update-readme FILE README  rewrite the README's table from it
 //!   /observe observe                the observer, inside a container
@@ -15,6 +16,7 @@ mod hook;
 mod host;
 mod observe;
 mod outside;
+mod propagation;
 mod rng;
 mod runner;
 mod sys;
@@ -22,11 +24,16 @@ mod sys;
 const USAGE: &str = "usage: differential run [--reference PATH] [--candidate PATH] [--seed N] [--count N] [--start N]
                         [--only I,J,…] [--jobs N] [--contract FILE] [--readme FILE] [--save DIR]
                         [--timeout SECS] [--budget SECS] [--mutate FIELD]
+                        [--matrix on|off|only|CELL,CELL,…]
        differential show SEED INDEX
+       differential show matrix CELL
        differential contract-markdown CONTRACT
        differential update-readme CONTRACT README
 Environment: DIFFERENTIAL_SEED, DIFFERENTIAL_COUNT, DIFFERENTIAL_BUDGET override the defaults
-(random seed, 300 configs, no time budget).";
+(random seed, 300 configs, no time budget).
+--matrix: the propagation matrix's 24 containers (every rootfsPropagation × volume option ×
+source mount × direction) run first; on by default, off with --only; `only` runs the matrix
+alone, a list runs those containers alone.";
 
 fn parse_run(args: &[String]) -> Result<driver::Options, String> {
     let env_num = |k: &str| {
@@ -56,7 +63,9 @@ fn parse_run(args: &[String]) -> Result<driver::Options, String> {
         timeout: 180,
         mutate: None,
         budget: env_num("DIFFERENTIAL_BUDGET")?,
+        matrix: vec![],
     };
+    let mut matrix: Option<String> = None;
     let mut count = env_num("DIFFERENTIAL_COUNT")?.unwrap_or(300);
     let mut first = 0;
     let mut only: Option<Vec<u64>> = None;
@@ -96,13 +105,43 @@ fn parse_run(args: &[String]) -> Result<driver::Options, String> {
             "--timeout" => o.timeout = num(val()?)?,
             "--mutate" => o.mutate = Some(val()?),
             "--budget" => o.budget = Some(num(val()?)?),
+            "--matrix" => matrix = Some(val()?),
             other => return Err(format!("unknown option {other}")),
         }
     }
     if o.candidate.is_empty() || o.contract.is_empty() {
         return Err("--candidate and --contract are required".into());
     }
+    let all: Vec<usize> = (0..gen::matrix::CELLS).collect();
+    let generated = only.is_none();
     o.indices = only.unwrap_or_else(|| (first..first + count).collect());
+    match matrix.as_deref() {
+        None if generated => o.matrix = all,
+        None | Some("off") => {}
+        Some("on") => o.matrix = all,
+        Some("only") => {
+            o.matrix = all;
+            o.indices.clear();
+        }
+        Some(list) => {
+            o.matrix = list
+                .split(',')
+                .map(|s| {
+                    s.trim()
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|c| *c < gen::matrix::CELLS)
+                        .ok_or_else(|| {
+                            format!(
+                                "--matrix: {s:?} is not on, off, only or a container number below {}",
+                                gen::matrix::CELLS
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+            o.indices.clear();
+        }
+    }
     Ok(o)
 }
 
@@ -120,10 +159,15 @@ fn main() {
         },
         Some("show") => match (
             args.get(2).and_then(|s| s.parse().ok()),
-            args.get(3).and_then(|s| s.parse().ok()),
+            args.get(3).and_then(|s| s.parse::<u64>().ok()),
         ) {
-            (Some(seed), Some(index)) => {
-                let c = gen::generate(seed, index);
+            (seed, Some(index))
+                if seed.is_some() || (args[2] == "matrix" && index < gen::matrix::CELLS as u64) =>
+            {
+                let c = match seed {
+                    Some(seed) => gen::generate(seed, index),
+                    None => gen::matrix::case(index as usize),
+                };
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&c.config).unwrap_or_default()

@@ -86,22 +86,33 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountLine> {
 }
 
 /// Peer group number → a label: where the host has a mount in that group, the host's
-/// mount point (normalised); otherwise `g<n>` by first use in the container's table.
-fn group_labels(host: &[MountLine], token: &str) -> BTreeMap<String, String> {
+/// mount point (normalised), else where the container has one, the container's mount point
+/// (`ctr(<point>)`; the shortest, so a label does not depend on the groups of other mounts);
+/// a group neither table shows (a master elsewhere) gets `g<n>` by first use.
+fn group_labels(
+    host: &[MountLine],
+    container: &[MountLine],
+    token: &str,
+) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
-    for m in host {
-        for o in &m.optional {
-            if let Some(g) = o.strip_prefix("shared:") {
-                let label = format!("host({})", norm_token(&m.point, token));
-                labels
-                    .entry(g.to_string())
-                    .and_modify(|l: &mut String| {
-                        if (label.len(), &label) < (l.len(), l) {
-                            *l = label.clone();
-                        }
-                    })
-                    .or_insert(label);
+    for (table, wrap) in [(host, "host"), (container, "ctr")] {
+        let mut here: BTreeMap<String, String> = BTreeMap::new();
+        for m in table {
+            for o in &m.optional {
+                if let Some(g) = o.strip_prefix("shared:") {
+                    let label = format!("{wrap}({})", norm_token(&m.point, token));
+                    here.entry(g.to_string())
+                        .and_modify(|l: &mut String| {
+                            if (label.len(), &label) < (l.len(), l) {
+                                *l = label.clone();
+                            }
+                        })
+                        .or_insert(label);
+                }
             }
+        }
+        for (g, l) in here {
+            labels.entry(g).or_insert(l);
         }
     }
     labels
@@ -158,7 +169,7 @@ pub fn cgroup2_root_flags() -> Vec<String> {
 pub fn mount_table(text: &str, host_text: &str, token: &str) -> BTreeMap<String, Value> {
     let lines = parse_mountinfo(text);
     let host = parse_mountinfo(host_text);
-    let mut labels = group_labels(&host, token);
+    let mut labels = group_labels(&host, &lines, token);
     let by_id: BTreeMap<&str, &str> = lines
         .iter()
         .map(|m| (m.id.as_str(), m.point.as_str()))
@@ -387,7 +398,7 @@ mod tests {
 31 30 0:28 / /tmp rw,relatime shared:10 - tmpfs tmpfs rw,inode64\n";
 
     const CONTAINER: &str = "500 400 0:28 /dfh/7.ref/bundle/rootfs / rw,relatime shared:77 master:10 - tmpfs tmpfs rw,inode64\n\
-501 500 0:5 / /proc rw,nosuid - proc proc rw\n\
+501 500 0:5 / /proc rw,nosuid master:5 - proc proc rw\n\
 502 500 0:6 / /mnt/a\\040b ro shared:99 - tmpfs none rw\n\
 503 500 0:7 / /mnt/c ro shared:99 - tmpfs none rw\n\
 504 500 0:8 / /sys/fs/cgroup ro - cgroup2 cgroup rw,nsdelegate,memory_recursiveprot\n";
@@ -395,17 +406,22 @@ mod tests {
     #[test]
     fn peer_groups_become_labels_and_the_run_directory_run() {
         let t = mount_table(CONTAINER, HOST, "7.ref");
-        assert_eq!(t["/"], serde_json::json!(["tmpfs tmpfs root=/dfh/RUN/bundle/rootfs opts=rw,relatime super=rw,inode64 prop=shared:g1,master:host(/tmp) under=(outside)"]));
-        // The same group number gets the same label; escapes are undone.
+        assert_eq!(t["/"], serde_json::json!(["tmpfs tmpfs root=/dfh/RUN/bundle/rootfs opts=rw,relatime super=rw,inode64 prop=shared:ctr(/),master:host(/tmp) under=(outside)"]));
+        // The same group number gets the same label (the group's shortest mount point, not
+        // a number that depends on other groups); escapes are undone.
         assert!(t["/mnt/a b"][0]
             .as_str()
             .unwrap()
-            .contains("prop=shared:g2"));
-        assert!(t["/mnt/c"][0].as_str().unwrap().contains("prop=shared:g2"));
+            .contains("prop=shared:ctr(/mnt/c)"));
+        assert!(t["/mnt/c"][0]
+            .as_str()
+            .unwrap()
+            .contains("prop=shared:ctr(/mnt/c)"));
+        // A master neither table shows.
         assert!(t["/proc"][0]
             .as_str()
             .unwrap()
-            .contains("prop=private under=/"));
+            .contains("prop=master:g1 under=/"));
         // cgroup2's hierarchy-wide flags are not a mount's.
         assert!(t["/sys/fs/cgroup"][0]
             .as_str()

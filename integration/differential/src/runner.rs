@@ -185,8 +185,17 @@ pub fn run_side(case: &Case, rt: &Runtime, ctx: &Ctx) -> Value {
     };
     trace(case, rt, "prepare", &mut t);
     let mut o = Map::new();
+    // The propagation matrix also checks that the host's mount table is what it was once
+    // the runtime has deleted the container (rootfsPropagation must not leak out).
+    let before = case.matrix.map(|_| host_table(&p));
     if let Err(e) = drive(case, rt, ctx, &p, &mut o, &mut t) {
         o.insert("harness_error".into(), json!(e));
+    }
+    if let Some(before) = before {
+        o.insert(
+            "host_mounts_changed".into(),
+            json!(table_changes(&before, &host_table(&p))),
+        );
     }
     o.insert("leftovers".into(), leftovers(case, rt, &p));
     // Whatever the runtime left is removed before the other runtime's turn.
@@ -345,10 +354,7 @@ fn drive(
     trace(case, rt, "until the observer reported", t);
     o.insert("create".into(), json!("ok"));
     o.insert("inside".into(), normalise_inside(inside, p));
-    let pid = fs::read_to_string(&pidfile)
-        .map_err(|e| format!("pid file {}: {e}", pidfile.display()))?
-        .trim()
-        .to_string();
+    let pid = pid_file(&pidfile, end)?;
     let container_ns = outside::read_ns(&pid);
     if case.sets_cgroup2_flags() {
         o.insert(
@@ -367,11 +373,8 @@ fn drive(
         o.insert("state".into(), state(rt, ctx, &case.id, &pidfile, p));
         trace(case, rt, "state", t);
     }
-    if let Some(origin) = &p.h2c_origin {
-        o.insert(
-            "propagation".into(),
-            propagation(&mut io, &pid, origin, p, end),
-        );
+    if !p.probes.is_empty() {
+        o.insert("propagation".into(), propagation(&mut io, &pid, p, end));
     }
     io.send("exit");
     io.writer = None;
@@ -400,6 +403,19 @@ fn drive(
         o.insert("hooks".into(), hooks(p, &pid, &container_ns));
     }
     Ok(())
+}
+
+/// The container's pid from `--pid-file`. `runc run` writes the file once the process has
+/// started, so it may appear just after the observer has spoken: wait for it.
+fn pid_file(path: &Path, end: Instant) -> Result<String, String> {
+    loop {
+        match fs::read_to_string(path) {
+            Ok(s) if s.trim().parse::<i32>().is_ok() => return Ok(s.trim().to_string()),
+            Ok(_) | Err(_) if Instant::now() < end => std::thread::sleep(Duration::from_millis(10)),
+            Ok(s) => return Err(format!("pid file {}: {s:?} is no pid", path.display())),
+            Err(e) => return Err(format!("pid file {}: {e}", path.display())),
+        }
+    }
 }
 
 /// The exit status of a container init that is no child of the runtime any more (after
@@ -459,37 +475,101 @@ fn state(rt: &Runtime, ctx: &Ctx, id: &str, pidfile: &Path, p: &Prepared) -> Val
     v
 }
 
-/// The propagation probe: the host mounts at the source, the observer mounts inside;
-/// who sees which.
-fn propagation(io: &mut Io, pid: &str, origin: &Path, p: &Prepared, end: Instant) -> Value {
-    let h2c = sys::mount(
-        "dfh-h2c",
-        &origin.display().to_string(),
-        "tmpfs",
-        0,
-        "size=64k",
-    )
-    .err()
-    .unwrap_or(0);
-    io.send("mount /mnt/pv/c2h");
-    let mounted = next_msg(&io.rx, "mounted", end);
-    let inside = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
-    let seen_inside = outside::parse_mountinfo(&inside)
+/// The propagation probes, once the container runs: the host mounts below each volume's
+/// source (or the source's master), then the observer below each volume's destination;
+/// who sees which. One member per volume and direction ("<volume>/h2c", "<volume>/c2h"),
+/// each a logical case of the propagation matrix.
+fn propagation(io: &mut Io, pid: &str, p: &Prepared, end: Instant) -> Value {
+    let host_errno: Vec<i32> = p
+        .probes
         .iter()
-        .any(|m| m.point == "/mnt/pv/h2c");
+        .map(|(_, origin)| {
+            sys::mount(
+                "dfh-h2c",
+                &origin.display().to_string(),
+                "tmpfs",
+                0,
+                "size=64k",
+            )
+            .err()
+            .unwrap_or(0)
+        })
+        .collect();
+    let container_errno: Vec<Value> = p
+        .probes
+        .iter()
+        .map(|(name, _)| {
+            io.send(&format!("mount /mnt/{name}/c2h"));
+            next_msg(&io.rx, "mounted", end)
+                .map(|m| m["errno"].clone())
+                .unwrap_or(Value::Null)
+        })
+        .collect();
+    let inside = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    let inside = outside::parse_mountinfo(&inside);
     let host_points: Vec<String> = host::mounts_under(&p.run);
-    let at = |rel: &str| {
+    let at = |rel: String| {
         host_points
             .iter()
-            .any(|m| *m == p.run.join(rel).display().to_string())
+            .any(|m| *m == p.run.join(&rel).display().to_string())
     };
-    json!({
-        "host_mount_errno": h2c,
-        "host_to_container_seen_inside": seen_inside,
-        "container_mount_errno": mounted.as_ref().map(|m| m["errno"].clone()),
-        "container_to_host_at_source": at("pv/c2h"),
-        "container_to_host_at_master": at("pvm/c2h"),
-    })
+    let mut out = Map::new();
+    for (((name, _), h), c) in p.probes.iter().zip(host_errno).zip(container_errno) {
+        let seen = inside.iter().any(|m| m.point == format!("/mnt/{name}/h2c"));
+        out.insert(
+            format!("{name}/h2c"),
+            json!({"host_mount_errno": h, "seen_inside": seen}),
+        );
+        out.insert(
+            format!("{name}/c2h"),
+            json!({
+                "container_mount_errno": c,
+                "at_source": at(format!("{name}/c2h")),
+                "at_master": at(format!("{name}-m/c2h")),
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
+/// The harness's mount table as it matters for "the runtime left the host as it was":
+/// every mount outside the run directories (with its options and propagation, peer group
+/// numbers included: same namespace, same moment) and the mounts of this run directory
+/// except the propagation probes (which propagate as the kernel decides and are compared
+/// on their own). Other runs' directories are left out: they change concurrently.
+pub fn host_table(p: &Prepared) -> Vec<String> {
+    let base = format!("{}/", host::BASE);
+    let own = format!("{}/", p.run.display());
+    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut out: Vec<String> = outside::parse_mountinfo(&mi)
+        .into_iter()
+        .filter(|m| !m.point.starts_with(&base) || m.point.starts_with(&own))
+        .filter(|m| !(m.point.ends_with("/h2c") || m.point.ends_with("/c2h")))
+        .map(|m| {
+            outside::norm(
+                &format!(
+                    "{} {} {} {} [{}]",
+                    m.point,
+                    m.fstype,
+                    m.source,
+                    m.opts,
+                    m.optional.join(" ")
+                ),
+                p,
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// What differs between two `host_table`s: "-" gone or changed, "+" new or changed.
+fn table_changes(before: &[String], after: &[String]) -> Vec<String> {
+    let gone = before.iter().filter(|m| !after.contains(m));
+    let new = after.iter().filter(|m| !before.contains(m));
+    gone.map(|m| format!("- {m}"))
+        .chain(new.map(|m| format!("+ {m}")))
+        .collect()
 }
 
 fn normalise_inside(mut v: Value, p: &Prepared) -> Value {

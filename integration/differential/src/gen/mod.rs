@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 mod invalid;
 mod linux;
+pub mod matrix;
 mod mounts;
 mod process;
 mod resources;
@@ -19,12 +20,12 @@ mod resources;
 /// The id maps of the user namespace the host creates for a joined `user` namespace.
 pub const HOLDER_UID_MAP: &str = "0 100000 65536";
 
-/// How the host prepares the source of the propagation volume (@RUN@/pv).
+/// How the host prepares the source of a propagation volume (@RUN@/<name>).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SourceMode {
     Shared,
     Private,
-    /// @RUN@/pv is a slave of @RUN@/pvm (shared): host events happen on the master.
+    /// @RUN@/<name> is a slave of @RUN@/<name>-m (shared): host events happen on the master.
     Slave,
 }
 
@@ -36,8 +37,9 @@ pub struct HostSetup {
     pub dirs: Vec<(String, bool)>,
     /// Files @RUN@/vol/<name>.
     pub files: Vec<String>,
-    /// The propagation volume's source mount, if the config has one.
-    pub propagation: Option<SourceMode>,
+    /// Propagation volumes: @RUN@/<name> (mounted at /mnt/<name>) and how its source
+    /// mount is made; each is probed host→container and container→host.
+    pub propagation: Vec<(String, SourceMode)>,
     /// A cgroup (relative to the harness's own) to make before the run; `true`: with a
     /// process in it.
     pub precreated_cgroup: Option<(String, bool)>,
@@ -62,6 +64,8 @@ pub struct Case {
     pub invalid: Option<String>,
     /// process.terminal, known before the mounts are drawn.
     pub terminal_drawn: bool,
+    /// The propagation matrix's container number, for its configs (see `matrix`).
+    pub matrix: Option<usize>,
 }
 
 impl Case {
@@ -136,6 +140,7 @@ pub fn generate(seed: u64, index: u64) -> Case {
         tags: vec![],
         invalid: None,
         terminal_drawn: false,
+        matrix: None,
     };
     let (ns_json, draft) = linux::namespaces(&mut r, &mut case);
     let mut plan =

@@ -243,7 +243,7 @@ pub fn mounts(
         // The propagation volume: source mount shared/private/slave × the bind's own
         // propagation option; the runner mounts on the host side, the observer inside.
         let mode = *r.pick(&[SourceMode::Shared, SourceMode::Private, SourceMode::Slave]);
-        case.host.propagation = Some(mode);
+        case.host.propagation.push(("pv".into(), mode));
         let mut o = vec!["rbind".to_string()];
         let opt = *r.pick(&[
             "", "private", "rprivate", "shared", "rshared", "slave", "rslave",
