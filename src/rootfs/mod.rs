@@ -85,14 +85,14 @@ pub fn prepare(
     // As runc: the whole tree takes linux.rootfsPropagation (rslave by default) first, so a
     // volume whose host source is shared stays a peer of it under rshared (Kubernetes'
     // Bidirectional propagation) and a slave of it by default. Then the mount that holds the
-    // rootfs stops sharing (only that one): the rootfs bind below must not propagate to the
+    // rootfs is made private (only that one): the rootfs bind below must not propagate to the
     // host, and pivot_root refuses a shared parent. What the rootfs itself ends up with
     // is applied to / after pivot_root (finish).
     let flag = rootfs_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mount(None::<&str>, "/", None::<&str>, flag, None::<&str>)
         .context("linux.rootfsPropagation: applying it to the container's mount namespace")?;
     let canonical = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf());
-    holder_not_shared(&canonical)?;
+    holder_private(&canonical)?;
     mount(
         Some(rootfs),
         rootfs,
@@ -194,13 +194,13 @@ pub fn enter(p: &Prepared, no_pivot: bool) -> Result<()> {
     Ok(())
 }
 
-/// Makes the mount that holds `rootfs` a slave when it is shared: pivot_root refuses a shared
-/// parent and the rootfs bind must not propagate to the host, yet a rootfs the user shared on
-/// the host keeps receiving from it (a slave or shared rootfsPropagation then shows its
-/// master, as the spec means; runc 1.1 makes it private and loses that). An unbindable holder
-/// is made private: the rootfs could not be bound onto itself (runc 1.1 then fails, README
+/// Makes the mount that holds `rootfs` private when it is shared (pivot_root refuses a shared
+/// parent, and the rootfs bind would propagate to the host), as runc and crun do: a rootfs
+/// whose own mount is shared on the host then starts private whatever rootfsPropagation says
+/// (a slave of the host needs a holder that is a slave there). An unbindable holder is made
+/// private too: the rootfs could not be bound onto itself (runc 1.1 then fails, README
 /// "Differences from runc").
-fn holder_not_shared(rootfs: &Path) -> Result<()> {
+fn holder_private(rootfs: &Path) -> Result<()> {
     let text =
         std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     let holder = mountinfo::parse(&text)
@@ -208,26 +208,21 @@ fn holder_not_shared(rootfs: &Path) -> Result<()> {
         .filter(|e| rootfs.starts_with(&e.mount_point))
         .max_by_key(|e| e.mount_point.as_os_str().len())
         .with_context(|| format!("no mount holds the rootfs {}", rootfs.display()))?;
-    let (flag, what) = if holder.unbindable {
-        (MsFlags::MS_PRIVATE, "private")
-    } else if holder.shared {
-        (MsFlags::MS_SLAVE, "a slave")
-    } else {
-        return Ok(());
-    };
-    mount(
-        None::<&str>,
-        &holder.mount_point,
-        None::<&str>,
-        flag,
-        None::<&str>,
-    )
-    .with_context(|| {
-        format!(
-            "making {} (the mount holding the rootfs) {what}",
-            holder.mount_point.display()
+    if holder.shared || holder.unbindable {
+        mount(
+            None::<&str>,
+            &holder.mount_point,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
         )
-    })?;
+        .with_context(|| {
+            format!(
+                "making {} (the mount holding the rootfs) private",
+                holder.mount_point.display()
+            )
+        })?;
+    }
     Ok(())
 }
 

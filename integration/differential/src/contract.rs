@@ -45,7 +45,7 @@ const CONDITIONS: [(&str, &str); 25] = [
     ("preserve-fds-gap", "--preserve-fds N while the caller has fewer than N fds open from 3 on"),
     ("dev-null-in-devices", "linux.devices lists /dev/null"),
     ("no-proc-mount", "no proc mount at /proc"),
-    ("rootfs-propagation-on-root", "linux.rootfsPropagation is shared, rshared, slave, rslave, unbindable or runbindable"),
+    ("rootfs-propagation-on-root", "linux.rootfsPropagation is shared, rshared, unbindable or runbindable"),
 ];
 
 /// Value checks an entry may name: predicates over (config, field, runc's value, skiff's).
@@ -167,7 +167,7 @@ pub fn holds(when: &str, case: &Case) -> bool {
         "cpu-burst" => c.pointer("/linux/resources/cpu/burst").is_some(),
         "rootfs-propagation-on-root" => matches!(
             c["linux"]["rootfsPropagation"].as_str(),
-            Some("shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable")
+            Some("shared" | "rshared" | "unbindable" | "runbindable")
         ),
         "cgroup-v1-only-resource" => {
             let r = &c["linux"]["resources"];
@@ -330,7 +330,7 @@ fn split_prop(entry: &str) -> (&str, String) {
 }
 
 /// `root-propagation-only`: skiff applies rootfsPropagation to `/` after pivot_root (not
-/// recursively) and keeps a master the rootfs had on the host, runc 1.1.5 leaves `/` private. The stacked entries at the field's mount
+/// recursively), runc 1.1.5 leaves `/` private. The stacked entries at the field's mount
 /// point must be the same but for `prop=`, and each one that differs must be `/`, private
 /// → shared in a group of its own (`ctr(/)`) or unbindable as rootfsPropagation asks; or,
 /// under shared/rshared, a masked or read-only path (mounted after `/` became shared),
@@ -339,7 +339,6 @@ fn root_propagation_only(case: &Case, field: &str, a: Option<&Value>, b: Option<
     let c = &case.config["linux"];
     let kind = match c["rootfsPropagation"].as_str() {
         Some("shared" | "rshared") => "shared",
-        Some("slave" | "rslave") => "slave",
         Some("unbindable" | "runbindable") => "unbindable",
         _ => return false,
     };
@@ -355,17 +354,11 @@ fn root_propagation_only(case: &Case, field: &str, a: Option<&Value>, b: Option<
         .flat_map(|k| c[*k].as_array().into_iter().flatten())
         .any(|p| p.as_str() == Some(point));
     let group = format!("shared:ctr({point})");
-    // A master on the host: the rootfs's holder was shared there and became a slave.
-    let from_host = |t: &str| t.starts_with("master:host(");
-    let wanted = |prop: &str| -> bool {
-        let mut tokens = prop.split(',');
-        match (point == "/", kind) {
-            (true, "unbindable") => prop == "unbindable",
-            (true, "shared") => tokens.next() == Some(group.as_str()) && tokens.all(from_host),
-            (true, _) => !prop.is_empty() && prop.split(',').all(from_host),
-            (false, "shared") if listed => prop == group,
-            _ => false,
-        }
+    let wanted = |prop: &str| match (point == "/", kind) {
+        (true, "unbindable") => prop == "unbindable",
+        (true, _) => prop == group,
+        (false, "shared") => listed && prop == group,
+        _ => false,
     };
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {

@@ -587,10 +587,15 @@ pub fn cases() -> Vec<Case> {
     // ---- rootfs propagation
     for p in ["shared", "slave", "private", "unbindable"] {
         v.push(probe_case(&format!("config-linux/rootfs-propagation/{p}"), S_PROP, "rootfsPropagation (string, OPTIONAL) sets the rootfs's mount propagation. Its value is either shared, slave, private or unbindable.", Needs::None, &["linux.rootfsPropagation"], move |cx, b| {
-            // Make the rootfs a shared mount on the host so that slave has a master.
+            // The rootfs's own mount on the host is a slave of a shared one, so that slave
+            // has a master to show. (A shared holder is made private before the rootfs is
+            // bound: pivot_root refuses a shared parent; runc and crun do the same.)
             let r = b.rootfs.display().to_string();
             host_mount(cx, &["--bind", &r, &r], &b.rootfs)?;
             let o = cx.exec("mount", &["--make-shared", &r], Duration::from_secs(5));
+            ensure(o.ok(), o.brief())?;
+            host_mount(cx, &["--bind", &r, &r], &b.rootfs)?;
+            let o = cx.exec("mount", &["--make-slave", &r], Duration::from_secs(5));
             ensure(o.ok(), o.brief())?;
             b.set("/linux/rootfsPropagation", json!(p));
             Ok(())
