@@ -322,7 +322,10 @@ fn missing_controllers_are_named_in_the_error() {
         checked += 1;
     }
     if checked == 0 {
-        eprintln!("SKIP: the cgroup v2 hierarchy has every controller (not a hybrid host)");
+        crate::common::skipped(
+            "pure-cgroup-v2",
+            "the cgroup v2 hierarchy has every controller (not a hybrid host)",
+        );
     }
 }
 
@@ -332,8 +335,7 @@ fn hugetlb_limits_are_written_where_the_hierarchy_has_hugetlb() {
     if !controllers().iter().any(|c| c == "hugetlb")
         || !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
     {
-        eprintln!("SKIP: no hugetlb controller or 2MB huge pages");
-        return;
+        crate::common::skip!("hugetlb", "no hugetlb controller or 2MB huge pages");
     }
     let mut b = Bundle::new("cg-hugetlb");
     b.resources(json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}));

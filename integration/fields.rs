@@ -129,8 +129,7 @@ fn lsm_labels_are_a_clear_error_without_the_lsm() {
     require_root!();
     let has = |p: &str| std::path::Path::new(p).exists();
     if has("/sys/fs/selinux/enforce") || has("/sys/module/apparmor/parameters/enabled") {
-        eprintln!("SKIP: this host has an LSM enabled");
-        return;
+        crate::common::skip!("lsm-enabled", "this host has an LSM enabled");
     }
     let cases = [
         (
@@ -193,8 +192,7 @@ fn io_priority_scheduler_personality_and_memory_policy() {
 fn exec_cpu_affinity_initial_during_setup_and_final_at_exec() {
     require_root!();
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        eprintln!("SKIP: needs two CPUs");
-        return;
+        crate::common::skip!("two-cpus", "needs two CPUs");
     }
     let mut b = Bundle::new("affinity");
     let log = b.dir.join("hook-affinity");
@@ -391,8 +389,7 @@ fn host_has_link(name: &str) -> bool {
 fn net_devices_move_into_the_container_and_die_with_it() {
     require_root!();
     if Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("SKIP: iproute2 is not installed");
-        return;
+        crate::common::skip!("iproute2", "iproute2 is not installed");
     }
     let dummy = Virtual::create("dummy-skiff0");
     let out = Command::new("ip")
@@ -502,8 +499,7 @@ fn user_namespace_console_belongs_to_the_container() {
 fn exec_process_gets_its_cpu_affinity_io_priority_and_label_check() {
     require_root!();
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        eprintln!("SKIP: needs two CPUs");
-        return;
+        crate::common::skip!("two-cpus", "needs two CPUs");
     }
     let mut b = Bundle::new("exec-attrs");
     b.args(&["sleep", "60"]);
@@ -543,8 +539,7 @@ fn exec_process_gets_its_cpu_affinity_io_priority_and_label_check() {
 fn a_failed_create_moves_net_devices_back() {
     require_root!();
     if Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("SKIP: iproute2 is not installed");
-        return;
+        crate::common::skip!("iproute2", "iproute2 is not installed");
     }
     let dev = Virtual::create("dummy-skiff1");
     let ip = |args: &[&str]| Command::new("ip").args(args).output().unwrap();
@@ -629,8 +624,7 @@ fn ridmap_maps_the_whole_rbind_tree_and_idmap_only_its_top() {
 fn intel_rdt_without_resctrl_is_a_clear_error() {
     require_root!();
     if std::path::Path::new("/sys/fs/resctrl/schemata").exists() {
-        eprintln!("SKIP: this host has resctrl");
-        return;
+        crate::common::skip!("resctrl", "this host has resctrl");
     }
     let mut b = Bundle::new("rdt");
     b.config["linux"]["intelRdt"] = json!({"closID": "skiff", "l3CacheSchema": "L3:0=f"});

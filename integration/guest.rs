@@ -1,7 +1,7 @@
 //! Resource limits on a pure cgroup v2 host, where every controller exists: each test checks
 //! the value skiff wrote to the cgroup file AND that the kernel enforces it. They run inside
 //! the guest (`scripts/guest-tests` boots it with `scripts/vm`); on a host that lacks the
-//! controllers (such as the hybrid development machine) they print SKIP and pass.
+//! controllers (such as the hybrid development machine) they skip (a failure under CI=true unless expected: common::skipped).
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::common::{controllers, key, require_root, text, wait_for, Bundle};
 
-/// Returns false (after printing SKIP) unless the hierarchy has every controller in `need`.
+/// Returns false (after `common::skipped`) unless the hierarchy has every controller in `need`.
 fn have(need: &[&str]) -> bool {
     let have = controllers();
     let missing: Vec<&&str> = need
@@ -19,7 +19,10 @@ fn have(need: &[&str]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    eprintln!("SKIP: the cgroup v2 hierarchy lacks {missing:?} (run these in scripts/guest-tests)");
+    crate::common::skipped(
+        "cgroup-v2-controllers",
+        &format!("the cgroup v2 hierarchy lacks {missing:?} (run these in scripts/guest-tests)"),
+    );
     false
 }
 
@@ -226,8 +229,10 @@ fn loop_device() -> Option<(u32, u32, String)> {
 fn io_max_throttles_reads_and_per_device_weight_is_set() {
     require_controllers!("io");
     let Some((major, minor, path)) = loop_device() else {
-        eprintln!("SKIP: no loop device with a backing file (scripts/guest-tests makes one)");
-        return;
+        crate::common::skip!(
+            "loop-device",
+            "no loop device with a backing file (scripts/guest-tests makes one)"
+        );
     };
     let mut b = Bundle::new("guest-iomax");
     b.config["linux"]["devices"] =

@@ -143,8 +143,10 @@ fn an_rlimit_above_the_hard_limit_is_a_clear_error() {
     )
     .unwrap_or(false);
     if can_raise || hard == u64::MAX {
-        eprintln!("SKIP: this machine may raise rlimits (CAP_SYS_RESOURCE present)");
-        return;
+        crate::common::skip!(
+            "cap-sys-resource",
+            "this machine may raise rlimits (CAP_SYS_RESOURCE present)"
+        );
     }
     let mut b = Bundle::new("rlimit-high");
     b.config["process"]["rlimits"] =

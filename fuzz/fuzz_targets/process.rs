@@ -8,6 +8,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(p) = skiff::bundle::parse_process(data) else {
         return;
     };
-    let _ = skiff::lsm::validate_process(&p, skiff::lsm::Host::detect());
+    let _ = skiff::process::lsm::validate_process(&p, skiff::process::lsm::Host::detect());
     let _ = serde_json::to_vec(&p).unwrap();
 });

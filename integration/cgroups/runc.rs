@@ -100,8 +100,10 @@ fn pre_existing_frozen_cgroup_is_refused_and_left_alone() {
     require_root!();
     let frozen = CgDir::new("it-frozen");
     if !frozen.0.join("cgroup.freeze").exists() {
-        eprintln!("SKIP: no cgroup.freeze (the cgroup v2 freezer needs Linux 5.2)");
-        return;
+        crate::common::skip!(
+            "kernel",
+            "no cgroup.freeze (the cgroup v2 freezer needs Linux 5.2)"
+        );
     }
     std::fs::write(frozen.0.join("cgroup.freeze"), "1").unwrap();
     // The container's own cgroup frozen, and (a cgroup to be made in it) its parent frozen.
@@ -197,8 +199,10 @@ fn every_controller_is_delegated_to_the_container_cgroup() {
 fn run_keep_keeps_the_cgroup_with_its_controllers() {
     require_root!();
     if !controllers().iter().any(|c| c == "pids") {
-        eprintln!("SKIP: the cgroup v2 hierarchy has no pids controller (scripts/guest-tests)");
-        return;
+        crate::common::skip!(
+            "cgroup-v2-controllers",
+            "the cgroup v2 hierarchy has no pids controller (scripts/guest-tests)"
+        );
     }
     let top = CgDir::new("it-keep");
     let mut b = Bundle::new("cg-keep");
@@ -220,8 +224,10 @@ fn run_keep_keeps_the_cgroup_with_its_controllers() {
 fn exec_cgroup_sub_cgroups_and_the_init_cgroup_fallback() {
     require_root!();
     let Some(ctl) = domain_controller() else {
-        eprintln!("SKIP: the cgroup v2 hierarchy has no domain controller");
-        return;
+        crate::common::skip!(
+            "cgroup-v2-controllers",
+            "the cgroup v2 hierarchy has no domain controller"
+        );
     };
     let top = CgDir::new("it-execcg");
     let mut b = Bundle::new("cg-execcg");
@@ -459,7 +465,10 @@ fn resources_keys_match_ignoring_case() {
         checked += 1;
     }
     if checked == 0 {
-        eprintln!("SKIP: neither cpuset (with 2 CPUs) nor hugetlb (2MB pages) here");
+        crate::common::skipped(
+            "cgroup-v2-controllers",
+            "neither cpuset (with 2 CPUs) nor hugetlb (2MB pages) here",
+        );
     }
 }
 
@@ -468,8 +477,10 @@ fn resources_keys_match_ignoring_case() {
 fn update_check_before_update_words_it_as_runc() {
     require_root!();
     if !controllers().iter().any(|c| c == "memory") {
-        eprintln!("SKIP: no memory controller (scripts/guest-tests)");
-        return;
+        crate::common::skip!(
+            "cgroup-v2-controllers",
+            "no memory controller (scripts/guest-tests)"
+        );
     }
     let mut b = Bundle::new("cg-cbu");
     b.args(&["sleep", "60"]);
@@ -499,8 +510,10 @@ fn update_check_before_update_words_it_as_runc() {
 fn update_cpu_idle_and_period_as_runc() {
     require_root!();
     if !controllers().iter().any(|c| c == "cpu") {
-        eprintln!("SKIP: no cpu controller (scripts/guest-tests)");
-        return;
+        crate::common::skip!(
+            "cgroup-v2-controllers",
+            "no cpu controller (scripts/guest-tests)"
+        );
     }
     let mut b = Bundle::new("cg-idle");
     b.resources(json!({"cpu": {}}));
@@ -509,8 +522,7 @@ fn update_cpu_idle_and_period_as_runc() {
     b.ok(&["update", "--cpu-period", "50000", &b.id]);
     assert_eq!(b.cg_read("cpu.max"), "max 50000");
     if !b.default_cgroup().join("cpu.idle").exists() {
-        eprintln!("SKIP: no cpu.idle (Linux 5.15)");
-        return;
+        crate::common::skip!("kernel", "no cpu.idle (Linux 5.15)");
     }
     assert_eq!(b.cg_read("cpu.idle"), "0");
     let f = b.dir.join("r.json");

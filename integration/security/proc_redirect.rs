@@ -68,7 +68,7 @@ fn a_fake_proc_sys_tree_does_not_receive_the_sysctl_write() {
 #[test]
 fn a_fake_proc_self_attr_does_not_receive_the_label_write() {
     require_root!();
-    let host = skiff::lsm::Host::detect();
+    let host = skiff::process::lsm::Host::detect();
     for (field, value, enabled) in [
         ("apparmorProfile", "skiff-test-profile", host.apparmor),
         (

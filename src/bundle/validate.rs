@@ -20,11 +20,11 @@ pub fn validate(spec: &Spec, dir: &Path) -> Result<PathBuf> {
     namespaces(spec)?;
     mounts(spec)?;
     hooks(spec)?;
-    crate::sysctl::validate(spec)?;
-    crate::procattrs::validate(spec)?;
-    crate::lsm::validate(spec, crate::lsm::Host::detect())?;
+    crate::process::sysctl::validate(spec)?;
+    crate::process::procattrs::validate(spec)?;
+    crate::process::lsm::validate(spec, crate::process::lsm::Host::detect())?;
     crate::rootfs::idmapped::validate(spec)?;
-    crate::netdev::validate(spec)?;
+    crate::process::netdev::validate(spec)?;
     unsupported(spec)?;
     Ok(rootfs)
 }

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use super::{CreateOptions, Global};
 use crate::bundle::{self, Bundle};
 use crate::cgroups::{self, Cgroup};
-use crate::namespaces::Plan;
+use crate::process::namespaces::Plan;
 use crate::process::{parent, Launch};
 use crate::state::{self, Locked, State, Store};
 
@@ -38,7 +38,7 @@ pub fn create(
     state::validate_id(id)?;
     crate::logging::step("create: start");
     // Before skiff opens anything of its own: the preserved fds must be the caller's.
-    let listen_fds = crate::activation::listen_fds();
+    let listen_fds = crate::process::activation::listen_fds();
     crate::process::fds::check_preserved(listen_fds, o.preserve_fds)?;
     let bundle = bundle::load(&o.bundle)?;
     crate::logging::step("create: bundle loaded and validated");
@@ -365,7 +365,7 @@ fn make_fifo(path: &Path) -> Result<OwnedFd> {
 pub fn send_pidfd(path: &Path, pidfd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
     let s = std::os::unix::net::UnixStream::connect(path)
         .with_context(|| format!("--pidfd-socket: connecting to {}", path.display()))?;
-    crate::tty::send_fd(s.as_fd(), pidfd, "pidfd")
+    crate::process::tty::send_fd(s.as_fd(), pidfd, "pidfd")
         .with_context(|| format!("--pidfd-socket: sending the pidfd to {}", path.display()))
 }
 

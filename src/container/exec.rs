@@ -111,7 +111,7 @@ fn exec_inner(g: &Global, id: &str, a: &ExecOptions) -> Result<i32> {
         super::create::send_pidfd(p, child.pidfd.as_fd())?;
     }
     let master = match &relay_end {
-        Some(s) => Some(crate::tty::recv_fd(s.as_fd())?),
+        Some(s) => Some(crate::process::tty::recv_fd(s.as_fd())?),
         None => None,
     };
     crate::failpoint!("exec.pid-file");
@@ -290,7 +290,7 @@ fn console_for(a: &ExecOptions, p: &Process) -> Result<(Option<OwnedFd>, Option<
             .with_context(|| format!("--console-socket: connecting to {}", path.display()))?;
         return Ok((None, Some(s.into())));
     }
-    let (x, y) = crate::tty::relay_pair()?;
+    let (x, y) = crate::process::tty::relay_pair()?;
     Ok((Some(x), Some(y)))
 }
 
@@ -308,13 +308,13 @@ fn namespaces_to_join(pid: i32) -> Result<(CloneFlags, bool)> {
         T::Time,
         T::Pid,
     ] {
-        let name = crate::namespaces::proc_name(t);
+        let name = crate::process::namespaces::proc_name(t);
         let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{name}"));
         let ours = std::fs::read_link(format!("/proc/self/ns/{name}"));
         match (theirs, ours) {
             (Ok(a), Ok(b)) if a == b => {}
             (Ok(_), Ok(_)) if t == T::Pid => pid_ns = true,
-            (Ok(_), Ok(_)) => flags |= crate::namespaces::clone_flag(t),
+            (Ok(_), Ok(_)) => flags |= crate::process::namespaces::clone_flag(t),
             // A namespace type this kernel lacks: nothing to join.
             (Err(_), Err(_)) => {}
             (Err(e), _) | (_, Err(e)) => {

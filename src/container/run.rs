@@ -18,18 +18,21 @@ use crate::sys::pidfd;
 /// Returns the container's exit status (128 + signal when it was killed).
 pub fn run(g: &Global, id: &str, opts: &CreateOptions, a: RunOptions) -> Result<i32> {
     // Before skiff opens anything of its own (create checks again, unchanged).
-    crate::process::fds::check_preserved(crate::activation::listen_fds(), opts.preserve_fds)?;
+    crate::process::fds::check_preserved(
+        crate::process::activation::listen_fds(),
+        opts.preserve_fds,
+    )?;
     // In the foreground without --console-socket, `run` is the console socket itself (used
     // only if process.terminal turns out to be true).
     let (ours, theirs) = if opts.console_socket.is_none() && !a.detach {
-        let (x, y) = crate::tty::relay_pair()?;
+        let (x, y) = crate::process::tty::relay_pair()?;
         (Some(x), Some(y))
     } else {
         (None, None)
     };
     let c = create(g, opts, id, theirs)?;
     let master = match &ours {
-        Some(s) if c.terminal => Some(crate::tty::recv_fd(s.as_fd())?),
+        Some(s) if c.terminal => Some(crate::process::tty::recv_fd(s.as_fd())?),
         _ => None,
     };
     if let Err(e) = start_locked(&c.locked, &c.state, Some(c.init.pidfd.as_fd())) {

@@ -14,7 +14,7 @@ use super::sync::ChildEnd;
 use super::tail::{self, Tail};
 use super::{identity, Launch};
 use crate::hooks;
-use crate::procfs::Proc;
+use crate::process::procfs::Proc;
 use crate::state::Status;
 use crate::sys::clone::{clone3, Forked};
 
@@ -50,7 +50,9 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     harden()?;
     close_parent_fds(&l.close_in_child);
     // process.execCPUAffinity.initial: the whole setup runs on those CPUs (procattrs.rs).
-    crate::procattrs::initial_affinity(l.bundle.spec.process().as_ref().context("process")?)?;
+    crate::process::procattrs::initial_affinity(
+        l.bundle.spec.process().as_ref().context("process")?,
+    )?;
     enter_namespaces(l, end)?;
     let pid = end.wait_go()?;
     crate::logging::step("init: namespaces entered");
@@ -117,7 +119,7 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         let socket = l
             .console
             .context("process.terminal is true but there is no console socket")?;
-        crate::tty::setup_in_container(socket, process.console_size(), true)?;
+        crate::process::tty::setup_in_container(socket, process.console_size(), true)?;
     }
     crate::rootfs::finish(spec, &prepared)?;
     drop(prepared);
@@ -131,10 +133,10 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     }
     // ioPriority, scheduler, memoryPolicy, personality (procattrs.rs); LSM exec labels
     // (lsm.rs): while still privileged and before any seccomp filter.
-    crate::procattrs::apply(spec)?;
-    crate::lsm::apply_exec_labels(spec, &proc)?;
+    crate::process::procattrs::apply(spec)?;
+    crate::process::lsm::apply_exec_labels(spec, &proc)?;
     let mut env = identity::environment(process);
-    crate::activation::environment(&mut env, l.listen_fds);
+    crate::process::activation::environment(&mut env, l.listen_fds);
     // For a NOTIFY filter: the container process state for the agent, built before loading.
     let agent = match &l.seccomp_agent {
         Some(a) => Some((
@@ -264,7 +266,7 @@ fn loopback_up() -> Result<()> {
 /// linux.timeOffsets can only be written while no process is in the new time namespace, so
 /// unshare it (which affects only our children), write the offsets, then move ourselves in.
 fn time_namespace(l: &Launch<'_>, proc: &Proc) -> Result<()> {
-    unshare(crate::namespaces::clone_flag(
+    unshare(crate::process::namespaces::clone_flag(
         oci_spec::runtime::LinuxNamespaceType::Time,
     ))
     .context("creating the time namespace")?;

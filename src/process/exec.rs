@@ -34,7 +34,7 @@ use super::identity;
 use super::parent::Init;
 use super::sync::{self, ChildEnd, ParentSide, Request};
 use super::tail::{self, Tail};
-use crate::procfs::Proc;
+use crate::process::procfs::Proc;
 use crate::sys::clone::{clone3, Forked};
 use crate::sys::pidfd;
 
@@ -132,7 +132,7 @@ fn child(
         let _ = nix::unistd::close(*fd);
     }
     // process.execCPUAffinity.initial (procattrs.rs).
-    crate::procattrs::initial_affinity(e.process)?;
+    crate::process::procattrs::initial_affinity(e.process)?;
     if !e.join.is_empty() {
         setns(e.init, e.join).context("joining the container's namespaces")?;
     }
@@ -151,16 +151,16 @@ fn child(
         let socket = e
             .console
             .context("process.terminal is true but there is no console socket")?;
-        crate::tty::setup_in_container(socket, p.console_size(), false)?;
+        crate::process::tty::setup_in_container(socket, p.console_size(), false)?;
     }
     identity::rlimits(p)?;
     let env = identity::environment(p);
     // ioPriority, scheduler (procattrs.rs) and the LSM exec labels (lsm.rs), while still
     // privileged and before any seccomp filter.
-    crate::procattrs::apply_process(p)?;
-    crate::procattrs::apply_container(e.spec)?;
-    if crate::lsm::wants_labels(p) {
-        crate::lsm::apply_process_labels(p, &Proc::open()?)?;
+    crate::process::procattrs::apply_process(p)?;
+    crate::process::procattrs::apply_container(e.spec)?;
+    if crate::process::lsm::wants_labels(p) {
+        crate::process::lsm::apply_process_labels(p, &Proc::open()?)?;
     }
     // For a NOTIFY filter: the process state for the agent (this process's pid, the
     // container's state), built before loading.

@@ -12,8 +12,8 @@ use nix::sys::prctl;
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{PosixRlimitType, Process, Spec};
 
-use crate::capabilities::Sets;
-use crate::procfs::Proc;
+use crate::process::capabilities::Sets;
+use crate::process::procfs::Proc;
 use crate::sys::misc;
 
 pub fn uts(spec: &Spec) -> Result<()> {

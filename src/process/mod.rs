@@ -2,13 +2,22 @@
 //! (`child`, `identity`), and the protocol between them (`sync`, which documents the whole
 //! sequence).
 
+pub mod activation;
+pub mod capabilities;
 mod child;
 pub mod exec;
 pub mod fds;
 pub(crate) mod identity;
+pub mod lsm;
+pub mod namespaces;
+pub mod netdev;
 pub mod parent;
+pub mod procattrs;
+pub mod procfs;
 pub mod sync;
+pub mod sysctl;
 mod tail;
+pub mod tty;
 
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, RawFd};
@@ -16,7 +25,7 @@ use std::os::fd::{BorrowedFd, RawFd};
 use anyhow::{Context, Result};
 
 use crate::bundle::Bundle;
-use crate::namespaces::Plan;
+use crate::process::namespaces::Plan;
 
 /// Everything the child needs, prepared by the parent before clone3. The child works on its
 /// own copy of this (clone3 copies the address space), so nothing here is shared afterwards.

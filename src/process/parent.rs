@@ -106,7 +106,8 @@ pub fn spawn(
     }
     // linux.netDevices, as soon as the network namespace exists (netdev.rs); declared after
     // `child` so a failure moves the devices back before the init is killed.
-    let mut netdevs = crate::netdev::attach(spec, plan, pid, crate::netdev::Stage::Cloned)?;
+    let mut netdevs =
+        crate::process::netdev::attach(spec, plan, pid, crate::process::netdev::Stage::Cloned)?;
     let process = spec.process().as_ref().context("process: missing")?;
     if !plan.fork {
         super::set_oom_score_adj(pid, process)?;
@@ -127,8 +128,12 @@ pub fn spawn(
                 let first = std::mem::replace(&mut child, Reaper(Some(Init { pid: p, pidfd: fd })));
                 pidfd::wait(first.disarm().pidfd.as_fd(), false)
                     .context("reaping the intermediate child")?;
-                if let Some(a) = crate::netdev::attach(spec, plan, p, crate::netdev::Stage::Forked)?
-                {
+                if let Some(a) = crate::process::netdev::attach(
+                    spec,
+                    plan,
+                    p,
+                    crate::process::netdev::Stage::Forked,
+                )? {
                     netdevs = Some(a);
                 }
                 super::set_oom_score_adj(p, process)?;
@@ -159,9 +164,12 @@ pub fn spawn(
             Request::Ready => {
                 crate::failpoint!("spawn.ready");
                 let pid = child.0.as_ref().map_or(0, |c| c.pid);
-                if let Some(a) =
-                    crate::netdev::attach(spec, plan, pid, crate::netdev::Stage::Ready)?
-                {
+                if let Some(a) = crate::process::netdev::attach(
+                    spec,
+                    plan,
+                    pid,
+                    crate::process::netdev::Stage::Ready,
+                )? {
                     netdevs = Some(a);
                 }
                 break;

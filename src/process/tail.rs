@@ -33,7 +33,7 @@ use caps::Capability;
 use oci_spec::runtime::Process;
 
 use super::identity::{self, Execve};
-use crate::capabilities::Sets;
+use crate::process::capabilities::Sets;
 use crate::seccomp::Filter;
 use crate::sys::misc;
 
@@ -81,7 +81,7 @@ pub(super) fn prepare(t: Tail<'_>) -> Result<Armed<'_>> {
     identity::switch_user_and_chdir(p, &caps, extra)?;
     let exe = identity::lookup(p, &t.env)?;
     let execve = Execve::new(exe, p, &t.env)?;
-    crate::procattrs::final_affinity(p)?;
+    crate::process::procattrs::final_affinity(p)?;
     let notify = t.filter.is_some_and(Filter::uses_notify);
     let mut armed = Armed {
         filter: t.filter,

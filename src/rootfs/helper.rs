@@ -77,7 +77,7 @@ impl Helper {
     pub fn request(&self, i: usize) -> Result<OwnedFd> {
         let ns = std::fs::File::open("/proc/self/ns/mnt")
             .context("opening our mount namespace for the mount helper")?;
-        crate::tty::send_fd(self.init_end.as_fd(), ns.as_fd(), &i.to_string())
+        crate::process::tty::send_fd(self.init_end.as_fd(), ns.as_fd(), &i.to_string())
             .context("asking the mount helper")?;
         let (reply, fd) = crate::sys::tty::recv_with_fd(self.init_end.as_fd())
             .context("waiting for the mount helper")?;
@@ -110,7 +110,7 @@ fn serve(sock: BorrowedFd<'_>, jobs: &HashMap<usize, Job>) -> Result<()> {
             return Ok(());
         }
         match answer(&msg, ns, jobs, &mut joined) {
-            Ok(tree) => crate::tty::send_fd(sock, tree.as_fd(), "ok")?,
+            Ok(tree) => crate::process::tty::send_fd(sock, tree.as_fd(), "ok")?,
             Err(e) => {
                 send(
                     std::os::fd::AsRawFd::as_raw_fd(&sock),

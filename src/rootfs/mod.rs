@@ -314,7 +314,7 @@ pub fn finish(spec: &Spec, prepared: &Prepared) -> Result<()> {
             .with_context(|| format!("linux.readonlyPaths: {path}"))?;
     }
     let mut masker = Masker {
-        context: crate::lsm::mount_context(spec, "tmpfs"),
+        context: crate::process::lsm::mount_context(spec, "tmpfs"),
         ..Default::default()
     };
     let mut seen = std::collections::HashSet::new();

@@ -86,7 +86,7 @@ pub fn mount_one(root: BorrowedFd<'_>, ctx: &Ctx<'_>, i: usize, mnt: &Mount) -> 
     let dest = destination(mnt.destination(), &ctx.rootfs);
     let fstype = mnt.typ().as_deref().unwrap_or("");
     let mut o = Options::parse(mnt.options().as_deref().unwrap_or_default());
-    if let Some(c) = crate::lsm::mount_context(ctx.spec, fstype) {
+    if let Some(c) = crate::process::lsm::mount_context(ctx.spec, fstype) {
         o.data.push(c);
     }
     let what = || {

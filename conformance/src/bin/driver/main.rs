@@ -1,6 +1,8 @@
 //! driver: generates one bundle per case, drives the runtime under test only
 //! through the OCI operations (create, start, state, kill, delete), and
 //! reports TAP version 13 plus a closing `N passed, N failed, N skipped`.
+//! `--strict` (where the machine has everything a case needs, as the guest does) makes a
+//! skip a failure, except for cases matching `--allow-skip REGEX`.
 
 mod cases;
 mod harness;
@@ -9,7 +11,7 @@ use harness::*;
 use regex::Regex;
 
 fn usage() -> ! {
-    eprintln!("usage: driver --runtime PATH --probe PATH [--busybox PATH] [--filter REGEX] [--list] [--keep] [--timeout SECS]");
+    eprintln!("usage: driver --runtime PATH --probe PATH [--busybox PATH] [--filter REGEX] [--list] [--keep] [--timeout SECS] [--strict [--allow-skip REGEX]]");
     std::process::exit(2)
 }
 
@@ -22,6 +24,8 @@ fn main() {
     let mut list = false;
     let mut keep = false;
     let mut timeout = 30u64;
+    let mut strict = false;
+    let mut allow_skip = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--runtime" => runtime = args.next(),
@@ -30,6 +34,8 @@ fn main() {
             "--filter" => filter = args.next(),
             "--list" => list = true,
             "--keep" => keep = true,
+            "--strict" => strict = true,
+            "--allow-skip" => allow_skip = args.next(),
             "--timeout" => {
                 timeout = args
                     .next()
@@ -61,6 +67,12 @@ fn main() {
         }
         return;
     }
+    let allow_skip = allow_skip.map(|f| {
+        Regex::new(&f).unwrap_or_else(|e| {
+            eprintln!("bad --allow-skip: {e}");
+            std::process::exit(2)
+        })
+    });
     let Some(runtime) = runtime else { usage() };
     let Some(probe) = probe else { usage() };
     let cx = match Ctx::new(&runtime, &probe, &busybox, keep, timeout) {
@@ -80,6 +92,12 @@ fn main() {
         let v = match c.needs.unmet(&cx.host) {
             Some(reason) => V::Skip(reason),
             None => cx.run_case(c),
+        };
+        let v = match v {
+            V::Skip(r) if strict && !allow_skip.as_ref().is_some_and(|a| a.is_match(&c.id)) => {
+                V::Fail(format!("--strict: this machine should run it, but: {r}"))
+            }
+            v => v,
         };
         match v {
             V::Pass => {

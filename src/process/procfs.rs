@@ -122,7 +122,7 @@ impl Proc {
 
     /// Writes a sysctl under /proc/sys (`key` with dots, as in linux.sysctl).
     pub fn write_sysctl(&self, key: &str, value: &str) -> Result<()> {
-        let rel = format!("sys/{}", crate::sysctl::proc_path(key));
+        let rel = format!("sys/{}", crate::process::sysctl::proc_path(key));
         let fd = self.open_file(Path::new(&rel), libc::O_WRONLY | libc::O_TRUNC)?;
         std::fs::File::from(fd)
             .write_all(value.as_bytes())

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use crate::namespaces::Plan;
+use crate::process::namespaces::Plan;
 use crate::sys::netlink::{Addr, Link, Route};
 
 /// (host name, name in the container), sorted by host name.
@@ -59,7 +59,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if devs.is_empty() {
         return Ok(());
     }
-    if !crate::sysctl::Scope::of(spec)?.net {
+    if !crate::process::sysctl::Scope::of(spec)?.net {
         bail!(
             "linux.netDevices: moving network devices needs a network namespace (other than \
              the runtime's) in linux.namespaces"

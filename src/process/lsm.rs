@@ -15,7 +15,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use oci_spec::runtime::{Process, Spec};
 
-use crate::procfs::Proc;
+use crate::process::procfs::Proc;
 
 /// Which LSMs this host has enabled (and where AppArmor takes exec requests).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
