@@ -181,7 +181,7 @@ pub fn ram_in_bytes(s: &str) -> Result<i64> {
     unit = unit.strip_prefix(' ').unwrap_or(unit);
     let value: f64 = match num.parse() {
         Ok(v) if !num.starts_with('.') => v,
-        _ => bail!("invalid size: {s:?}"),
+        _ => bail!("invalid size {s:?}: expected a number with an optional unit (k, m, g, t, p)"),
     };
     let lower = unit.to_ascii_lowercase();
     let mut rest = lower.as_str();
@@ -193,7 +193,7 @@ pub fn ram_in_bytes(s: &str) -> Result<i64> {
     rest = rest.strip_prefix('i').unwrap_or(rest);
     rest = rest.strip_prefix('b').unwrap_or(rest);
     if !rest.is_empty() {
-        bail!("invalid size: {s:?}");
+        bail!("invalid size {s:?}: expected a number with an optional unit (k, m, g, t, p)");
     }
     Ok((value * mult) as i64)
 }
@@ -253,7 +253,11 @@ mod tests {
         assert_eq!(ram_in_bytes("1.5k").unwrap(), 1536);
         assert_eq!(ram_in_bytes("10 k").unwrap(), 10240);
         for bad in ["", "m", "12x", "1.2.3", "-5"] {
-            assert!(ram_in_bytes(bad).is_err(), "{bad}");
+            let e = ram_in_bytes(bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("invalid size {bad:?}: expected a number")),
+                "{e}"
+            );
         }
     }
 
@@ -265,8 +269,17 @@ mod tests {
         assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         let huge = format!("{}h", "9".repeat(400));
-        for bad in ["", "5", "5x", "s", "-1s", "99999999999999999999h", &huge] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+        for (bad, want) in [
+            ("", "invalid duration \"\""),
+            ("5", "missing unit"),
+            ("5x", "unknown unit \"x\""),
+            ("s", "invalid duration \"s\""),
+            ("-1s", "must be greater than 0"),
+            ("99999999999999999999h", "too large"),
+            (&huge, "too large"),
+        ] {
+            let e = parse_duration(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
         }
     }
 }

@@ -127,9 +127,13 @@ mod tests {
         assert_eq!(parse_signal("hup").unwrap(), 1);
         assert_eq!(parse_signal("SIGRTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
         assert_eq!(parse_signal("0").unwrap(), 0);
-        assert!(parse_signal("-1").is_err());
-        assert!(parse_signal("SIGNOPE").is_err());
-        assert!(parse_signal("SIGRTMIN+2147483647").is_err());
-        assert!(parse_signal("RTMIN+-5").is_err());
+        let e = parse_signal("-1").unwrap_err().to_string();
+        assert!(e.contains("numbers go from 0 to"), "{e}");
+        let e = parse_signal("SIGNOPE").unwrap_err().to_string();
+        assert!(e.contains("unknown signal \"SIGNOPE\""), "{e}");
+        let e = parse_signal("SIGRTMIN+2147483647").unwrap_err().to_string();
+        assert!(e.contains("unknown signal \"SIGRTMIN+2147483647\""), "{e}");
+        let e = parse_signal("RTMIN+-5").unwrap_err().to_string();
+        assert!(e.contains("unknown signal \"RTMIN+-5\""), "{e}");
     }
 }

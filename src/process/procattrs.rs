@@ -321,9 +321,12 @@ mod tests {
     fn lists_and_ranges() {
         assert_eq!(parse_list("0-3,7").unwrap(), vec![0, 1, 2, 3, 7]);
         assert_eq!(parse_list("2,1,2").unwrap(), vec![1, 2]);
-        assert!(parse_list("3-1").is_err());
-        assert!(parse_list("a").is_err());
-        assert!(parse_list("").is_err());
+        let e = parse_list("3-1").unwrap_err().to_string();
+        assert!(e.contains("range \"3-1\" goes backwards"), "{e}");
+        let e = parse_list("a").unwrap_err().to_string();
+        assert!(e.contains("\"a\" is not a number or a range N-M"), "{e}");
+        let e = parse_list("").unwrap_err().to_string();
+        assert!(e.contains("\"\" is not a number or a range N-M"), "{e}");
     }
 
     fn sched(json: &str) -> Result<SchedAttr> {
@@ -336,9 +339,27 @@ mod tests {
         assert_eq!((a.policy, a.priority), (1, 10));
         let a = sched(r#"{"policy":"SCHED_BATCH","nice":5}"#).unwrap();
         assert_eq!((a.policy, a.nice), (3, 5));
-        assert!(sched(r#"{"policy":"SCHED_OTHER","priority":10}"#).is_err());
-        assert!(sched(r#"{"policy":"SCHED_OTHER","nice":30}"#).is_err());
-        assert!(sched(r#"{"policy":"SCHED_RR","runtime":5}"#).is_err());
+        let e = sched(r#"{"policy":"SCHED_OTHER","priority":10}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("only SCHED_FIFO and SCHED_RR take a priority"),
+            "{e}"
+        );
+        let e = sched(r#"{"policy":"SCHED_OTHER","nice":30}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("process.scheduler.nice: 30 is not in -20..19"),
+            "{e}"
+        );
+        let e = sched(r#"{"policy":"SCHED_RR","runtime":5}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("runtime/deadline/period are only for SCHED_DEADLINE"),
+            "{e}"
+        );
         let a = sched(
             r#"{"policy":"SCHED_DEADLINE","runtime":1000000,"deadline":2000000,"period":2000000}"#,
         )
@@ -353,8 +374,12 @@ mod tests {
             m(r#"{"mode":"MPOL_BIND","nodes":"0","flags":["MPOL_F_STATIC_NODES"]}"#).unwrap(),
             (2 | 1 << 15, vec![0])
         );
-        assert!(m(r#"{"mode":"MPOL_BIND"}"#).is_err());
-        assert!(m(r#"{"mode":"MPOL_LOCAL","nodes":"0"}"#).is_err());
+        let e = m(r#"{"mode":"MPOL_BIND"}"#).unwrap_err().to_string();
+        assert!(e.contains("MPOL_BIND needs at least one node"), "{e}");
+        let e = m(r#"{"mode":"MPOL_LOCAL","nodes":"0"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("MPOL_LOCAL takes no nodes"), "{e}");
         assert_eq!(m(r#"{"mode":"MPOL_DEFAULT"}"#).unwrap(), (0, vec![]));
     }
 
@@ -366,6 +391,12 @@ mod tests {
             p(r#"{"domain":"LINUX","flags":["ADDR_NO_RANDOMIZE"]}"#).unwrap(),
             0x0040000
         );
-        assert!(p(r#"{"domain":"LINUX","flags":["BOGUS"]}"#).is_err());
+        let e = p(r#"{"domain":"LINUX","flags":["BOGUS"]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("linux.personality.flags: unknown flag \"BOGUS\""),
+            "{e}"
+        );
     }
 }

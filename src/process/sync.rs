@@ -429,7 +429,8 @@ mod tests {
         let (p, c) = pair().unwrap();
         let mut p = ParentSide::new(p, true, true);
         c.init_pid(7).unwrap();
-        assert!(p.next_request().is_err());
+        let e = p.next_request().unwrap_err().to_string();
+        assert!(e.contains("protocol error: unexpected InitPid"), "{e}");
     }
 
     #[test]
@@ -441,7 +442,8 @@ mod tests {
         assert_eq!(p.next_request().unwrap(), Request::RunHooks);
         p.hooks_done().unwrap();
         c.0.send(&Msg::RunHooks).unwrap();
-        assert!(p.next_request().is_err());
+        let e = p.next_request().unwrap_err().to_string();
+        assert!(e.contains("protocol error: unexpected RunHooks"), "{e}");
     }
 
     #[test]

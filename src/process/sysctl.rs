@@ -183,9 +183,18 @@ mod tests {
         assert!(check("kernel.domainname", ALL).is_ok());
         let e = check("kernel.shmmax", NONE).unwrap_err().to_string();
         assert!(e.starts_with("linux.sysctl.kernel.shmmax:") && e.contains("ipc"));
-        assert!(check("net.ipv4.ip_forward", NONE).is_err());
-        assert!(check("kernel.hostname", ALL).is_err());
-        assert!(check("kernel.domainname", NONE).is_err());
+        let e = check("net.ipv4.ip_forward", NONE).unwrap_err().to_string();
+        assert!(
+            e.contains("linux.sysctl.net.ipv4.ip_forward: needs a network namespace"),
+            "{e}"
+        );
+        let e = check("kernel.hostname", ALL).unwrap_err().to_string();
+        assert!(e.contains("set the spec's hostname field instead"), "{e}");
+        let e = check("kernel.domainname", NONE).unwrap_err().to_string();
+        assert!(
+            e.contains("linux.sysctl.kernel.domainname: needs a uts namespace"),
+            "{e}"
+        );
         let e = check("vm.swappiness", ALL).unwrap_err().to_string();
         assert!(e.contains("not a namespaced sysctl"), "{e}");
     }

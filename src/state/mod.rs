@@ -442,8 +442,17 @@ mod tests {
 
     #[test]
     fn ids_that_escape_or_confuse_are_rejected() {
-        for bad in ["", ".", "..", "a/b", "/abs", "a\nb", "a\u{7f}"] {
-            assert!(validate_id(bad).is_err(), "{bad:?} accepted");
+        for (bad, want) in [
+            ("", "must not be empty"),
+            (".", "must not be \".\", \"..\" or contain '/'"),
+            ("..", "must not be \".\", \"..\" or contain '/'"),
+            ("a/b", "must not be \".\", \"..\" or contain '/'"),
+            ("/abs", "must not be \".\", \"..\" or contain '/'"),
+            ("a\nb", "must not contain control characters"),
+            ("a\u{7f}", "must not contain control characters"),
+        ] {
+            let e = validate_id(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad:?}: {e}");
         }
         for good in ["a", "abc-123_x.y", "64hex0123456789abcdef"] {
             validate_id(good).unwrap();

@@ -299,7 +299,14 @@ pub fn single(sig: &[u8]) -> Result<usize> {
         Some(&open @ (b'(' | b'{')) => {
             let close = if open == b'(' { b')' } else { b'}' };
             let mut i = 1;
-            while sig.get(i).context("unterminated D-Bus signature")? != &close {
+            while sig.get(i).with_context(|| {
+                format!(
+                    "unterminated D-Bus signature {:?}: no closing {:?}",
+                    String::from_utf8_lossy(sig),
+                    close as char
+                )
+            })? != &close
+            {
                 i += single(&sig[i..])?;
             }
             Ok(i + 1)
@@ -385,7 +392,11 @@ mod tests {
         assert_eq!(single(b"a(sv)s").unwrap(), 5);
         assert_eq!(single(b"a{sv}").unwrap(), 5);
         assert_eq!(single(b"(ssa(sv))").unwrap(), 9);
-        assert!(single(b"(ss").is_err());
+        let e = single(b"(ss").unwrap_err().to_string();
+        assert!(
+            e.contains("unterminated D-Bus signature \"(ss\": no closing"),
+            "{e}"
+        );
         let mut d = Decoder::new(&[1, 0, 0, 0, 9, 0, 0, 0], 0);
         assert_eq!(d.values("uu").unwrap(), [Value::U32(1), Value::U32(9)]);
     }
@@ -393,10 +404,13 @@ mod tests {
     #[test]
     fn truncated_or_hostile_input_is_an_error() {
         let mut d = Decoder::new(&[200, 0, 0, 0, b'x'], 0);
-        assert!(d.value("s").is_err());
+        let e = d.value("s").unwrap_err().to_string();
+        assert!(e.contains("D-Bus message truncated"), "{e}");
         let mut d = Decoder::new(&[0xff, 0xff, 0xff, 0xff], 0);
-        assert!(d.value("ay").is_err());
+        let e = d.value("ay").unwrap_err().to_string();
+        assert!(e.contains("D-Bus array runs past the message"), "{e}");
         let mut d = Decoder::new(&[1, b'q', 0], 0);
-        assert!(d.value("v").is_err());
+        let e = d.value("v").unwrap_err().to_string();
+        assert!(e.contains("unsupported D-Bus type 'q'"), "{e}");
     }
 }
