@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # integration/clients/containerd.sh NAME RUNTIME — containerd 1.6 + ctr driving RUNTIME
 # through containerd-shim-runc-v2 (`ctr run --runc-binary`, i.e. the shim's BinaryName).
+# With CLIENTS_DRIVER=systemd also `--runc-systemd-cgroup` (the shim's SystemdCgroup = true:
+# the runtime gets --systemd-cgroup) and cgroupsPath system.slice:clients:<id>, the unit
+# clients-<id>.scope; else the default cgroupsPath /clients/<id>.
 # Runs in the guest (integration/clients/guest); prints PASS/FAIL per step; exits with the
 # number of failed steps.
 CLIENT=containerd
@@ -25,7 +28,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   path = "$S/opt"
 TOML
 export CONTAINERD_ADDRESS=$S/containerd.sock CONTAINERD_NAMESPACE=clients
-export O="--runtime io.containerd.runc.v2 --runc-binary $RT --runc-root $S/runc-root --fifo-dir $S/fifo"
+O="--runtime io.containerd.runc.v2 --runc-binary $RT --runc-root $S/runc-root --fifo-dir $S/fifo"
+[ "$DRIVER" = systemd ] && O+=" --runc-systemd-cgroup"
+export O
+# cg ID: ctr's --cgroup for container ID (ctr requires one with --runc-systemd-cgroup), and
+# where its cgroup is.
+cg() { [ "$DRIVER" = cgroupfs ] || echo "--cgroup system.slice:clients:$1"; }
+cg_dir() { if [ "$DRIVER" = cgroupfs ]; then echo "/sys/fs/cgroup/clients/$1"; else echo "/sys/fs/cgroup/system.slice/clients-$1.scope"; fi; }
+export -f cg cg_dir
 export I=docker.io/library/busybox:local S
 LOOP='trap "exit 42" TERM; while :; do sleep 1; done'
 export LOOP
@@ -40,17 +50,17 @@ s_import() {
 }
 s_run() {
 	local o
-	o=$(ctr run --rm $O "$I" c-echo sh -c 'echo hello from ctr; echo $(ls /sys/class/net) $(readlink /proc/self/ns/net)')
+	o=$(ctr run --rm $O $(cg c-echo) "$I" c-echo sh -c 'echo hello from ctr; echo $(ls /sys/class/net) $(readlink /proc/self/ns/net)')
 	printf '%s\n' "$o"
 	grep -qx 'hello from ctr' <<<"$o" || { echo "no greeting"; return 1; }
 	o=$(grep '^lo net:' <<<"$o")
 	echo "host: $HOST_NETNS"
 	[ -n "$o" ] && [ "${o#lo }" != "$HOST_NETNS" ] || { echo "expected only lo, in a netns of its own"; return 1; }
 }
-s_run_rc() { want_rc 3 ctr run --rm $O "$I" c-rc sh -c 'exit 3'; }
-s_run_tty() { want_tty '^/dev/pts/[0-9]+$' "ctr run -t --rm $O $I c-tty tty"; }
+s_run_rc() { want_rc 3 ctr run --rm $O $(cg c-rc) "$I" c-rc sh -c 'exit 3'; }
+s_run_tty() { want_tty '^/dev/pts/[0-9]+$' "ctr run -t --rm $O $(cg c-tty) $I c-tty tty"; }
 s_detach() {
-	ctr run -d $O "$I" bg sh -c "$LOOP" || return 1
+	ctr run -d $O $(cg bg) "$I" bg sh -c "$LOOP" || return 1
 	want 'bg +[0-9]+ +RUNNING' ctr task ls
 }
 s_exec() { want '^hi$' ctr task exec --exec-id e1 --fifo-dir "$S/fifo" bg echo hi; }
@@ -75,7 +85,8 @@ s_cgroup() {
 	local p
 	p=$(bgpid)
 	echo "init pid $p in $(cg_of "$p")"
-	[ "$(cg_of "$p")" = /sys/fs/cgroup/clients/bg ] && want 'pids' ctr task metrics bg
+	[ "$(cg_of "$p")" = "$(cg_dir bg)" ] && want 'pids' ctr task metrics bg || return 1
+	[ "$DRIVER" = cgroupfs ] || want_scope "$p" clients-bg.scope system.slice
 }
 s_ps() { want "^$(bgpid)( |$)" ctr task ps bg; }
 s_pause() {
@@ -96,11 +107,12 @@ s_kill_term() {
 }
 s_rm() {
 	ctr task rm bg && ctr containers rm bg || return 1
-	! ctr containers ls -q | grep -x bg
+	! ctr containers ls -q | grep -x bg || return 1
+	[ "$DRIVER" = cgroupfs ] || scope_gone clients-bg.scope
 }
 # An attached `ctr run` exits with the container's status: 42 from the TERM trap, 137 for KILL.
 s_stop_rc() {
-	ctr run --rm $O "$I" c-term sh -c "$LOOP" &
+	ctr run --rm $O $(cg c-term) "$I" c-term sh -c "$LOOP" &
 	local c=$!
 	running_or_gone $c c-term || return 1
 	sleep 0.5
@@ -111,10 +123,12 @@ s_stop_rc() {
 	[ $rc = 42 ]
 }
 s_kill_rc() {
-	ctr run --rm $O --memory-limit 67108864 "$I" c-kill sleep 600 &
+	ctr run --rm $O $(cg c-kill) --memory-limit 67108864 "$I" c-kill sleep 600 &
 	local c=$!
 	running_or_gone $c c-kill || return 1
-	want '^67108864$' cat /sys/fs/cgroup/clients/c-kill/memory.max || { ctr task kill -s SIGKILL c-kill; wait $c; return 1; }
+	{ want '^67108864$' cat "$(cg_dir c-kill)/memory.max" &&
+		{ [ "$DRIVER" = cgroupfs ] || want_prop clients-c-kill.scope MemoryMax 67108864; }; } ||
+		{ ctr task kill -s SIGKILL c-kill; wait $c; return 1; }
 	ctr task kill -s SIGKILL c-kill
 	wait $c
 	local rc=$?
@@ -122,23 +136,24 @@ s_kill_rc() {
 	[ $rc = 137 ]
 }
 s_rm_force() {
-	ctr run -d $O "$I" k-force sh -c 'sleep 600 & sleep 600' || return 1
+	ctr run -d $O $(cg k-force) "$I" k-force sh -c 'sleep 600 & sleep 600' || return 1
 	ctr task exec -d --exec-id x1 --fifo-dir "$S/fifo" k-force sleep 600 || return 1
 	ctr task rm -f k-force && ctr containers rm k-force || return 1
-	! ctr task ls -q | grep -x k-force
+	! ctr task ls -q | grep -x k-force || return 1
+	[ "$DRIVER" = cgroupfs ] || scope_gone clients-k-force.scope
 }
 # containerd's default profile (Docker's): without CAP_SYS_ADMIN no user namespace; only a few
 # personality values; no keyring calls. Without --seccomp all three work (as root).
 s_seccomp() {
 	local o
-	o=$(ctr run --rm --seccomp $O "$I" c-sec sh -c 'grep Seccomp: /proc/self/status; sysprobe personality userns add_key; unshare -U true' 2>&1)
+	o=$(ctr run --rm --seccomp $O $(cg c-sec) "$I" c-sec sh -c 'grep Seccomp: /proc/self/status; sysprobe personality userns add_key; unshare -U true' 2>&1)
 	printf '%s\n' "$o"
 	grep -Eq 'Seccomp:\s+2' <<<"$o" && grep -q 'personality: Operation not permitted' <<<"$o" &&
 		grep -q 'userns: Operation not permitted' <<<"$o" && grep -q 'add_key: Operation not permitted' <<<"$o" &&
 		grep -q 'unshare.*Operation not permitted' <<<"$o" || { echo "not blocked as expected"; return 1; }
-	want '^personality: ok' ctr run --rm $O "$I" c-nosec sysprobe personality userns add_key
+	want '^personality: ok' ctr run --rm $O $(cg c-nosec) "$I" c-nosec sysprobe personality userns add_key
 }
-s_net_host() { want "^$(req "$HOST_NETNS")\$" ctr run --rm --net-host $O "$I" c-host readlink /proc/self/ns/net; }
+s_net_host() { want "^$(req "$HOST_NETNS")\$" ctr run --rm --net-host $O $(cg c-host) "$I" c-host readlink /proc/self/ns/net; }
 s_cleanup() {
 	local t
 	for t in $(ctr task ls -q); do ctr task rm -f "$t"; done

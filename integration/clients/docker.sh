@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # integration/clients/docker.sh NAME RUNTIME — dockerd 20.10 (+ its own containerd and the
 # runc shim) with RUNTIME as the default runtime (`--add-runtime`, `--default-runtime`), no
-# bridge, no iptables. Runs in the guest (integration/clients/guest); prints PASS/FAIL per
-# step; exits with the number of failures.
+# bridge, no iptables, cgroup driver $CLIENTS_DRIVER (`native.cgroupdriver`: cgroupfs puts
+# containers in /docker/<id>; systemd in the unit docker-<id>.scope under system.slice, and
+# the shim runs the runtime with --systemd-cgroup). Runs in the guest
+# (integration/clients/guest); prints PASS/FAIL per step; exits with the number of failures.
 CLIENT=docker
 RTNAME=$1
 # shellcheck source=integration/clients/lib.sh
@@ -23,14 +25,15 @@ plugins_existed=0
 dockerd --config-file "$S/daemon.json" --data-root "$S/data" --exec-root "$S/exec" \
 	--pidfile "$S/docker.pid" -H "unix://$S/docker.sock" \
 	--bridge none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
-	--userland-proxy=false --storage-driver overlay2 --exec-opt native.cgroupdriver=cgroupfs \
+	--userland-proxy=false --storage-driver overlay2 --exec-opt "native.cgroupdriver=$DRIVER" \
 	--oom-score-adjust 0 --add-runtime "$RTID=$RT" --default-runtime "$RTID" \
 	--log-level debug >"$S/dockerd.log" 2>&1 &
 DPID=$!
 
 pid_of() { docker inspect -f '{{.State.Pid}}' "$1"; }
 status_of() { docker inspect -f '{{.State.Status}}' "$1"; }
-export -f pid_of status_of
+unit_of() { echo "docker-$(docker inspect -f '{{.Id}}' "$1").scope"; } # systemd driver
+export -f pid_of status_of unit_of
 
 s_daemon() { wait_for 90 docker version && want "$RTID" docker info --format '{{.DefaultRuntime}}'; }
 s_import() { docker import "$IMG/rootfs.tar" "$I" && want 'busybox +local' docker images; }
@@ -60,8 +63,10 @@ s_exec_detach() {
 s_exec_user() { want '^65534 /tmp$' docker exec --user 65534 --workdir /tmp bg sh -c 'echo $(id -u) $(pwd)'; }
 s_top() { want 'while' docker top bg; }
 s_cgroup() {
+	want "^$DRIVER\$" docker info --format '{{.CgroupDriver}}' || return 1
 	local p cg
 	p=$(pid_of bg)
+	[ "$DRIVER" = systemd ] && { want_scope "$p" "$(unit_of bg)" system.slice; return; }
 	cg=$(cg_of "$p")
 	echo "init pid $p in $cg"
 	[ "$cg" = "/sys/fs/cgroup/docker/$(docker inspect -f '{{.Id}}' bg)" ]
@@ -78,7 +83,9 @@ s_update() {
 	# (No swap check: dockerd finds no swap accounting in the guest and drops --memory-swap.)
 	want '^67108864$' cat "$cg/memory.max" &&
 		want '^100$' cat "$cg/pids.max" && want '^[0-9]+$' cat "$cg/cpu.weight" &&
-		[ "$(cat "$cg/cpu.weight")" != 100 ]
+		[ "$(cat "$cg/cpu.weight")" != 100 ] || return 1
+	# The systemd driver updates the unit too, or systemd would put the old values back.
+	[ "$DRIVER" = cgroupfs ] || { want_prop "$(unit_of bg)" MemoryMax 67108864 && want_prop "$(unit_of bg)" TasksMax 100; }
 }
 s_stats() { want 'bg' docker stats --no-stream bg; }
 s_stop_rc() {
@@ -98,14 +105,22 @@ s_kill_rc() {
 	docker kill -s KILL bg || return 1
 	want '^137$' docker wait bg
 }
-s_rm() { docker rm bg && ! docker ps -a --format '{{.Names}}' | grep -x bg; }
+s_rm() {
+	local u
+	u=$(unit_of bg)
+	docker rm bg && ! docker ps -a --format '{{.Names}}' | grep -x bg || return 1
+	[ "$DRIVER" = cgroupfs ] || scope_gone "$u"
+}
 s_create_start() {
 	docker create --name created $R "$I" echo created || return 1
 	want '^created$' docker start -a created && docker rm created
 }
 s_rm_force() {
 	docker run -d --name killme $R "$I" sleep 600 || return 1
-	docker rm -f killme && ! docker ps -a --format '{{.Names}}' | grep -x killme
+	local u
+	u=$(unit_of killme)
+	docker rm -f killme && ! docker ps -a --format '{{.Names}}' | grep -x killme || return 1
+	[ "$DRIVER" = cgroupfs ] || scope_gone "$u"
 }
 # Docker's default profile (applied by default): without CAP_SYS_ADMIN no user namespace
 # (unshare -U: EPERM); only a few personality values; no keyring calls.

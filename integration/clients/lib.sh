@@ -2,7 +2,8 @@
 #
 # Provides: rt_setup (the logging wrapper), step (PASS/FAIL with a timeout, the step's output
 # and the runtime calls that failed during it), want / want_rc / want_tty (assertions),
-# cg_of / frozen (cgroup checks), leftovers (nothing running, nothing mounted).
+# cg_of / frozen (cgroup checks), want_scope / scope_gone (systemd driver), leftovers (nothing
+# running, nothing mounted, no container scope left).
 #
 # Variables the scenario sets before calling step: CLIENT, RTNAME. Set here: RT (the
 # wrapper path the client is given), RTREAL, RTLOG, OUT (results dir), S (state dir).
@@ -13,7 +14,15 @@ IMG=${CLIENTS_IMG:?CLIENTS_IMG: the image directory (build-image)}
 OUT=${CLIENTS_OUT:?CLIENTS_OUT: the results directory}
 RESULTS=$OUT/results.txt
 FAILS=0
-export CLIENTS_DIR IMG OUT
+# The cgroup driver the client is configured with: cgroupfs, or systemd (transient scopes over
+# D-Bus: needs systemd as PID 1, the guest of scripts/vm --systemd).
+DRIVER=${CLIENTS_DRIVER:-cgroupfs}
+case $DRIVER in
+cgroupfs) ;;
+systemd) [ "$(cat /proc/1/comm)" = systemd ] || { echo "CLIENTS_DRIVER=systemd: PID 1 is not systemd" >&2; exit 100; } ;;
+*) echo "CLIENTS_DRIVER: cgroupfs or systemd, not $DRIVER" >&2; exit 100 ;;
+esac
+export CLIENTS_DIR IMG OUT DRIVER
 
 # rt_setup REALPATH: the wrapper at /run/clients/rt/<name>/<basename of REALPATH>.
 rt_setup() {
@@ -108,6 +117,29 @@ req() { sed 's/[][\.*^$+?(){}|/]/\\&/g' <<<"$1"; }
 # cg_of PID: the cgroup v2 directory of a process.
 cg_of() { echo "/sys/fs/cgroup$(sed -n 's/^0:://p' "/proc/$1/cgroup")"; }
 
+# want_scope PID UNIT SLICE: (systemd driver) PID is in the transient scope UNIT below
+# SLICE's cgroup, and systemd has the unit active.
+want_scope() {
+	local cg
+	cg=$(cg_of "$1")
+	echo "+ pid $1 in ${cg#/sys/fs/cgroup}; systemctl show $2"
+	[ "$cg" = "/sys/fs/cgroup/$3/$2" ] || { echo "expected /$3/$2"; return 1; }
+	want '^active$' systemctl show -p ActiveState --value "$2" &&
+		want "^/$(req "$3/$2")\$" systemctl show -p ControlGroup --value "$2"
+}
+
+# want_prop UNIT PROPERTY VALUE: systemctl show has that value.
+want_prop() { want "^$(req "$3")\$" systemctl show -p "$2" --value "$1"; }
+
+# scope_gone UNIT: systemd has no such unit any more, and no cgroup of that name is left.
+scope_gone() {
+	local s left
+	s=$(systemctl show -p LoadState --value "$1")
+	left=$(find /sys/fs/cgroup -name "$1" -type d 2>/dev/null)
+	echo "+ $1: LoadState=$s${left:+, cgroup left: $left}"
+	[ "$s" = not-found ] && [ -z "$left" ]
+}
+
 # frozen PID 0|1: the process's cgroup reports that freezer state.
 frozen() {
 	local cg
@@ -135,12 +167,18 @@ wait_gone() { wait_for "$1" eval "! kill -0 $2"; }
 HOST_NETNS=$(readlink /proc/self/ns/net)
 export HOST_NETNS
 
-# Processes that belong to clients or containers: anything not in the guest's root cgroup,
+# The cgroups the guest's own processes live in: the root; with systemd as PID 1 also
+# init.scope and the services (journald, dbus, and ours, where the daemons under test run too).
+HOME_CGROUPS='^/$'
+[ "$(cat /proc/1/comm)" = systemd ] && HOME_CGROUPS='^/$|^/init\.scope$|^/system\.slice/[^/]+\.service$'
+export HOME_CGROUPS
+
+# Processes that belong to clients or containers: anything outside the guest's own cgroups,
 # and any daemon, shim, conmon or runtime left over.
 stray_pids() {
 	grep -H '^0::' /proc/[0-9]*/cgroup 2>/dev/null | awk -F: -v me=$$ -v sub_=${BASHPID:-$$} '
 		{ split($1, a, "/"); p = a[3]; if (p == me || p == sub_) next
-		  if ($4 != "/") { print p; next }
+		  if ($4 !~ ENVIRON["HOME_CGROUPS"]) { print p; next }
 		  comm = ""; f = "/proc/" p "/comm"; if ((getline comm < f) > 0) close(f)
 		  if (comm ~ /^(containerd.*|dockerd|docker-proxy|conmon|podman|runc|crun|skiff|ctr|docker)$/) print p }'
 }
@@ -166,15 +204,27 @@ leftovers() {
 		printf '  %s\n' $m
 		printf '%s\n' $m | sort -r | while read -r p; do umount -l "$p" 2>/dev/null; done
 	fi
-	local cgs='' f
+	local cgs='' f d
 	# (cgroupfs files have size 0 whatever they hold: read them.)
 	while read -r f; do
-		read -r p <"$f" 2>/dev/null && [ -n "$p" ] && cgs+=" ${f%/cgroup.procs}"
+		d=${f%/cgroup.procs}
+		[[ ${d#/sys/fs/cgroup} =~ $HOME_CGROUPS ]] && continue
+		read -r p <"$f" 2>/dev/null && [ -n "$p" ] && cgs+=" $d"
 	done < <(find /sys/fs/cgroup -mindepth 2 -name cgroup.procs 2>/dev/null)
 	if [ -n "$cgs" ]; then
 		bad=1
 		echo "cgroups with processes:"
 		printf '  %s\n' $cgs
+	fi
+	# A container's transient scope must go with the container (the systemd driver's delete).
+	if [ "$(cat /proc/1/comm)" = systemd ]; then
+		local units
+		units=$(systemctl list-units --all --type=scope --plain --no-legend | awk '$1 != "init.scope" { print $1 }')
+		if [ -n "$units" ]; then
+			bad=1
+			echo "scope units left:"
+			printf '  %s\n' $units
+		fi
 	fi
 	return $bad
 }
@@ -189,4 +239,4 @@ stop_pid() {
 	return 0
 }
 
-export -f req want want_rc want_tty cg_of frozen wait_for wait_gone
+export -f req want want_rc want_tty cg_of frozen wait_for wait_gone want_scope want_prop scope_gone

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # integration/clients/podman.sh NAME RUNTIME — podman 4.3 + conmon driving RUNTIME
-# (`podman --runtime PATH`, daemonless, cgroupfs manager, no network). Runs in the guest
+# (`podman --runtime PATH`, daemonless, no network), cgroup manager $CLIENTS_DRIVER (systemd:
+# the container in libpod-<id>.scope, conmon in libpod-conmon-<id>.scope, both under
+# machine.slice, and the runtime called with --systemd-cgroup). Runs in the guest
 # (integration/clients/guest); prints PASS/FAIL per step; exits with the number of failures.
 CLIENT=podman
 RTNAME=$1
@@ -18,7 +20,7 @@ netns = "none"
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 log_driver = "k8s-file"
 [engine]
-cgroup_manager = "cgroupfs"
+cgroup_manager = "$DRIVER"
 events_logger = "file"
 events_logfile_path = "$S/events.log"
 tmp_dir = "$S/tmp"
@@ -32,14 +34,15 @@ network_config_dir = "$S/cni"
 CONF
 printf '[storage]\ndriver="overlay"\ngraphroot="%s"\nrunroot="%s"\n' "$S/storage" "$S/runroot" >"$S/storage.conf"
 export CONTAINERS_CONF=$S/containers.conf CONTAINERS_STORAGE_CONF=$S/storage.conf TMPDIR=$S/vartmp
-export P="podman --root $S/storage --runroot $S/runroot --tmpdir $S/tmp --storage-driver overlay --cgroup-manager cgroupfs --events-backend file --conmon /usr/bin/conmon --network-config-dir $S/cni --runtime $RT"
+export P="podman --root $S/storage --runroot $S/runroot --tmpdir $S/tmp --storage-driver overlay --cgroup-manager $DRIVER --events-backend file --conmon /usr/bin/conmon --network-config-dir $S/cni --runtime $RT"
 export R="--network none" I=localhost/busybox:local S
 LOOP='trap "exit 42" TERM; while :; do sleep 1; done'
 export LOOP
 
 pid_of() { $P inspect -f '{{.State.Pid}}' "$1"; }
 status_of() { $P inspect -f '{{.State.Status}}' "$1"; }
-export -f pid_of status_of
+unit_of() { echo "libpod-$($P inspect -f '{{.Id}}' "$1").scope"; } # systemd manager
+export -f pid_of status_of unit_of
 
 s_info() { want "^$(req "$RT")\$" $P info --format '{{.Host.OCIRuntime.Path}}'; }
 s_import() { $P import "$IMG/rootfs.tar" "$I" && want 'busybox' $P images; }
@@ -68,11 +71,15 @@ s_exec_detach() {
 s_exec_user() { want '^65534 /tmp$' $P exec --user 65534 --workdir /tmp bg sh -c 'echo $(id -u) $(pwd)'; }
 s_top() { want 'while' $P top bg; }
 s_cgroup() {
+	want "^$DRIVER\$" $P info --format '{{.Host.CgroupManager}}' || return 1
 	local p cg
 	p=$(pid_of bg)
 	cg=$(cg_of "$p")
 	echo "init pid $p in $cg"
-	[ "$cg" != /sys/fs/cgroup ] && want '[0-9]+' cat "$cg/pids.max"
+	[ "$cg" != /sys/fs/cgroup ] && want '[0-9]+' cat "$cg/pids.max" || return 1
+	[ "$DRIVER" = cgroupfs ] && return
+	want_scope "$p" "$(unit_of bg)" machine.slice &&
+		want_scope "$($P inspect -f '{{.State.ConmonPid}}' bg)" "libpod-conmon-$($P inspect -f '{{.Id}}' bg).scope" machine.slice
 }
 s_pause() {
 	$P pause bg && want '^paused$' status_of bg && frozen "$(pid_of bg)" 1
@@ -85,7 +92,9 @@ s_update() {
 	$P update --memory 64m --memory-swap 64m --cpu-quota 50000 --cpu-period 100000 bg || return 1
 	local cg
 	cg=$(cg_of "$(pid_of bg)")
-	want '^67108864$' cat "$cg/memory.max" && want '^50000 100000$' cat "$cg/cpu.max"
+	want '^67108864$' cat "$cg/memory.max" && want '^50000 100000$' cat "$cg/cpu.max" || return 1
+	# The systemd driver updates the unit too, or systemd would put the old values back.
+	[ "$DRIVER" = cgroupfs ] || { want_prop "$(unit_of bg)" MemoryMax 67108864 && want_prop "$(unit_of bg)" CPUQuotaPerSecUSec 500ms; }
 }
 s_stop_rc() {
 	$P stop -t 10 bg || return 1
@@ -104,14 +113,22 @@ s_kill_rc() {
 	$P kill -s KILL bg || return 1
 	want '^137$' $P wait bg
 }
-s_rm() { $P rm bg && ! $P ps -a --format '{{.Names}}' | grep -x bg; }
+s_rm() {
+	local u
+	u=$(unit_of bg)
+	$P rm bg && ! $P ps -a --format '{{.Names}}' | grep -x bg || return 1
+	[ "$DRIVER" = cgroupfs ] || scope_gone "$u"
+}
 s_create_start() {
 	$P create --name c $R "$I" echo created || return 1
 	want '^created$' $P start -a c && $P rm c
 }
 s_rm_force() {
 	$P run -d --name k $R "$I" sleep 600 || return 1
-	$P rm -f -t 1 k && ! $P ps -a --format '{{.Names}}' | grep -x k
+	local u
+	u=$(unit_of k)
+	$P rm -f -t 1 k && ! $P ps -a --format '{{.Names}}' | grep -x k || return 1
+	[ "$DRIVER" = cgroupfs ] || scope_gone "$u"
 }
 # podman's default profile (containers-common): only a few personality values, no add_key
 # (ENOSYS, its default errno); unshare(CLONE_NEWUSER) is allowed there.
