@@ -2,6 +2,8 @@
 //! uses the cgroup2 mount it finds in mountinfo (`/sys/fs/cgroup/unified` there), and a limit
 //! whose controller that hierarchy lacks is an error naming the spec field.
 //!
+//! - [`driver`]: the seam between the lifecycle and whoever makes the cgroup: cgroupfs
+//!   directly, or systemd's transient units ([`systemd`], `--systemd-cgroup`).
 //! - [`mount`]: finding the hierarchy and the container's path in it (`linux.cgroupsPath`).
 //! - [`manager`]: the cgroup directory: create, processes, freeze, kill, destroy.
 //! - [`resources`]: `linux.resources` → interface files and values (pure).
@@ -12,6 +14,7 @@
 
 pub mod apply;
 pub mod devices;
+pub mod driver;
 pub mod keys;
 pub mod manager;
 pub mod mount;

@@ -54,7 +54,8 @@ pub struct GlobalOpts {
     #[arg(long, global = true)]
     pub debug: bool,
 
-    /// Use systemd to manage cgroups (not supported: skiff manages cgroupfs directly)
+    /// Have systemd make each new container's cgroup as a transient unit (cgroupsPath is
+    /// "slice:prefix:name")
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
 
@@ -368,10 +369,14 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             .context("the current directory")?
             .join(&global.root);
     }
-    let g = &container::Global { root: global.root };
-    if global.systemd_cgroup {
-        anyhow::bail!("--systemd-cgroup: the systemd cgroup driver is not supported; skiff manages cgroup v2 directly");
-    }
+    let g = &container::Global {
+        root: global.root,
+        cgroup_driver: if global.systemd_cgroup {
+            crate::cgroups::driver::Driver::Systemd
+        } else {
+            crate::cgroups::driver::Driver::Fs
+        },
+    };
     let Some(cmd) = &cli.command else {
         anyhow::bail!("no command given (try --help)");
     };

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use super::{CreateOptions, Global};
 use crate::bundle::{self, Bundle};
-use crate::cgroups::{self, Cgroup};
+use crate::cgroups::{self, driver::Placement};
 use crate::process::namespaces::Plan;
 use crate::process::{parent, Launch};
 use crate::state::{self, Locked, State, Store};
@@ -70,7 +70,7 @@ pub fn create(
         agent: agent.as_ref(),
         listen: listen_fds,
     };
-    match create_locked(&locked, &bundle, &plan, &resources, o, id, fds) {
+    match create_locked(g, &locked, &bundle, &plan, &resources, o, id, fds) {
         Ok((state, init)) => Ok(Created {
             locked,
             state,
@@ -122,7 +122,9 @@ fn seccomp_agent(bundle: &Bundle) -> Result<Option<OwnedFd>> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn create_locked(
+    g: &Global,
     locked: &Locked,
     bundle: &Bundle,
     plan: &Plan,
@@ -143,12 +145,11 @@ fn create_locked(
              (or use `run` in the foreground)"
         );
     }
-    let (mount, own) = cgroups::host_layout()?;
     let linux = bundle.spec.linux().as_ref();
     let cgroups_path = linux.and_then(|l| l.cgroups_path().clone());
-    let rel = cgroups::resolve(cgroups_path.as_deref(), &own, id)?;
+    let place = Placement::new(g.cgroup_driver, cgroups_path.as_deref(), id)?;
     // runc's refusals (a cgroup in use, or frozen) come before anything is made or changed.
-    cgroups::check_unused(&mount, &rel)?;
+    place.check_unused()?;
     // W1: the cgroup is on record before it exists, with the directories we are about to
     // make (the ones missing now).
     let mut state = State {
@@ -160,8 +161,9 @@ fn create_locked(
         created: crate::logging::now_rfc3339(),
         owner: String::new(),
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-        cgroup: Some(mount.join(&rel)),
-        cgroup_created: missing_dirs(&mount, &rel),
+        cgroup: Some(place.dir()),
+        cgroup_created: place.to_make(),
+        systemd_unit: place.unit.as_ref().map(|u| u.name.clone()),
         resources: linux.and_then(|l| l.resources().clone()),
         own_pid_ns: plan.own_pid_ns,
         pid_ns: None,
@@ -171,29 +173,25 @@ fn create_locked(
     crate::failpoint!("create.recorded");
     let fifo = make_fifo(&locked.fifo())?;
     crate::failpoint!("create.fifo");
-    let cgroup = Cgroup::create(&mount, &rel)?;
-    // From here the cgroup is removed as the container's (never killing another
-    // container's processes in it), not by `Cgroup`'s drop.
-    let dirfd = cgroup
-        .dirfd
-        .try_clone()
-        .context("duplicating the cgroup fd");
-    let (_, created) = cgroup.keep();
+    let made = place.make(id, resources);
     crate::failpoint!("create.cgroup");
-    let made = dirfd.and_then(|dirfd| {
-        if created != state.cgroup_created {
+    let made = made.and_then(|mut made| {
+        // From here the cgroup is removed as the container's (never killing another
+        // container's processes in it).
+        if made.created != state.cgroup_created {
             // Someone else made or removed a parent meanwhile: record what is ours.
-            state.cgroup_created = created;
+            state.cgroup_created = std::mem::take(&mut made.created);
             locked.save(&state)?;
         }
         // Limits and the device program are in place before the init is born into the
         // cgroup (CLONE_INTO_CGROUP).
-        cgroups::apply::apply(&mount, &mount.join(&rel), dirfd.as_fd(), resources)?;
+        let dir = place.dir();
+        cgroups::apply::apply(&place.mount, &dir, made.dirfd.as_fd(), resources)?;
         crate::failpoint!("create.resources");
         crate::logging::step("create: cgroup made, limits and device program applied");
         let view = crate::rootfs::CgroupView {
-            hierarchy: mount.clone(),
-            dir: mount.join(&rel),
+            hierarchy: place.mount.clone(),
+            dir,
             own_ns: plan.own_cgroup_ns(),
         };
         let init = launch(
@@ -203,10 +201,12 @@ fn create_locked(
             o,
             fds,
             fifo.as_fd(),
-            dirfd.as_fd(),
+            made.dirfd.as_fd(),
             &view,
             &mut state,
         )?;
+        // The init holds the cgroup now: skiff leaves a systemd unit it had to start in.
+        made.born()?;
         Ok(init)
     });
     match made {
@@ -219,21 +219,6 @@ fn create_locked(
             Err(e)
         }
     }
-}
-
-/// The directories of `<mount>/<rel>` that do not exist yet, deepest first (as
-/// `Cgroup::create` reports the ones it made).
-fn missing_dirs(mount: &Path, rel: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut cur = mount.to_path_buf();
-    for c in rel.components() {
-        cur.push(c);
-        if !cur.exists() {
-            out.push(cur.clone());
-        }
-    }
-    out.reverse();
-    out
 }
 
 /// Spawns the init and records it: W2 (its pid) as it starts, then, once it is ready, the

@@ -77,6 +77,13 @@ pub fn destroy(locked: &Locked, state: &State) -> Result<()> {
 /// Removes the container's cgroup (and the parents create made) once its init is gone,
 /// without ever killing another container's process (see the module documentation).
 pub fn remove_cgroup(state: &State) -> Result<()> {
+    empty_cgroup(state)?;
+    // A systemd unit goes last, once nothing is left in it: systemd removes its cgroup.
+    cgroups::driver::remove_unit(state.systemd_unit.as_deref())
+}
+
+/// Ends what is left in the container's cgroup and removes the directories skiff made.
+fn empty_cgroup(state: &State) -> Result<()> {
     let Some(cg) = &state.cgroup else {
         return Ok(());
     };

@@ -5,11 +5,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-/// What every operation needs from the global flags: where the containers' state lives.
+/// What every operation needs from the global flags: where the containers' state lives, and
+/// who makes a new container's cgroup.
 #[derive(Debug, Clone)]
 pub struct Global {
     /// The state root (absolute: `create` works from the bundle directory).
     pub root: PathBuf,
+    /// cgroupfs, or systemd's transient units (`--systemd-cgroup`). Only `create` reads it:
+    /// later commands follow what the state records.
+    pub cgroup_driver: crate::cgroups::driver::Driver,
 }
 
 /// `create` and `run`.

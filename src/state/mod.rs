@@ -53,6 +53,10 @@ pub struct State {
     /// Directories skiff created for the cgroup, deepest first: what delete removes.
     #[serde(default)]
     pub cgroup_created: Vec<PathBuf>,
+    /// The systemd unit that owns the cgroup (`--systemd-cgroup`): delete stops it, update
+    /// sets its properties. Recorded before the unit is started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
     /// The `linux.resources` in force (config.json's, with `update`s applied): `update`
     /// merges into them because some values depend on others (swap on memory, cpu.max).
     #[serde(default)]

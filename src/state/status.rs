@@ -112,6 +112,7 @@ mod tests {
             annotations: Default::default(),
             cgroup: None,
             cgroup_created: vec![],
+            systemd_unit: None,
             resources: None,
             own_pid_ns: true,
             pid_ns: None,
