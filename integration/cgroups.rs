@@ -518,3 +518,62 @@ fn delete_removes_the_cgroup_and_child_cgroups_while_processes_exit() {
     assert!(!b.default_cgroup().exists());
     assert!(pids.iter().all(|&p| !pid_alive(p)));
 }
+
+/// Issue 16: without a reachable systemd, `--systemd-cgroup` fails at once, naming the bus
+/// socket it tried, and leaves nothing (no state, no cgroup). The driver itself is tested
+/// against a real systemd in the systemd guest (integration/systemd/smoke).
+#[test]
+fn systemd_cgroup_without_systemd_fails_fast_naming_the_bus() {
+    require_root!();
+    let sock = "/run/skiff-test-no-such-bus/system_bus_socket";
+    let mut b = Bundle::new("cg-systemd-nobus");
+    b.config["linux"]["cgroupsPath"] = serde_json::json!("system.slice:skiff-test:nobus");
+    b.args(&["true"]);
+    b.write_config();
+    let started = std::time::Instant::now();
+    let out = b
+        .command(&[
+            "--systemd-cgroup",
+            "create",
+            "--bundle",
+            b.dir.to_str().unwrap(),
+            &b.id,
+        ])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", format!("unix:path={sock}"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "create succeeded without systemd");
+    assert!(
+        err.contains(sock),
+        "the error does not name the socket: {err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(!b.root.join(&b.id).exists(), "a state directory was left");
+    let (mount, _) = skiff::cgroups::host_layout().unwrap();
+    assert!(!mount.join("system.slice/skiff-test-nobus.scope").exists());
+    // A path not of the form slice:prefix:name is refused with runc's wording.
+    b.config["linux"]["cgroupsPath"] = serde_json::json!("/skiff-test/nobus");
+    b.write_config();
+    let out = b
+        .command(&[
+            "--systemd-cgroup",
+            "create",
+            "--bundle",
+            b.dir.to_str().unwrap(),
+            &b.id,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("expected cgroupsPath to be of format \\\"slice:prefix:name\\\"")
+            || err.contains("expected cgroupsPath to be of format \"slice:prefix:name\""),
+        "{err}"
+    );
+    assert!(!b.root.join(&b.id).exists());
+}

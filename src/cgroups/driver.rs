@@ -127,7 +127,9 @@ impl Placement {
             });
         };
         let props = properties::from_plan(resources)?;
-        let home = self.mount.join(self.own.strip_prefix("/").unwrap_or(&self.own));
+        let home = self
+            .mount
+            .join(self.own.strip_prefix("/").unwrap_or(&self.own));
         // From the start of the unit skiff may be in it: every way out takes it back.
         let dirfd = Systemd::connect()?
             .start(unit, id, std::process::id(), props)
