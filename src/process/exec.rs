@@ -21,8 +21,7 @@
 //!  pid file, then wait or detach            execve
 //! ```
 
-use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use anyhow::{bail, Context, Result};
 use nix::sched::{setns, CloneFlags};
@@ -31,12 +30,10 @@ use nix::sys::signal::Signal;
 use oci_spec::runtime::Process;
 
 use super::identity;
-use super::parent::Init;
+use super::spawn::{self, Cloned, Init};
 use super::sync::{self, ChildEnd, ParentSide, Request};
 use super::tail::{self, Tail};
 use crate::process::procfs::Proc;
-use crate::sys::clone::{clone3, Forked};
-use crate::sys::pidfd;
 
 /// What the exec'd process gets. Prepared by the caller before clone3.
 #[derive(Debug)]
@@ -65,26 +62,19 @@ pub struct Exec<'a> {
 pub fn spawn(e: &mut Exec<'_>) -> Result<Init> {
     let (pend, cend) = sync::pair()?;
     e.close_in_child.push(pend.raw_fd());
-    let own = if e.join_pid {
-        let own = File::open("/proc/self/ns/pid").context("opening our own pid namespace")?;
-        setns(e.init, CloneFlags::CLONE_NEWPID)
-            .context("entering the container's pid namespace")?;
-        Some(own)
-    } else {
-        None
+    let init = e.init;
+    let enter = move || {
+        setns(init, CloneFlags::CLONE_NEWPID).context("entering the container's pid namespace")
     };
-    super::parent::born_non_dumpable()?;
-    let forked = clone3(0, Some(e.cgroup), true);
-    if let (Some(own), Ok(Forked::Parent { .. }) | Err(_)) = (&own, &forked) {
-        setns(own.as_fd(), CloneFlags::CLONE_NEWPID).context("returning to our pid namespace")?;
-    }
-    let (pid, fd) = match forked.context("clone3 of the exec process")? {
-        Forked::Child => {
+    let enter = e.join_pid.then_some(&enter as &dyn Fn() -> Result<()>);
+    let child = match spawn::clone_into("exec process", 0, e.cgroup, enter)? {
+        Cloned::Child => {
             drop(pend);
             child_main(e, cend)
         }
-        Forked::Parent { pid, pidfd } => (pid, pidfd.context("clone3 returned no pidfd")?),
+        Cloned::Parent(guard) => guard,
     };
+    let pid = child.pid();
     crate::failpoint!("exec.cloned");
     drop(cend);
     crate::logging::step("exec: process cloned");
@@ -95,22 +85,10 @@ pub fn spawn(e: &mut Exec<'_>) -> Result<Init> {
             crate::failpoint!("exec.go");
         })
         .and_then(|()| side.next_request());
-    match result {
-        Ok(Request::Ready) => Ok(Init { pid, pidfd: fd }),
-        Ok(other) => {
-            kill(&fd);
-            bail!("protocol error: unexpected {other:?} from the exec process")
-        }
-        Err(err) => {
-            kill(&fd);
-            Err(err)
-        }
+    match result? {
+        Request::Ready => Ok(child.disarm()),
+        other => bail!("protocol error: unexpected {other:?} from the exec process"),
     }
-}
-
-fn kill(fd: &std::os::fd::OwnedFd) {
-    let _ = pidfd::send_signal(fd.as_fd(), libc::SIGKILL);
-    let _ = pidfd::wait(fd.as_fd(), false);
 }
 
 fn child_main(e: &Exec<'_>, end: ChildEnd) -> ! {

@@ -14,6 +14,7 @@ pub mod netdev;
 pub mod parent;
 pub mod procattrs;
 pub mod procfs;
+pub mod spawn;
 pub mod sync;
 pub mod sysctl;
 mod tail;

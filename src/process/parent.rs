@@ -2,44 +2,18 @@
 //! (the sequence is in `sync.rs`). On any failure the init is killed and reaped before the
 //! error is returned, so the caller only has to undo its own files and cgroup.
 
-use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use anyhow::{Context, Result};
-use nix::sched::{setns, CloneFlags};
+use nix::sched::CloneFlags;
 use oci_spec::runtime::LinuxIdMapping;
 
+pub use super::spawn::Init;
+use super::spawn::{self, Cloned};
 use super::sync::{self, ParentSide, Request};
 use super::{child, Launch};
-use crate::sys::clone::{clone3, Forked};
 use crate::sys::pidfd;
-
-/// The running (blocked on the exec fifo) container init.
-#[derive(Debug)]
-pub struct Init {
-    pub pid: i32,
-    pub pidfd: OwnedFd,
-}
-
-/// Kills and reaps a child on drop unless disarmed: no failure path leaves a process behind.
-#[derive(Debug)]
-struct Reaper(Option<Init>);
-
-impl Reaper {
-    fn disarm(mut self) -> Init {
-        self.0.take().expect("reaper holds a child")
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.take() {
-            let _ = pidfd::send_signal(c.pidfd.as_fd(), libc::SIGKILL);
-            let _ = pidfd::wait(c.pidfd.as_fd(), false);
-        }
-    }
-}
 
 /// An init that reported `Ready` and waits for [`Spawned::commit`] before it may outlive us
 /// (dropping this instead makes it exit: EOF on its socket).
@@ -70,34 +44,20 @@ pub fn spawn(
     let (pend, cend) = sync::pair()?;
     l.close_in_child.push(pend.raw_fd());
     let plan = l.plan;
-    let own_pidns = match &plan.join_pid {
-        Some(j) => {
-            let own = File::open("/proc/self/ns/pid").context("opening our own pid namespace")?;
-            j.enter()?;
-            Some(own)
-        }
-        None => None,
-    };
-    born_non_dumpable()?;
-    let forked = clone3(plan.clone.bits() as u64, Some(cgroup), true);
-    if let Some(own) = own_pidns {
-        // Back to our own pid namespace for later children (hooks run in the runtime's).
-        if let Ok(Forked::Parent { .. }) | Err(_) = &forked {
-            setns(own.as_fd(), CloneFlags::CLONE_NEWPID)
-                .context("returning to our pid namespace")?;
-        }
-    }
-    let (pid, fd) = match forked.context("clone3 of the container init")? {
-        Forked::Child => {
+    let enter = plan.join_pid.as_ref().map(|j| move || j.enter());
+    let enter = enter.as_ref().map(|e| e as &dyn Fn() -> Result<()>);
+    let flags = plan.clone.bits() as u64;
+    let mut child = match spawn::clone_into("container init", flags, cgroup, enter)? {
+        Cloned::Child => {
             drop(pend);
             child::main(l, cend)
         }
-        Forked::Parent { pid, pidfd } => (pid, pidfd.context("clone3 returned no pidfd")?),
+        Cloned::Parent(guard) => guard,
     };
+    let pid = child.pid();
     crate::failpoint!("spawn.cloned");
     drop(cend);
     crate::logging::step("create: init cloned");
-    let mut child = Reaper(Some(Init { pid, pidfd: fd }));
     let mut side = ParentSide::new(pend, plan.unshare_user, plan.fork);
     let spec = &l.bundle.spec;
     if plan.clone.contains(CloneFlags::CLONE_NEWUSER) {
@@ -125,8 +85,8 @@ pub fn spawn(
             }
             Request::InitPid(p) => {
                 let fd = pidfd::open(p).with_context(|| format!("pidfd_open of the init {p}"))?;
-                let first = std::mem::replace(&mut child, Reaper(Some(Init { pid: p, pidfd: fd })));
-                pidfd::wait(first.disarm().pidfd.as_fd(), false)
+                let first = child.replace(Init { pid: p, pidfd: fd });
+                pidfd::wait(first.pidfd.as_fd(), false)
                     .context("reaping the intermediate child")?;
                 if let Some(a) = crate::process::netdev::attach(
                     spec,
@@ -144,7 +104,7 @@ pub fn spawn(
             }
             Request::RunHooks => {
                 crate::failpoint!("spawn.hooks");
-                let pid = child.0.as_ref().map_or(0, |c| c.pid);
+                let pid = child.pid();
                 let state = l.oci_state(crate::state::Status::Creating, pid);
                 let hooks = spec.hooks().as_ref();
                 crate::hooks::run_all(
@@ -163,7 +123,7 @@ pub fn spawn(
             }
             Request::Ready => {
                 crate::failpoint!("spawn.ready");
-                let pid = child.0.as_ref().map_or(0, |c| c.pid);
+                let pid = child.pid();
                 if let Some(a) = crate::process::netdev::attach(
                     spec,
                     plan,
@@ -183,15 +143,6 @@ pub fn spawn(
         init: child.disarm(),
         side,
     })
-}
-
-/// The child inherits dumpability at clone3, so it is non-dumpable from its first
-/// instruction rather than from its first prctl: a process already in a joined pid namespace
-/// (exec, or create into an existing one) with CAP_SYS_PTRACE could otherwise attach to it
-/// in between, while it still is host root in the host's mount namespace (CVE-2016-9962).
-/// The runtime itself stays non-dumpable too, which only keeps others out of it.
-pub fn born_non_dumpable() -> Result<()> {
-    nix::sys::prctl::set_dumpable(false).context("making skiff non-dumpable before clone3")
 }
 
 /// Writes /proc/<pid>/{uid,gid}_map from linux.uidMappings/gidMappings.
