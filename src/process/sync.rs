@@ -12,6 +12,8 @@
 //!  mkfifo exec.fifo                                   [create.fifo]
 //!  mkdir cgroup (W1 again if other parents were made) [create.cgroup]
 //!  resources, device program                          [create.resources]
+//!  [idmapped binds from inside the rootfs in a user ns: fork the mount helper, host
+//!   root in the host's namespaces (rootfs/helper.rs); its messages: `mount_helper`]
 //!  open joined namespaces, become non-dumpable
 //!  [setns pid_for_children when joining a pid ns]
 //!  clone3(new namespaces | INTO_CGROUP | PIDFD) ─► born in its cgroup (and namespaces);
@@ -29,6 +31,8 @@
 //!  Go{pid} ─────────────────────────[spawn.go]───► init: [user ns: become its root, then
 //!  W2: state.json {pid, start time, pid ns}        parent-death signal again + EOF check],
 //!                 [spawn.recorded]                 time ns, mounts, devices
+//!                             mount helper ◄────── MountRequest{index} + mount ns fd
+//!                             mount helper ──────► tree fd ("ok") | error text
 //!                          ◄───────────────────── RunHooks    (only with prestart or
 //!  run prestart + createRuntime hooks                           createRuntime hooks)
 //!                  [spawn.hooks, spawn.hooks-done]
@@ -53,6 +57,11 @@
 //!  read the verdict [start.released]         startContainer hooks, write the verdict
 //!                                            byte, execve
 //! ```
+//!
+//! Two more messages carry an fd (SCM_RIGHTS, `sys::fdpass`) to a peer the caller names:
+//! the pty master to `--console-socket` and the init's pidfd to `--pidfd-socket` (runc's
+//! protocol: the fd's name as the payload), and the seccomp listener with the container's
+//! state to the seccomp agent (`seccomp::agent`).
 //!
 //! At any point the child may send `Log{level,msg}` (the parent writes it to the log: it is
 //! the only writer), or `Error{msg}` and exit: the parent then kills and reaps it and undoes
@@ -351,6 +360,53 @@ impl ChildEnd {
 
     pub fn error(&self, msg: String) {
         let _ = self.0.send(&Msg::Error { msg });
+    }
+}
+
+/// The mount helper's traffic (`rootfs::helper`), on a SOCK_SEQPACKET pair of its own
+/// between the init and the helper: one request at a time, each carrying the init's mount
+/// namespace fd, each reply the idmapped tree's fd (payload "ok") or the error text (no fd).
+/// EOF on either side ends it.
+pub mod mount_helper {
+    use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+    use anyhow::{bail, Context, Result};
+
+    use crate::sys::fdpass;
+
+    /// init → helper: `mounts[index]`, cloned from the mount namespace `mntns`.
+    pub fn request(sock: BorrowedFd<'_>, index: usize, mntns: BorrowedFd<'_>) -> Result<OwnedFd> {
+        fdpass::send(sock, Some(mntns), index.to_string().as_bytes())
+            .context("asking the mount helper")?;
+        let (reply, fd) = fdpass::recv(sock).context("waiting for the mount helper")?;
+        match fd {
+            Some(fd) => Ok(fd),
+            None if reply.is_empty() => bail!("the mount helper exited"),
+            None => bail!("{}", String::from_utf8_lossy(&reply)),
+        }
+    }
+
+    /// In the helper: the next request (`None` once the init's end is closed).
+    pub fn next(sock: BorrowedFd<'_>) -> Result<Option<(usize, Option<OwnedFd>)>> {
+        let (msg, ns) = fdpass::recv(sock).context("mount helper: reading a request")?;
+        if msg.is_empty() {
+            return Ok(None);
+        }
+        let index = std::str::from_utf8(&msg)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .context("mount helper: malformed request")?;
+        Ok(Some((index, ns)))
+    }
+
+    /// In the helper: the answer to the last request.
+    pub fn reply(sock: BorrowedFd<'_>, tree: Result<OwnedFd>) -> Result<()> {
+        match tree {
+            Ok(tree) => fdpass::send(sock, Some(tree.as_fd()), b"ok"),
+            Err(e) => fdpass::send(sock, None, format!("{e:#}").as_bytes()),
+        }
+        .context("mount helper: answering")?;
+        Ok(())
     }
 }
 

@@ -9,12 +9,10 @@
 //! sent to the console socket as exactly one fd with SCM_RIGHTS, the protocol runc uses and
 //! containerd's and conmon's receivers expect.
 
-use std::io::IoSlice;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use nix::sys::stat::{fstat, Mode, SFlag};
 use oci_spec::runtime::Box as ConsoleSize;
 
@@ -125,16 +123,7 @@ fn bind_console(root: BorrowedFd<'_>, slave: BorrowedFd<'_>) -> Result<()> {
 
 /// One fd with SCM_RIGHTS and its name as the payload (runc's console-socket protocol).
 pub fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>, name: &str) -> Result<()> {
-    let fds = [fd.as_raw_fd()];
-    let cmsg = [ControlMessage::ScmRights(&fds)];
-    let iov = [IoSlice::new(name.as_bytes())];
-    sendmsg::<()>(
-        socket.as_raw_fd(),
-        &iov,
-        &cmsg,
-        MsgFlags::MSG_NOSIGNAL,
-        None,
-    )?;
+    crate::sys::fdpass::send(socket, Some(fd), name.as_bytes())?;
     Ok(())
 }
 
@@ -153,5 +142,5 @@ pub fn relay_pair() -> Result<(OwnedFd, OwnedFd)> {
 
 /// Receives one fd sent with [`send_fd`] (used by `run`, which is its own console socket).
 pub fn recv_fd(socket: BorrowedFd<'_>) -> Result<OwnedFd> {
-    raw::recv_fd(socket)?.context("the container sent no terminal fd")
+    crate::sys::fdpass::recv_fd(socket)?.context("the container sent no terminal fd")
 }

@@ -2,7 +2,8 @@
 //! is inside the rootfs (`$ROOTFS/mnt/x`) in a container with a user namespace. The source
 //! must be cloned from the init's mount namespace after the earlier mounts (it shows them),
 //! and idmapping it needs host root (privilege over the filesystem's user namespace), which
-//! the init, root of its own user namespace, is not.
+//! the init, root of its own user namespace, is not. Its messages are defined with the create
+//! protocol (`process::sync::mount_helper`).
 //!
 //! So the parent forks a helper before clone3: host root, in the host's namespaces, holding
 //! the mappings' user namespace fds. For each such mount the init sends it the mount's index
@@ -17,10 +18,11 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use nix::sys::socket::{send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use anyhow::{Context, Result};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
 use super::options::Options;
+use crate::process::sync::mount_helper;
 use crate::sys::clone::{clone3, Forked};
 
 /// What the helper does for one mount: clone `inside` (a path in `rootfs`), idmap it with
@@ -77,15 +79,7 @@ impl Helper {
     pub fn request(&self, i: usize) -> Result<OwnedFd> {
         let ns = std::fs::File::open("/proc/self/ns/mnt")
             .context("opening our mount namespace for the mount helper")?;
-        crate::process::tty::send_fd(self.init_end.as_fd(), ns.as_fd(), &i.to_string())
-            .context("asking the mount helper")?;
-        let (reply, fd) = crate::sys::tty::recv_with_fd(self.init_end.as_fd())
-            .context("waiting for the mount helper")?;
-        match fd {
-            Some(fd) => Ok(fd),
-            None if reply.is_empty() => bail!("the mount helper exited"),
-            None => bail!("{}", String::from_utf8_lossy(&reply)),
-        }
+        mount_helper::request(self.init_end.as_fd(), i, ns.as_fd())
     }
 }
 
@@ -104,34 +98,18 @@ fn serve(sock: BorrowedFd<'_>, jobs: &HashMap<usize, Job>) -> Result<()> {
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
     nix::sys::prctl::set_dumpable(false)?;
     let mut joined = false;
-    loop {
-        let (msg, ns) = crate::sys::tty::recv_with_fd(sock)?;
-        if msg.is_empty() {
-            return Ok(());
-        }
-        match answer(&msg, ns, jobs, &mut joined) {
-            Ok(tree) => crate::process::tty::send_fd(sock, tree.as_fd(), "ok")?,
-            Err(e) => {
-                send(
-                    std::os::fd::AsRawFd::as_raw_fd(&sock),
-                    format!("{e:#}").as_bytes(),
-                    MsgFlags::MSG_NOSIGNAL,
-                )?;
-            }
-        }
+    while let Some((index, ns)) = mount_helper::next(sock)? {
+        mount_helper::reply(sock, answer(index, ns, jobs, &mut joined))?;
     }
+    Ok(())
 }
 
 fn answer(
-    msg: &[u8],
+    i: usize,
     ns: Option<OwnedFd>,
     jobs: &HashMap<usize, Job>,
     joined: &mut bool,
 ) -> Result<OwnedFd> {
-    let i: usize = std::str::from_utf8(msg)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .context("mount helper: malformed request")?;
     let job = jobs
         .get(&i)
         .with_context(|| format!("mount helper: mounts[{i}] is not one it serves"))?;

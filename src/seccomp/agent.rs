@@ -10,11 +10,9 @@
 //! sendmsg is refused at validation (a notified sendmsg would wait for an agent that has no
 //! fd yet).
 
-use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use oci_spec::runtime::LinuxSeccomp;
 
 use super::Filter;
@@ -69,16 +67,12 @@ pub fn process_state(
 /// message the socket did not take at once in further sendmsg calls without fds (the spec
 /// allows several, fds only in the first). Allocates nothing.
 pub fn send(socket: BorrowedFd<'_>, listener: BorrowedFd<'_>, message: &[u8]) -> Result<()> {
-    let fds = [listener.as_raw_fd()];
     let mut sent = 0;
     while sent < message.len() {
-        let iov = [IoSlice::new(&message[sent..])];
-        let with_fd = [ControlMessage::ScmRights(&fds)];
-        let cmsg: &[ControlMessage<'_>] = if sent == 0 { &with_fd } else { &[] };
-        match sendmsg::<()>(socket.as_raw_fd(), &iov, cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+        let fd = (sent == 0).then_some(listener);
+        match crate::sys::fdpass::send(socket, fd, &message[sent..]) {
             Ok(0) => bail!("the seccomp agent's socket accepted no data"),
             Ok(n) => sent += n,
-            Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
                 return Err(e).context(
                     "linux.seccomp.listenerPath: sending the seccomp fd to the seccomp agent",
@@ -149,7 +143,7 @@ mod tests {
         let big = vec![b'x'; 1 << 20];
         let devnull = std::fs::File::open("/dev/null").unwrap();
         let reader = std::thread::spawn(move || {
-            let fd = crate::sys::tty::recv_fd(b.as_fd()).unwrap();
+            let fd = crate::sys::fdpass::recv_fd(b.as_fd()).unwrap();
             let mut rest = Vec::new();
             std::io::Read::read_to_end(&mut &b, &mut rest).unwrap();
             (fd.is_some(), rest.len())

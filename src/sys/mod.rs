@@ -8,6 +8,7 @@
 pub mod bpf;
 pub mod clone;
 pub mod exe;
+pub mod fdpass;
 pub mod fs;
 pub mod misc;
 pub mod mount;

@@ -1,7 +1,7 @@
-//! pty ioctls and receiving an fd (with its message) over a unix socket.
+//! pty ioctls.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 /// unlockpt(3): TIOCSPTLCK with 0.
 pub fn unlockpt(master: BorrowedFd<'_>) -> io::Result<()> {
@@ -52,39 +52,4 @@ pub fn set_controlling(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: TIOCSCTTY takes an int argument by value (0: do not steal).
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
     super::cvt(ret as libc::c_long).map(drop)
-}
-
-/// Receives one message on `socket` and returns the first fd it carried (others are closed).
-pub fn recv_fd(socket: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
-    recv_with_fd(socket).map(|(_, fd)| fd)
-}
-
-/// Receives one message on `socket`: its payload (empty at EOF) and the first fd it carried
-/// (others are closed).
-pub fn recv_with_fd(socket: BorrowedFd<'_>) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut buf = [0u8; 4096];
-    let mut iov = [io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
-    let msg = recvmsg::<()>(
-        socket.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    let len = msg.bytes;
-    let mut first = None;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            for fd in fds {
-                // SAFETY: the kernel installed these fds in our table for this message;
-                // nothing else owns them, so each is adopted exactly once.
-                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-                if first.is_none() {
-                    first = Some(owned);
-                }
-            }
-        }
-    }
-    Ok((buf[..len].to_vec(), first))
 }

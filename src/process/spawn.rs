@@ -1,0 +1,100 @@
+//! The one way skiff starts a process of a container, for `create` (the init) and `exec`
+//! alike: born non-dumpable, cloned (clone3) straight into the container's cgroup with a
+//! pidfd, in the container's pid namespace when one is to be joined (our side enters it for
+//! the call only), and held by a [`Guard`] that kills and reaps it on every failure path.
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use anyhow::{Context, Result};
+use nix::sched::{setns, CloneFlags};
+
+use crate::sys::clone::{clone3, Forked};
+use crate::sys::pidfd;
+
+/// A process skiff started (the container init, or an exec'd process).
+#[derive(Debug)]
+pub struct Init {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+}
+
+/// Kills and reaps its process on drop unless disarmed: no failure path leaves one behind.
+#[derive(Debug)]
+pub struct Guard(Option<Init>);
+
+impl Guard {
+    /// The process is the caller's now.
+    pub fn disarm(mut self) -> Init {
+        self.0.take().expect("the guard holds a process")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.0.as_ref().map_or(0, |c| c.pid)
+    }
+
+    /// Guards `next` instead (the init a forking intermediate child made) and hands back
+    /// the process guarded so far.
+    pub fn replace(&mut self, next: Init) -> Init {
+        std::mem::replace(self, Guard(Some(next))).disarm()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            let _ = pidfd::send_signal(c.pidfd.as_fd(), libc::SIGKILL);
+            let _ = pidfd::wait(c.pidfd.as_fd(), false);
+        }
+    }
+}
+
+/// Which side of [`clone_into`] we are on.
+pub enum Cloned {
+    /// The new process: it runs its setup and never returns.
+    Child,
+    /// Us, with the new process guarded.
+    Parent(Guard),
+}
+
+/// Clones a process with clone3 `flags` into `cgroup`. `enter_pid_ns`, when given, moves our
+/// side into the pid namespace the process is to be born in (for the clone3 only: we return
+/// to our own, where hooks and later children belong).
+pub fn clone_into(
+    what: &str,
+    flags: u64,
+    cgroup: BorrowedFd<'_>,
+    enter_pid_ns: Option<&dyn Fn() -> Result<()>>,
+) -> Result<Cloned> {
+    let own = match enter_pid_ns {
+        Some(enter) => {
+            let own = File::open("/proc/self/ns/pid").context("opening our own pid namespace")?;
+            enter()?;
+            Some(own)
+        }
+        None => None,
+    };
+    born_non_dumpable()?;
+    let forked = clone3(flags, Some(cgroup), true);
+    if let (Some(own), Ok(Forked::Parent { .. }) | Err(_)) = (&own, &forked) {
+        setns(own.as_fd(), CloneFlags::CLONE_NEWPID).context("returning to our pid namespace")?;
+    }
+    Ok(
+        match forked.with_context(|| format!("clone3 of the {what}"))? {
+            Forked::Child => Cloned::Child,
+            Forked::Parent { pid, pidfd } => Cloned::Parent(Guard(Some(Init {
+                pid,
+                pidfd: pidfd.context("clone3 returned no pidfd")?,
+            }))),
+        },
+    )
+}
+
+/// The child inherits dumpability at clone3, so it is non-dumpable from its first
+/// instruction rather than from its first prctl: a process already in a joined pid namespace
+/// (exec, or create into an existing one) with CAP_SYS_PTRACE could otherwise attach to it
+/// in between, while it still is host root in the host's mount namespace (CVE-2016-9962).
+/// The runtime itself stays non-dumpable too, which only keeps others out of it.
+fn born_non_dumpable() -> Result<()> {
+    nix::sys::prctl::set_dumpable(false).context("making skiff non-dumpable before clone3")
+}
