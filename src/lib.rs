@@ -4,6 +4,7 @@ pub mod cli;
 pub mod container;
 pub mod failpoint;
 pub mod hooks;
+pub mod host;
 pub mod logging;
 pub mod process;
 pub mod rootfs;

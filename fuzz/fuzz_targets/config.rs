@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(spec) = skiff::bundle::parse(data) else {
         return;
     };
-    if skiff::bundle::validate(&spec, bundle()).is_err() {
+    // The probe reads the fuzz bundle's own directory: the rootfs, and namespace paths
+    // the input names (existence only).
+    let facts = skiff::host::HostFacts::probe(&spec, bundle());
+    if skiff::bundle::validate(&spec, &facts).is_err() {
         return;
     }
     let _ = skiff::bundle::seccomp(&spec);

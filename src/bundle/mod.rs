@@ -1,11 +1,12 @@
-//! Loading an OCI bundle: config.json into oci-spec types, with every error naming the file
-//! and the JSON field, then validation into a [`Bundle`] the rest of skiff can trust.
+//! An OCI bundle's config.json into oci-spec types, with every error naming the JSON field,
+//! then validation (against the facts `host` gathered) into a [`Bundle`] the rest of skiff
+//! can trust. Nothing here touches the host: `host::load_bundle` reads and probes.
 
 mod validate;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use oci_spec::runtime::Spec;
 
 pub use validate::validate;
@@ -34,29 +35,6 @@ pub const MAX_JSON_BYTES: u64 = 64 << 20;
 /// The deepest nesting of arrays and objects accepted in those documents; real configs stay
 /// under ten levels.
 pub const MAX_JSON_DEPTH: usize = 64;
-
-/// Reads a JSON document of at most [`MAX_JSON_BYTES`]; a larger one (or an endless one, a
-/// device or a pipe) is refused after reading one byte more than the limit.
-pub fn read_limited(path: &Path) -> Result<Vec<u8>> {
-    let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    read_limited_from(f, &path.display().to_string())
-}
-
-/// [`read_limited`] from any reader (`what` names it in errors).
-pub fn read_limited_from(r: impl std::io::Read, what: &str) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let mut text = Vec::new();
-    r.take(MAX_JSON_BYTES + 1)
-        .read_to_end(&mut text)
-        .with_context(|| format!("reading {what}"))?;
-    if text.len() as u64 > MAX_JSON_BYTES {
-        bail!(
-            "{what}: larger than {} MiB, the most skiff reads",
-            MAX_JSON_BYTES >> 20
-        );
-    }
-    Ok(text)
-}
 
 /// Refuses arrays and objects nested deeper than [`MAX_JSON_DEPTH`] with a message that
 /// says so (serde_json would only say "recursion limit exceeded", deeper down).
@@ -90,15 +68,11 @@ pub fn check_depth(text: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Reads `<dir>/config.json` and validates it.
-pub fn load(dir: &Path) -> Result<Bundle> {
-    let dir = std::fs::canonicalize(dir)
-        .with_context(|| format!("bundle directory {}", dir.display()))?;
-    let path = dir.join(CONFIG);
-    let text = read_limited(&path)?;
-    let spec = parse(&text).with_context(|| format!("{}", path.display()))?;
-    let rootfs = validate(&spec, &dir).with_context(|| format!("{}", path.display()))?;
-    let seccomp = seccomp(&spec).with_context(|| format!("{}", path.display()))?;
+/// Validates `spec` (of a bundle at `dir`, absolute) against what the host said about it,
+/// and compiles what can be compiled ahead (the seccomp program).
+pub fn compile(spec: Spec, dir: PathBuf, facts: &crate::host::HostFacts) -> Result<Bundle> {
+    let rootfs = validate(&spec, facts)?;
+    let seccomp = seccomp(&spec)?;
     Ok(Bundle {
         dir,
         rootfs,

@@ -8,28 +8,30 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-/// Validates `spec` for a bundle at `dir`; returns the absolute rootfs path.
-pub fn validate(spec: &Spec, dir: &Path) -> Result<PathBuf> {
+use crate::host::HostFacts;
+
+/// Validates `spec` with what the host said about it; returns the absolute rootfs path.
+pub fn validate(spec: &Spec, facts: &HostFacts) -> Result<PathBuf> {
     let v = spec.version();
     ensure!(
         v.starts_with("1."),
         "ociVersion: expected a 1.x runtime-spec version, got {v:?}"
     );
-    let rootfs = rootfs(spec, dir)?;
+    let rootfs = rootfs(spec, facts)?;
     process(spec)?;
-    namespaces(spec)?;
+    namespaces(spec, facts)?;
     mounts(spec)?;
     hooks(spec)?;
     crate::process::sysctl::validate(spec)?;
     crate::process::procattrs::validate(spec)?;
-    crate::process::lsm::validate(spec, crate::process::lsm::Host::detect())?;
+    crate::process::lsm::validate(spec, facts.lsm)?;
     crate::rootfs::idmapped::validate(spec)?;
     crate::process::netdev::validate(spec)?;
-    unsupported(spec)?;
+    unsupported(spec, facts)?;
     Ok(rootfs)
 }
 
-fn rootfs(spec: &Spec, dir: &Path) -> Result<PathBuf> {
+fn rootfs(spec: &Spec, facts: &HostFacts) -> Result<PathBuf> {
     let root = spec
         .root()
         .as_ref()
@@ -38,14 +40,12 @@ fn rootfs(spec: &Spec, dir: &Path) -> Result<PathBuf> {
         !root.path().as_os_str().is_empty(),
         "root.path: must not be empty"
     );
-    let path = dir.join(root.path());
-    let path =
-        std::fs::canonicalize(&path).with_context(|| format!("root.path: {}", path.display()))?;
-    ensure!(
-        path.is_dir(),
-        "root.path: {} is not a directory",
-        path.display()
-    );
+    let (path, is_dir) = match &facts.rootfs {
+        Some(Ok(found)) => found.clone(),
+        Some(Err(e)) => bail!("{e}"),
+        None => bail!("root.path: not looked up"),
+    };
+    ensure!(is_dir, "root.path: {} is not a directory", path.display());
     Ok(path)
 }
 
@@ -86,7 +86,7 @@ fn process(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn namespaces(spec: &Spec) -> Result<()> {
+fn namespaces(spec: &Spec, facts: &HostFacts) -> Result<()> {
     let linux = spec.linux().as_ref();
     let nss = linux.and_then(|l| l.namespaces().as_ref());
     let mut seen = HashSet::new();
@@ -99,7 +99,7 @@ fn namespaces(spec: &Spec) -> Result<()> {
         // An empty path means "a new namespace", as runc reads it.
         if let Some(path) = ns.path().as_ref().filter(|p| !p.as_os_str().is_empty()) {
             ensure!(
-                path.exists(),
+                facts.namespace_paths.get(path).copied().unwrap_or(false),
                 "linux.namespaces: {:?} path {} does not exist",
                 ns.typ(),
                 path.display()
@@ -149,7 +149,15 @@ fn namespaces(spec: &Spec) -> Result<()> {
         .and_then(|n| n.path().clone())
         .filter(|p| !p.as_os_str().is_empty());
     if let (Some(path), true) = (joined_user, maps) {
-        same_maps_as_joined(linux.expect("namespaces come from linux"), &path)?;
+        let found = match &facts.joined_user_maps {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => bail!("{e}"),
+            None => bail!(
+                "linux.namespaces: the maps of {} were not read",
+                path.display()
+            ),
+        };
+        same_maps_as_joined(linux.expect("namespaces come from linux"), &path, found)?;
     }
     if new_user {
         let l = linux.expect("namespaces come from linux");
@@ -164,15 +172,11 @@ fn namespaces(spec: &Spec) -> Result<()> {
 
 /// A joined user namespace keeps its own maps. containerd and CRI-O pass the maps too, so
 /// (like runc) matching ones are accepted and different ones are an error.
-fn same_maps_as_joined(l: &oci_spec::runtime::Linux, path: &Path) -> Result<()> {
-    let ns = std::fs::File::open(path).with_context(|| {
-        format!(
-            "linux.namespaces: opening user namespace {}",
-            path.display()
-        )
-    })?;
-    let (uid, gid) = crate::sys::userns::maps_of(std::os::fd::AsFd::as_fd(&ns))
-        .with_context(|| format!("linux.namespaces: reading the maps of {}", path.display()))?;
+fn same_maps_as_joined(
+    l: &oci_spec::runtime::Linux,
+    path: &Path,
+    (uid, gid): &(String, String),
+) -> Result<()> {
     let norm = |text: &str| {
         let mut v: Vec<Vec<u64>> = text
             .lines()
@@ -198,12 +202,12 @@ fn same_maps_as_joined(l: &oci_spec::runtime::Linux, path: &Path) -> Result<()> 
     for (field, theirs, ours) in [
         (
             "linux.uidMappings",
-            norm(&uid),
+            norm(uid),
             spec(l.uid_mappings().as_ref()),
         ),
         (
             "linux.gidMappings",
-            norm(&gid),
+            norm(gid),
             spec(l.gid_mappings().as_ref()),
         ),
     ] {
@@ -262,10 +266,10 @@ fn hooks(spec: &Spec) -> Result<()> {
 
 /// Fields whose effect skiff cannot provide: refuse them by name instead of running a
 /// container that silently lacks a requested restriction.
-fn unsupported(spec: &Spec) -> Result<()> {
+fn unsupported(spec: &Spec, facts: &HostFacts) -> Result<()> {
     let Some(l) = spec.linux() else { return Ok(()) };
     if l.intel_rdt().is_some() {
-        if !Path::new("/sys/fs/resctrl/schemata").exists() {
+        if !facts.resctrl {
             bail!(
                 "linux.intelRdt: this host has no resctrl filesystem at /sys/fs/resctrl \
                  (Intel RDT / AMD QoS is not available or not mounted)"

@@ -81,9 +81,9 @@ pub fn requested(a: &UpdateArgs) -> Result<LinuxResources> {
     }
     if let Some(src) = &a.resources {
         let text = if src.as_os_str() == "-" {
-            crate::bundle::read_limited_from(std::io::stdin().lock(), "standard input")
+            crate::host::read_limited_from(std::io::stdin().lock(), "standard input")
         } else {
-            crate::bundle::read_limited(src)
+            crate::host::read_limited(src)
         }
         .context("--resources")?;
         crate::bundle::check_depth(&text).context("--resources")?;

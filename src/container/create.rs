@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use super::{CreateOptions, Global};
-use crate::bundle::{self, Bundle};
+use crate::bundle::Bundle;
 use crate::cgroups::{self, driver::Placement};
 use crate::process::namespaces::Plan;
 use crate::process::{parent, Launch};
@@ -40,7 +40,7 @@ pub fn create(
     // Before skiff opens anything of its own: the preserved fds must be the caller's.
     let listen_fds = crate::process::activation::listen_fds();
     crate::process::fds::check_preserved(listen_fds, o.preserve_fds)?;
-    let bundle = bundle::load(&o.bundle)?;
+    let bundle = crate::host::load_bundle(&o.bundle)?;
     crate::logging::step("create: bundle loaded and validated");
     // As runc, create and run work from the bundle directory (the runtime hooks they run
     // start there); the caller's relative paths keep meaning what they meant.

@@ -126,7 +126,7 @@ fn exec_inner(g: &Global, id: &str, a: &ExecOptions) -> Result<i32> {
 /// command-line overrides.
 fn build_process(a: &ExecOptions, spec: &oci_spec::runtime::Spec) -> Result<Process> {
     if let Some(path) = &a.process {
-        let text = crate::bundle::read_limited(path).context("--process")?;
+        let text = crate::host::read_limited(path).context("--process")?;
         let p =
             crate::bundle::parse_process(&text).with_context(|| format!("{}", path.display()))?;
         if p.args().as_deref().unwrap_or_default().is_empty() {

@@ -549,12 +549,12 @@ fn loading_a_bundle_compiles_the_profile() {
                               "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]}}
     });
     std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
-    let b = crate::bundle::load(&dir).expect("a valid profile passes");
+    let b = crate::host::load_bundle(&dir).expect("a valid profile passes");
     assert!(b.seccomp.is_some());
     cfg["linux"]["seccomp"]["syscalls"][0]["args"] =
         json!([{"index": 9, "value": 0, "op": "SCMP_CMP_EQ"}]);
     std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
-    let err = format!("{:#}", crate::bundle::load(&dir).unwrap_err());
+    let err = format!("{:#}", crate::host::load_bundle(&dir).unwrap_err());
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(
         err.contains("linux.seccomp.syscalls[0].args[0].index"),

@@ -357,7 +357,7 @@ impl Locked {
     /// state.json, or `None` when there is none.
     fn read_state(&self) -> Result<Option<State>> {
         let path = self.dir.join(STATE_FILE);
-        let text = match crate::bundle::read_limited(&path) {
+        let text = match crate::host::read_limited(&path) {
             Ok(t) => t,
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(e),
