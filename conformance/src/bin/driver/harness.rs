@@ -241,6 +241,9 @@ impl Out {
 
 pub struct Ctx {
     pub rt: String,
+    /// Global flags given to the runtime on every call (`--runtime-flag`, e.g.
+    /// `--systemd-cgroup`).
+    pub rt_flags: Vec<String>,
     pub root: PathBuf,
     pub work: PathBuf,
     pub probe: PathBuf,
@@ -282,6 +285,7 @@ impl Ctx {
         fs::copy(busybox, &b).map_err(|e| format!("busybox {busybox}: {e}"))?;
         Ok(Ctx {
             rt,
+            rt_flags: vec![],
             root,
             work,
             probe: p,
@@ -416,6 +420,7 @@ impl Ctx {
     pub fn rt(&self, args: &[&str]) -> Out {
         let root = self.root.display().to_string();
         let mut a = vec!["--root", root.as_str()];
+        a.extend(self.rt_flags.iter().map(String::as_str));
         a.extend_from_slice(args);
         self.exec(&self.rt, &a, self.timeout)
     }

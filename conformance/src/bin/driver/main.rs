@@ -2,7 +2,8 @@
 //! through the OCI operations (create, start, state, kill, delete), and
 //! reports TAP version 13 plus a closing `N passed, N failed, N skipped`.
 //! `--strict` (where the machine has everything a case needs, as the guest does) makes a
-//! skip a failure, except for cases matching `--allow-skip REGEX`.
+//! skip a failure, except for cases matching `--allow-skip REGEX`. `--runtime-flag FLAG`
+//! (repeatable) passes a global flag to every runtime call (`--systemd-cgroup`).
 
 mod cases;
 mod harness;
@@ -11,7 +12,7 @@ use harness::*;
 use regex::Regex;
 
 fn usage() -> ! {
-    eprintln!("usage: driver --runtime PATH --probe PATH [--busybox PATH] [--filter REGEX] [--list] [--keep] [--timeout SECS] [--strict [--allow-skip REGEX]]");
+    eprintln!("usage: driver --runtime PATH --probe PATH [--busybox PATH] [--filter REGEX] [--list] [--keep] [--timeout SECS] [--strict [--allow-skip REGEX]] [--runtime-flag FLAG]...");
     std::process::exit(2)
 }
 
@@ -25,6 +26,7 @@ fn main() {
     let mut keep = false;
     let mut timeout = 30u64;
     let mut strict = false;
+    let mut rt_flags = vec![];
     let mut allow_skip = None;
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -35,6 +37,7 @@ fn main() {
             "--list" => list = true,
             "--keep" => keep = true,
             "--strict" => strict = true,
+            "--runtime-flag" => rt_flags.push(args.next().unwrap_or_else(|| usage())),
             "--allow-skip" => allow_skip = args.next(),
             "--timeout" => {
                 timeout = args
@@ -76,14 +79,22 @@ fn main() {
     let Some(runtime) = runtime else { usage() };
     let Some(probe) = probe else { usage() };
     let cx = match Ctx::new(&runtime, &probe, &busybox, keep, timeout) {
-        Ok(c) => c,
+        Ok(mut c) => {
+            c.rt_flags = rt_flags;
+            c
+        }
         Err(e) => {
             eprintln!("driver: setup failed: {e}");
             std::process::exit(2)
         }
     };
     println!("TAP version 13");
-    println!("# runtime: {} ({})", runtime, cx.runtime_version());
+    println!(
+        "# runtime: {} {} ({})",
+        runtime,
+        cx.rt_flags.join(" "),
+        cx.runtime_version()
+    );
     println!("# host: {}", cx.host.describe());
     println!("1..{}", selected.len());
     let (mut p, mut f, mut s, mut d) = (0, 0, 0, 0);

@@ -37,7 +37,9 @@ impl<'a> Ctr<'a> {
     pub fn create_raw(&self, id: &str) -> Out {
         let root = self.cx.root.display().to_string();
         let bp = self.b.path();
-        let mut a: Vec<&str> = vec!["--root", &root, "create", "--bundle", &bp];
+        let mut a: Vec<&str> = vec!["--root", &root];
+        a.extend(self.cx.rt_flags.iter().map(String::as_str));
+        a.extend(["create", "--bundle", &bp]);
         for e in &self.extra_create {
             a.push(e);
         }
