@@ -20,6 +20,11 @@ pub struct Bundle {
     /// `linux.seccomp` compiled (so a profile that cannot be honoured fails before anything
     /// is created, and the init inherits the program ready to load).
     pub seccomp: Option<crate::seccomp::Filter>,
+    /// `linux.resources` compiled into cgroup file writes and the device program (checked
+    /// before anything is created).
+    pub resources: crate::cgroups::resources::Plan,
+    /// `process.terminal`.
+    pub terminal: bool,
 }
 
 pub const CONFIG: &str = "config.json";
@@ -73,11 +78,19 @@ pub fn check_depth(text: &[u8]) -> Result<()> {
 pub fn compile(spec: Spec, dir: PathBuf, facts: &crate::host::HostFacts) -> Result<Bundle> {
     let rootfs = validate(&spec, facts)?;
     let seccomp = seccomp(&spec)?;
+    let resources = crate::cgroups::create_plan(&spec)?;
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
     Ok(Bundle {
         dir,
         rootfs,
         spec,
         seccomp,
+        resources,
+        terminal,
     })
 }
 

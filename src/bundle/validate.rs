@@ -26,6 +26,7 @@ pub fn validate(spec: &Spec, facts: &HostFacts) -> Result<PathBuf> {
     crate::process::procattrs::validate(spec)?;
     crate::process::lsm::validate(spec, facts.lsm)?;
     crate::rootfs::idmapped::validate(spec)?;
+    crate::rootfs::validate_propagation(spec)?;
     crate::process::netdev::validate(spec)?;
     unsupported(spec, facts)?;
     Ok(rootfs)

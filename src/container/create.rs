@@ -56,8 +56,6 @@ pub fn create(
             .map(connect_console)
             .transpose()?,
     };
-    // Resources are checked (and the device program built) before anything is created.
-    let resources = cgroups::create_plan(&bundle.spec)?;
     // The seccomp agent's socket is a host path: connect now, the init inherits the socket.
     let agent = seccomp_agent(&bundle)?;
     let plan = Plan::from_spec(&bundle.spec)?;
@@ -70,17 +68,12 @@ pub fn create(
         agent: agent.as_ref(),
         listen: listen_fds,
     };
-    match create_locked(g, &locked, &bundle, &plan, &resources, o, id, fds) {
+    match create_locked(g, &locked, &bundle, &plan, o, id, fds) {
         Ok((state, init)) => Ok(Created {
             locked,
             state,
             init,
-            terminal: bundle
-                .spec
-                .process()
-                .as_ref()
-                .and_then(|p| p.terminal())
-                .unwrap_or(false),
+            terminal: bundle.terminal,
         }),
         Err(e) => {
             if let Err(ce) = locked.remove() {
@@ -92,8 +85,7 @@ pub fn create(
 }
 
 fn check_supported(b: &Bundle, o: &CreateOptions) -> Result<()> {
-    let p = b.spec.process().as_ref().context("process: missing")?;
-    if !p.terminal().unwrap_or(false) && o.console_socket.is_some() {
+    if !b.terminal && o.console_socket.is_some() {
         bail!("--console-socket given but process.terminal is false: there is no terminal to send");
     }
     Ok(())
@@ -128,18 +120,11 @@ fn create_locked(
     locked: &Locked,
     bundle: &Bundle,
     plan: &Plan,
-    resources: &cgroups::resources::Plan,
     o: &CreateOptions,
     id: &str,
     fds: Fds<'_>,
 ) -> Result<(State, parent::Init)> {
-    let terminal = bundle
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    if terminal && fds.console.is_none() {
+    if bundle.terminal && fds.console.is_none() {
         bail!(
             "process.terminal is true: pass --console-socket to receive the terminal \
              (or use `run` in the foreground)"
@@ -173,6 +158,7 @@ fn create_locked(
     crate::failpoint!("create.recorded");
     let fifo = make_fifo(&locked.fifo())?;
     crate::failpoint!("create.fifo");
+    let resources = &bundle.resources;
     let made = place.make(id, resources);
     crate::failpoint!("create.cgroup");
     let made = made.and_then(|mut made| {

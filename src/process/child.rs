@@ -57,12 +57,8 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     let pid = end.wait_go()?;
     crate::logging::step("init: namespaces entered");
     // A joined user namespace needs it as much as a new one (our host ids are unmapped there).
-    let joined_user = l
-        .plan
-        .join
-        .iter()
-        .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User);
-    if l.plan.new_user || joined_user {
+    let in_userns = l.plan.in_user_ns();
+    if in_userns {
         become_userns_root()?;
         // The id change cleared the parent-death signal (process::sync: crash consistency).
         rearm_parent_death(end)?;
@@ -75,11 +71,6 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         time_namespace(l, &proc)?;
     }
     let spec = &l.bundle.spec;
-    let in_userns = l.plan.new_user
-        || l.plan
-            .join
-            .iter()
-            .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User);
     let prepared = crate::rootfs::prepare(
         spec,
         &l.bundle.dir,
@@ -115,7 +106,7 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     });
     nix::unistd::setsid().context("setsid")?;
     let process = spec.process().as_ref().context("process: missing")?;
-    if process.terminal().unwrap_or(false) {
+    if l.bundle.terminal {
         let socket = l
             .console
             .context("process.terminal is true but there is no console socket")?;

@@ -142,6 +142,11 @@ impl Plan {
                 .any(|j| j.typ == LinuxNamespaceType::Cgroup)
     }
 
+    /// The container runs in a user namespace other than the runtime's (new, or joined).
+    pub fn in_user_ns(&self) -> bool {
+        self.new_user || self.join.iter().any(|j| j.typ == LinuxNamespaceType::User)
+    }
+
     /// The container gets a network namespace of its own (not joined by path).
     pub fn new_net(&self) -> bool {
         (self.clone | self.unshare).contains(CloneFlags::CLONE_NEWNET)

@@ -46,6 +46,8 @@ pub struct Prepared {
     path: PathBuf,
     /// Read-only tmpfs mounts, read-write until [`finish`].
     late_ro: Vec<mounts::LateRo>,
+    /// linux.rootfsPropagation, for the root itself at the end ([`finish`]).
+    propagation: Option<MsFlags>,
 }
 
 fn propagation_flag(p: &str) -> Result<MsFlags> {
@@ -63,6 +65,11 @@ fn propagation_flag(p: &str) -> Result<MsFlags> {
              shared, rshared, unbindable, runbindable"
         ),
     })
+}
+
+/// Checks linux.rootfsPropagation (bundle validation, before anything is made).
+pub fn validate_propagation(spec: &Spec) -> Result<()> {
+    rootfs_propagation(spec).map(|_| ())
 }
 
 fn rootfs_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
@@ -88,7 +95,8 @@ pub fn prepare(
     // rootfs is made private (only that one): the rootfs bind below must not propagate to the
     // host, and pivot_root refuses a shared parent. What the rootfs itself ends up with
     // is applied to / after pivot_root (finish).
-    let flag = rootfs_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    let propagation = rootfs_propagation(spec)?;
+    let flag = propagation.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mount(None::<&str>, "/", None::<&str>, flag, None::<&str>)
         .context("linux.rootfsPropagation: applying it to the container's mount namespace")?;
     let canonical = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf());
@@ -126,6 +134,7 @@ pub fn prepare(
         // As mountinfo spells it (symlinks resolved).
         path: canonical,
         late_ro: ctx.late_ro.into_inner(),
+        propagation,
     })
 }
 
@@ -332,7 +341,7 @@ pub fn finish(spec: &Spec, prepared: &Prepared) -> Result<()> {
     // the volumes' own propagation options (Kubernetes' None volume next to a Bidirectional
     // one must stay private). Last, so the masks and read-only paths stay private too. runc
     // 1.1 leaves the root private instead (README "Differences from runc").
-    if let Some(f) = rootfs_propagation(spec)? {
+    if let Some(f) = prepared.propagation {
         mount(
             None::<&str>,
             "/",
