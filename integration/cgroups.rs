@@ -530,18 +530,15 @@ fn systemd_cgroup_without_systemd_fails_fast_naming_the_bus() {
     b.config["linux"]["cgroupsPath"] = serde_json::json!("system.slice:skiff-test:nobus");
     b.args(&["true"]);
     b.write_config();
+    let create = |b: &Bundle| {
+        let bundle = b.dir.to_str().unwrap();
+        b.command(&["--systemd-cgroup", "create", "--bundle", bundle, &b.id])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", format!("unix:path={sock}"))
+            .output()
+            .unwrap()
+    };
     let started = std::time::Instant::now();
-    let out = b
-        .command(&[
-            "--systemd-cgroup",
-            "create",
-            "--bundle",
-            b.dir.to_str().unwrap(),
-            &b.id,
-        ])
-        .env("DBUS_SYSTEM_BUS_ADDRESS", format!("unix:path={sock}"))
-        .output()
-        .unwrap();
+    let out = create(&b);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "create succeeded without systemd");
     assert!(
@@ -559,16 +556,7 @@ fn systemd_cgroup_without_systemd_fails_fast_naming_the_bus() {
     // A path not of the form slice:prefix:name is refused with runc's wording.
     b.config["linux"]["cgroupsPath"] = serde_json::json!("/skiff-test/nobus");
     b.write_config();
-    let out = b
-        .command(&[
-            "--systemd-cgroup",
-            "create",
-            "--bundle",
-            b.dir.to_str().unwrap(),
-            &b.id,
-        ])
-        .output()
-        .unwrap();
+    let out = create(&b);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("expected cgroupsPath to be of format \\\"slice:prefix:name\\\"")

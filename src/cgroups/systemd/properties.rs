@@ -68,6 +68,11 @@ fn bitmask(list: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A D-Bus byte array (`ay`).
+fn bytes(b: Vec<u8>) -> Value {
+    Value::Array("y".into(), b.into_iter().map(Value::Byte).collect())
+}
+
 /// `io.max`/`io.weight` device lines ("MAJ:MIN k=v ...") as systemd's `a(st)` device lists.
 fn device_list(name: &str, v: &str, key: Option<&str>) -> Result<Option<Property>> {
     let mut entries = vec![];
@@ -112,27 +117,10 @@ pub fn from_plan(plan: &Plan) -> Result<Vec<Property>> {
                     out.push(prop("CPUQuotaPeriodUSec", Value::U64(p)));
                 }
             }
-            "cpuset.cpus" => out.push(prop(
-                "AllowedCPUs",
-                Value::Array(
-                    "y".into(),
-                    bitmask(v)
-                        .with_context(ctx)?
-                        .into_iter()
-                        .map(Value::Byte)
-                        .collect(),
-                ),
-            )),
+            "cpuset.cpus" => out.push(prop("AllowedCPUs", bytes(bitmask(v).with_context(ctx)?))),
             "cpuset.mems" => out.push(prop(
                 "AllowedMemoryNodes",
-                Value::Array(
-                    "y".into(),
-                    bitmask(v)
-                        .with_context(ctx)?
-                        .into_iter()
-                        .map(Value::Byte)
-                        .collect(),
-                ),
+                bytes(bitmask(v).with_context(ctx)?),
             )),
             "io.weight" | "io.bfq.weight" => {
                 // systemd's IOWeight is io.weight's scale (1..10000), not BFQ's (10..1000).
