@@ -154,14 +154,15 @@ pub fn prepare(spec: &Spec, bundle: &Path) -> Result<Idmapped> {
     let mut userns: Vec<(Source, OwnedFd)> = Vec::new();
     let container_userns = has_userns(spec);
     let rootfs = super::mounts::rootfs_paths(bundle, spec, None);
-    // The init makes its mounts non-propagating (rslave, or rprivate when
-    // rootfsPropagation asks for private); a tree cloned from the host's namespace would
-    // still share the host's peer groups, so it is given the same propagation here.
+    // A tree cloned from the host's namespace would still share the host's peer groups; in
+    // the container's namespace the same mount would be a slave of them (a mount namespace
+    // of a new user namespace gets slaves of shared mounts), or private when the whole tree
+    // is made so (`rprivate`; plain `private` is for / only). It is given that propagation.
     let private = spec
         .linux()
         .as_ref()
         .and_then(|l| l.rootfs_propagation().as_deref())
-        .is_some_and(|p| p.contains("private"));
+        .is_some_and(|p| p == "rprivate");
     let propagation = if private {
         nix::mount::MsFlags::MS_PRIVATE
     } else {

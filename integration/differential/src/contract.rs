@@ -20,7 +20,7 @@ pub struct Entry {
 }
 
 /// The conditions an entry may name, each a predicate over the generated config.
-const CONDITIONS: [(&str, &str); 25] = [
+const CONDITIONS: [(&str, &str); 27] = [
     ("always", "any config"),
     ("no-mount-namespace", "the config has no mount namespace"),
     ("cgroup-v1-host", "the host is not a pure cgroup v2 host"),
@@ -45,7 +45,9 @@ const CONDITIONS: [(&str, &str); 25] = [
     ("preserve-fds-gap", "--preserve-fds N while the caller has fewer than N fds open from 3 on"),
     ("dev-null-in-devices", "linux.devices lists /dev/null"),
     ("no-proc-mount", "no proc mount at /proc"),
-    ("rootfs-propagation-on-root", "linux.rootfsPropagation is shared, rshared, unbindable or runbindable"),
+    ("rootfs-propagation-on-root", "linux.rootfsPropagation is shared, rshared, private, unbindable or runbindable"),
+    ("unknown-capability", "a process.capabilities list names a capability the kernel does not know"),
+    ("cpu-idle", "the config sets linux.resources.cpu.idle to a value other than 0"),
 ];
 
 /// Value checks an entry may name: predicates over (config, field, runc's value, skiff's).
@@ -167,8 +169,27 @@ pub fn holds(when: &str, case: &Case) -> bool {
         "cpu-burst" => c.pointer("/linux/resources/cpu/burst").is_some(),
         "rootfs-propagation-on-root" => matches!(
             c["linux"]["rootfsPropagation"].as_str(),
-            Some("shared" | "rshared" | "unbindable" | "runbindable")
+            Some("shared" | "rshared" | "private" | "unbindable" | "runbindable")
         ),
+        "unknown-capability" => [
+            "bounding",
+            "effective",
+            "inheritable",
+            "permitted",
+            "ambient",
+        ]
+        .iter()
+        .flat_map(|k| {
+            c["process"]["capabilities"][*k]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .any(|n| n.as_str().is_some_and(|n| !KNOWN_CAPS.contains(&n))),
+        "cpu-idle" => c
+            .pointer("/linux/resources/cpu/idle")
+            .and_then(Value::as_i64)
+            .is_some_and(|i| i != 0),
         "cgroup-v1-only-resource" => {
             let r = &c["linux"]["resources"];
             r.pointer("/memory/swappiness").is_some()
@@ -254,6 +275,51 @@ fn mounts(c: &Value) -> impl Iterator<Item = &Value> {
 
 /// Whether a device rule after the last `type: a` rule denies something runc allows every
 /// container whatever the config says (it appends those rules after the config's).
+/// capabilities(7) as of Linux 6.x.
+const KNOWN_CAPS: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
 fn explicit_deny_of_default_device(c: &Value) -> bool {
     const DEFAULTS: [(i64, i64); 8] = [
         (1, 3),
@@ -339,6 +405,7 @@ fn root_propagation_only(case: &Case, field: &str, a: Option<&Value>, b: Option<
     let c = &case.config["linux"];
     let kind = match c["rootfsPropagation"].as_str() {
         Some("shared" | "rshared") => "shared",
+        Some("private") => "private",
         Some("unbindable" | "runbindable") => "unbindable",
         _ => return false,
     };
@@ -356,9 +423,16 @@ fn root_propagation_only(case: &Case, field: &str, a: Option<&Value>, b: Option<
     let group = format!("shared:ctr({point})");
     let wanted = |prop: &str| match (point == "/", kind) {
         (true, "unbindable") => prop == "unbindable",
+        (true, "private") => prop == "private",
         (true, _) => prop == group,
         (false, "shared") => listed && prop == group,
         _ => false,
+    };
+    // runc leaves `/` as the tree made it: private, or (in a user namespace, whose mount
+    // namespace holds slaves of shared mounts) a slave of the host.
+    let runcs_root = |prop: &str| {
+        point == "/"
+            && (prop == "private" || prop.split(',').all(|t| t.starts_with("master:host(")))
     };
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {
@@ -366,7 +440,7 @@ fn root_propagation_only(case: &Case, field: &str, a: Option<&Value>, b: Option<
                 return false;
             };
             let ((px, rx), (py, ry)) = (split_prop(x), split_prop(y));
-            rx == ry && (px == py || (px == "private" && wanted(py)))
+            rx == ry && (px == py || ((px == "private" || runcs_root(px)) && wanted(py)))
         })
 }
 
