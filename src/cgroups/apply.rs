@@ -195,19 +195,28 @@ fn describe(cg: &Path, w: &Write, e: std::io::Error) -> anyhow::Error {
     )
 }
 
+/// The name skiff's device programs are loaded with.
+const PROG_NAME: &str = "skiff_devices";
+
 /// Loads the program for `rules` and makes it the cgroup's device program: it replaces the
 /// one skiff attached before (atomically with BPF_F_REPLACE when there is exactly one), or
 /// is attached before the old ones are detached, so the cgroup is never left unfiltered.
+/// Programs of others stay: systemd's for a unit's `DevicePolicy` (all must allow).
 fn program_devices(cg: BorrowedFd<'_>, rules: &[Rule]) -> Result<()> {
     let insns = devices::compile(rules);
-    let prog = bpf::load_device_prog(&insns, c"Apache", "skiff_devices")
+    let prog = bpf::load_device_prog(&insns, c"Apache", PROG_NAME)
         .context("loading the device cgroup BPF program")?;
-    let old: Vec<OwnedFd> = bpf::query_device_progs(cg)
-        .context("listing the device programs attached to the cgroup")?
-        .into_iter()
-        .map(bpf::prog_fd_by_id)
-        .collect::<std::io::Result<_>>()
-        .context("opening an attached device program")?;
+    let mut old: Vec<OwnedFd> = vec![];
+    for id in
+        bpf::query_device_progs(cg).context("listing the device programs attached to the cgroup")?
+    {
+        let fd = bpf::prog_fd_by_id(id).context("opening an attached device program")?;
+        if bpf::prog_name(fd.as_fd()).context("reading an attached device program's name")?
+            == PROG_NAME
+        {
+            old.push(fd);
+        }
+    }
     if let [one] = old.as_slice() {
         let r = bpf::attach_device_prog(
             cg,

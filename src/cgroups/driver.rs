@@ -126,7 +126,7 @@ impl Placement {
                 home: None,
             });
         };
-        let props = properties::from_plan(resources)?;
+        let props = properties::from_plan(resources, &proc_devices())?;
         let home = self
             .mount
             .join(self.own.strip_prefix("/").unwrap_or(&self.own));
@@ -158,7 +158,17 @@ impl Placement {
 /// Tells the unit (if any) about changed limits, before their files are written.
 pub fn update_unit(unit: Option<&str>, plan: &Plan) -> Result<()> {
     let Some(name) = unit else { return Ok(()) };
-    Systemd::connect()?.set(name, properties::from_plan(plan)?)
+    Systemd::connect()?.set(name, properties::from_plan(plan, &proc_devices())?)
+}
+
+/// `/proc/devices`, for the names of device majors in `DeviceAllow` (empty if unreadable:
+/// every group is then widened to all devices of its type, and skiff's program still
+/// enforces the rules).
+fn proc_devices() -> String {
+    crate::host::read_limited(std::path::Path::new("/proc/devices"))
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default()
 }
 
 /// Stops the container's unit (if any) once its processes are gone: systemd removes the

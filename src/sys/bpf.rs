@@ -22,6 +22,7 @@ const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_ATTACH: libc::c_int = 8;
 const BPF_PROG_DETACH: libc::c_int = 9;
 const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
 const BPF_PROG_QUERY: libc::c_int = 16;
 
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
@@ -77,6 +78,33 @@ struct GetIdAttr {
     id: u32,
     next_id: u32,
     open_flags: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// The prefix of `struct bpf_prog_info` up to and including `name`; the kernel fills no
+/// more than `info_len` bytes.
+#[repr(C)]
+#[derive(Default)]
+struct ProgInfo {
+    prog_type: u32,
+    id: u32,
+    tag: [u8; 8],
+    jited_prog_len: u32,
+    xlated_prog_len: u32,
+    jited_prog_insns: u64,
+    xlated_prog_insns: u64,
+    load_time: u64,
+    created_by_uid: u32,
+    nr_map_ids: u32,
+    map_ids: u64,
+    name: [u8; 16],
 }
 
 /// bpf(cmd, attr, sizeof(attr)).
@@ -191,4 +219,20 @@ pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     };
     // SAFETY: integers only; the result is a new fd.
     unsafe { bpf(BPF_PROG_GET_FD_BY_ID, &mut attr) }.map(super::owned_fd)
+}
+
+/// The name a program was loaded with (`skiff_devices` for skiff's, `sd_devices` for
+/// systemd's), so that skiff replaces only its own.
+pub fn prog_name(prog: BorrowedFd<'_>) -> io::Result<String> {
+    let mut info = ProgInfo::default();
+    let mut attr = InfoAttr {
+        bpf_fd: prog.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<ProgInfo>() as u32,
+        info: &mut info as *mut ProgInfo as u64,
+    };
+    // SAFETY: `info` is writable for `info_len` bytes during the call (pointers in it are
+    // zero, so the kernel copies no arrays out).
+    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }?;
+    let end = info.name.iter().position(|&b| b == 0).unwrap_or(16);
+    Ok(String::from_utf8_lossy(&info.name[..end]).into_owned())
 }
