@@ -394,6 +394,7 @@ impl Ctx {
         };
         let t0 = Instant::now();
         let mut timed_out = false;
+        let mut stuck = String::new();
         let status = loop {
             match child.try_wait() {
                 Ok(Some(s)) => break Some(s),
@@ -402,16 +403,36 @@ impl Ctx {
             }
             if t0.elapsed() > timeout {
                 timed_out = true;
+                // Where it was stuck, for the report (the kernel stack says more than "timed
+                // out" when a runtime hangs in a syscall).
+                stuck = where_stuck(child.id());
                 // Our own child, by pid.
                 let _ = child.kill();
-                break child.wait().ok();
+                // A process stuck in the kernel may not die at once: never wait forever.
+                let t1 = Instant::now();
+                break loop {
+                    match child.try_wait() {
+                        Ok(Some(s)) => break Some(s),
+                        Ok(None) if t1.elapsed() < Duration::from_secs(10) => {
+                            std::thread::sleep(Duration::from_millis(20))
+                        }
+                        _ => {
+                            stuck += "; still alive 10 s after SIGKILL";
+                            break None;
+                        }
+                    }
+                };
             }
             std::thread::sleep(Duration::from_millis(5));
         };
+        let mut stderr = fs::read_to_string(ef).unwrap_or_default();
+        if !stuck.is_empty() {
+            stderr += &format!("\n[timed out: {stuck}]");
+        }
         Out {
             code: status.and_then(|s| s.code()),
             stdout: fs::read_to_string(of).unwrap_or_default(),
-            stderr: fs::read_to_string(ef).unwrap_or_default(),
+            stderr,
             timed_out,
             cmd,
         }
@@ -433,4 +454,25 @@ impl Ctx {
         serde_json::from_str(&o.stdout)
             .map_err(|e| format!("state output is not JSON ({e}): {}", o.stdout))
     }
+}
+
+/// A process's state, wait channel and kernel stack (root may read it), in one line.
+fn where_stuck(pid: u32) -> String {
+    let read = |f: &str| fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap_or_default();
+    let state = read("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("State:"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let stack: Vec<String> = read("stack")
+        .lines()
+        .take(8)
+        .map(|l| l.split_whitespace().nth(1).unwrap_or(l).to_string())
+        .collect();
+    format!(
+        "pid {pid} state {state:?}, wchan {:?}, kernel stack [{}]",
+        read("wchan"),
+        stack.join(" < ")
+    )
 }
