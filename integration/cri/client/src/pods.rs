@@ -251,6 +251,10 @@ pub async fn propagation(x: &Ctx<'_>, r: &mut Report) {
 }
 
 pub async fn slice_parent(x: &Ctx<'_>, r: &mut Report) {
+    if x.driver == crate::cgroup::Driver::Systemd {
+        // Every pod's parent is a slice there, and means one.
+        return;
+    }
     let cri = x.cri;
     let probe = Pod::new(&x.work, &x.handler, "slice", x.driver, Qos::BestEffort);
     let slice = format!(
@@ -383,11 +387,11 @@ pub async fn cleanup(x: &Ctx<'_>, r: &mut Report) {
             for m in kernel::umount_below(&x.work)? {
                 left.push(format!("mount {m}"));
             }
-            for d in ["/kubepods/burstable", "/kubepods/besteffort"] {
+            for d in x.driver.qos_cgroups() {
                 if let Ok(rd) = std::fs::read_dir(kernel::cg_path(d)) {
                     for e in rd.flatten().filter(|e| e.path().is_dir()) {
                         left.push(format!("cgroup {d}/{}", e.file_name().to_string_lossy()));
-                        let _ = std::fs::remove_dir(e.path());
+                        x.driver.remove_leftover(&e.path());
                     }
                 }
             }

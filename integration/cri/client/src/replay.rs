@@ -80,10 +80,16 @@ pub async fn replay(cri: &Cri, a: &Args) -> Result<usize> {
     Ok(r.failed)
 }
 
+/// A `.slice` CgroupParent under the cgroupfs driver (pods::slice_parent): no pod cgroup of
+/// kubelet's, and the runtime's cgroup is checked there.
+fn literal_slice(x: &Ctx<'_>, pod: &Pod) -> bool {
+    x.driver == Driver::Cgroupfs && pod.parent.ends_with(".slice")
+}
+
 /// Runs a sandbox for `pod` as kubelet does (pod cgroup and log dir first) and checks that
 /// its pause process sits in the pod's cgroup.
 pub async fn run_sandbox(x: &Ctx<'_>, pod: &Pod, memory_max: Option<u64>) -> Result<Sandbox> {
-    if !pod.parent.ends_with(".slice") {
+    if !literal_slice(x, pod) {
         x.driver.create_pod_cgroup(&pod.parent, memory_max)?;
     }
     pod.make_dirs()?;
@@ -103,7 +109,7 @@ pub async fn run_sandbox(x: &Ctx<'_>, pod: &Pod, memory_max: Option<u64>) -> Res
         exe.to_string_lossy().as_ref(),
         "/catatonit",
     )?;
-    if !pod.parent.ends_with(".slice") {
+    if !literal_slice(x, pod) {
         expect_eq(
             "sandbox cgroup",
             cgroup_of(pid)?,
@@ -154,7 +160,7 @@ pub async fn stop_and_remove(
             cri.remove_pod(&sb.id).await?;
             let pods = cri.list_pods((spec::LABEL, &x.handler)).await?;
             ensure!(!pods.iter().any(|p| p.id == sb.id), "sandbox still listed");
-            if pod.parent.ends_with(".slice") {
+            if literal_slice(x, pod) {
                 return Ok(());
             }
             let cg = kernel::cg_path(&x.driver.container_cgroup(&pod.parent, &sb.id));
