@@ -19,10 +19,45 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use oci_spec::runtime::Hook;
+use anyhow::{bail, ensure, Context, Result};
+use oci_spec::runtime::{Hook, Hooks, Spec};
 
 use crate::state::OciState;
+
+/// The spec's hooks, checked: paths absolute and timeouts positive (config.md,
+/// POSIX-platform hooks).
+pub fn compile(spec: &Spec) -> Result<Hooks> {
+    let Some(h) = spec.hooks() else {
+        return Ok(Hooks::default());
+    };
+    let kinds = [
+        ("prestart", h.prestart()),
+        ("createRuntime", h.create_runtime()),
+        ("createContainer", h.create_container()),
+        ("startContainer", h.start_container()),
+        ("poststart", h.poststart()),
+        ("poststop", h.poststop()),
+    ];
+    for (kind, list) in kinds {
+        for (i, hook) in list.iter().flatten().enumerate() {
+            // runc runs createContainer hooks from the container's rootfs, where a relative
+            // path names one of its files.
+            ensure!(
+                hook.path().is_absolute()
+                    || (kind == "createContainer" && !hook.path().as_os_str().is_empty()),
+                "hooks.{kind}[{i}].path: {:?} must be an absolute path",
+                hook.path()
+            );
+            if let Some(t) = hook.timeout() {
+                ensure!(
+                    t > 0,
+                    "hooks.{kind}[{i}].timeout: must be greater than zero, got {t}"
+                );
+            }
+        }
+    }
+    Ok(h.clone())
+}
 
 /// Where a hook runs: the environment it gets when it has no `env` of its own (`None`: the
 /// runtime's), and its working directory (`None`: the runtime's).

@@ -1,6 +1,7 @@
-//! config.json as `create` takes it: parse (field-naming errors, depth limit), validate
-//! against a bundle directory with a rootfs, compile linux.seccomp, plan the cgroup
-//! resources and the device program. Any input may be refused; none may panic or hang.
+//! config.json as `create` takes it: parse (field-naming errors, depth limit), then validate
+//! and compile it into the plan against a bundle directory with a rootfs (the process, the
+//! filesystem, linux.seccomp, the cgroup resources and device program, sysctls, network
+//! devices...). Any input may be refused; none may panic or hang.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -22,9 +23,5 @@ fuzz_target!(|data: &[u8]| {
     // The probe reads the fuzz bundle's own directory: the rootfs, and namespace paths
     // the input names (existence only).
     let facts = skiff::host::HostFacts::probe(&spec, bundle());
-    if skiff::bundle::validate(&spec, &facts).is_err() {
-        return;
-    }
-    let _ = skiff::bundle::seccomp(&spec);
-    let _ = skiff::cgroups::create_plan(&spec);
+    let _ = skiff::bundle::compile(spec, bundle().to_path_buf(), &facts);
 });

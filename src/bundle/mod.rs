@@ -4,27 +4,57 @@
 
 mod validate;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Hooks, LinuxResources, Spec};
 
 pub use validate::validate;
 
-/// A loaded and validated bundle. Paths are absolute.
+/// A bundle compiled into the plan every later step applies (runc's specconv idea): each
+/// part is built, and so checked, by the module that applies it, before anything is
+/// created. Paths are absolute. Nothing after [`compile`] reads the spec itself: it is kept
+/// only to be copied into the state directory ([`Bundle::config`]).
 #[derive(Debug)]
 pub struct Bundle {
     pub dir: PathBuf,
     pub rootfs: PathBuf,
-    pub spec: Spec,
+    config: Spec,
+    /// `process`, compiled (also the shape `exec` compiles its process into).
+    pub process: crate::process::plan::ProcessPlan,
+    /// `linux.namespaces`; opened into a `namespaces::Plan` by `create`.
+    pub namespaces: Vec<crate::process::namespaces::Want>,
+    pub id_maps: crate::process::namespaces::IdMaps,
+    /// `linux.timeOffsets` as written to timens_offsets.
+    pub time_offsets: String,
+    /// `root`, `mounts`, `linux.devices`, masked and read-only paths, propagation.
+    pub fs: crate::rootfs::Plan,
+    pub hooks: Hooks,
     /// `linux.seccomp` compiled (so a profile that cannot be honoured fails before anything
     /// is created, and the init inherits the program ready to load).
     pub seccomp: Option<crate::seccomp::Filter>,
-    /// `linux.resources` compiled into cgroup file writes and the device program (checked
-    /// before anything is created).
+    pub seccomp_listener: crate::seccomp::agent::Listener,
+    /// `linux.resources` compiled into cgroup file writes and the device program.
     pub resources: crate::cgroups::resources::Plan,
-    /// `process.terminal`.
-    pub terminal: bool,
+    /// `linux.resources` as given (recorded in the state for `update`).
+    pub resources_spec: Option<LinuxResources>,
+    pub cgroups_path: Option<PathBuf>,
+    pub annotations: HashMap<String, String>,
+    pub uts: crate::process::identity::Uts,
+    /// `linux.sysctl`, sorted by key.
+    pub sysctls: Vec<(String, String)>,
+    /// `linux.personality` and `linux.memoryPolicy`.
+    pub container_attrs: crate::process::procattrs::ContainerAttrs,
+    /// `linux.netDevices` as (host name, name inside), sorted.
+    pub net_devices: Vec<(String, String)>,
+}
+
+impl Bundle {
+    /// The config as given, for the state directory's copy (which `exec` reads back).
+    pub fn config(&self) -> &Spec {
+        &self.config
+    }
 }
 
 pub const CONFIG: &str = "config.json";
@@ -74,23 +104,41 @@ pub fn check_depth(text: &[u8]) -> Result<()> {
 }
 
 /// Validates `spec` (of a bundle at `dir`, absolute) against what the host said about it,
-/// and compiles what can be compiled ahead (the seccomp program).
+/// and compiles it into the plan.
 pub fn compile(spec: Spec, dir: PathBuf, facts: &crate::host::HostFacts) -> Result<Bundle> {
+    use crate::process::{namespaces, netdev, procattrs, sysctl};
     let rootfs = validate(&spec, facts)?;
+    let process =
+        crate::process::plan::ProcessPlan::compile_init(spec.process().as_ref(), facts.lsm)?;
+    let namespaces = namespaces::compile(&spec, facts)?;
+    let hooks = crate::hooks::compile(&spec)?;
+    let fs = crate::rootfs::Plan::compile(&spec)?;
+    let sysctls = sysctl::compile(&spec)?;
+    let container_attrs = procattrs::ContainerAttrs::compile(&spec)?;
+    let net_devices = netdev::compile(&spec)?;
     let seccomp = seccomp(&spec)?;
     let resources = crate::cgroups::create_plan(&spec)?;
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
+    let linux = spec.linux().as_ref();
     Ok(Bundle {
         dir,
         rootfs,
-        spec,
+        process,
+        namespaces,
+        id_maps: namespaces::IdMaps::compile(&spec),
+        time_offsets: namespaces::time_offsets(&spec),
+        fs,
+        hooks,
         seccomp,
+        seccomp_listener: crate::seccomp::agent::Listener::of(&spec),
         resources,
-        terminal,
+        resources_spec: linux.and_then(|l| l.resources().clone()),
+        cgroups_path: linux.and_then(|l| l.cgroups_path().clone()),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        uts: crate::process::identity::Uts::compile(&spec),
+        sysctls,
+        container_attrs,
+        net_devices,
+        config: spec,
     })
 }
 

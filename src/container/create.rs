@@ -58,7 +58,7 @@ pub fn create(
     };
     // The seccomp agent's socket is a host path: connect now, the init inherits the socket.
     let agent = seccomp_agent(&bundle)?;
-    let plan = Plan::from_spec(&bundle.spec)?;
+    let plan = Plan::open(&bundle.namespaces)?;
     let store = Store::new(&g.root);
     let locked = store.create(id)?;
     crate::failpoint!("create.locked");
@@ -73,7 +73,7 @@ pub fn create(
             locked,
             state,
             init,
-            terminal: bundle.terminal,
+            terminal: bundle.process.terminal,
         }),
         Err(e) => {
             if let Err(ce) = locked.remove() {
@@ -85,7 +85,7 @@ pub fn create(
 }
 
 fn check_supported(b: &Bundle, o: &CreateOptions) -> Result<()> {
-    if !b.terminal && o.console_socket.is_some() {
+    if !b.process.terminal && o.console_socket.is_some() {
         bail!("--console-socket given but process.terminal is false: there is no terminal to send");
     }
     Ok(())
@@ -101,16 +101,9 @@ struct Fds<'a> {
 
 /// The connection to linux.seccomp.listenerPath when the filter uses SCMP_ACT_NOTIFY.
 fn seccomp_agent(bundle: &Bundle) -> Result<Option<OwnedFd>> {
-    match (
-        &bundle.seccomp,
-        bundle
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.seccomp().as_ref()),
-    ) {
-        (Some(f), Some(s)) => crate::seccomp::agent::connect(s, f),
-        _ => Ok(None),
+    match &bundle.seccomp {
+        Some(f) => crate::seccomp::agent::connect(&bundle.seccomp_listener, f),
+        None => Ok(None),
     }
 }
 
@@ -124,15 +117,13 @@ fn create_locked(
     id: &str,
     fds: Fds<'_>,
 ) -> Result<(State, parent::Init)> {
-    if bundle.terminal && fds.console.is_none() {
+    if bundle.process.terminal && fds.console.is_none() {
         bail!(
             "process.terminal is true: pass --console-socket to receive the terminal \
              (or use `run` in the foreground)"
         );
     }
-    let linux = bundle.spec.linux().as_ref();
-    let cgroups_path = linux.and_then(|l| l.cgroups_path().clone());
-    let place = Placement::new(g.cgroup_driver, cgroups_path.as_deref(), id)?;
+    let place = Placement::new(g.cgroup_driver, bundle.cgroups_path.as_deref(), id)?;
     // runc's refusals (a cgroup in use, or frozen) come before anything is made or changed.
     place.check_unused()?;
     // W1: the cgroup is on record before it exists, with the directories we are about to
@@ -145,14 +136,14 @@ fn create_locked(
         rootfs: bundle.rootfs.clone(),
         created: crate::logging::now_rfc3339(),
         owner: String::new(),
-        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        annotations: bundle.annotations.clone(),
         cgroup: Some(place.dir()),
         cgroup_created: place.to_make(),
         systemd_unit: place.unit.as_ref().map(|u| u.name.clone()),
-        resources: linux.and_then(|l| l.resources().clone()),
+        resources: bundle.resources_spec.clone(),
         own_pid_ns: plan.own_pid_ns,
         pid_ns: None,
-        hooks: bundle.spec.hooks().clone(),
+        hooks: Some(bundle.hooks.clone()).filter(|h| *h != Default::default()),
     };
     locked.save(&state)?;
     crate::failpoint!("create.recorded");
@@ -222,7 +213,7 @@ fn launch(
     cgroup_view: &crate::rootfs::CgroupView,
     state: &mut State,
 ) -> Result<parent::Init> {
-    let idmapped = crate::rootfs::idmapped::prepare(&bundle.spec, &bundle.dir)?;
+    let idmapped = crate::rootfs::idmapped::prepare(&bundle.fs, &bundle.dir)?;
     let id = state.id.clone();
     let mut launch = Launch {
         id: &id,
@@ -237,12 +228,7 @@ fn launch(
         console: fds.console.map(|c| c.as_fd()),
         seccomp_agent: fds.agent.map(|a| crate::seccomp::Agent {
             socket: a.as_fd(),
-            metadata: bundle
-                .spec
-                .linux()
-                .as_ref()
-                .and_then(|l| l.seccomp().as_ref())
-                .and_then(|s| s.listener_metadata().as_deref()),
+            metadata: bundle.seccomp_listener.metadata.as_deref(),
         }),
         cgroup_view,
         close_in_child: vec![locked.lock_fd().as_raw_fd(), cgroup.as_raw_fd()],
@@ -264,11 +250,7 @@ fn launch(
         Err(e) => {
             // The init is gone (spawn reaps it); hooks may have run: destroying the
             // container includes its poststop hooks (runtime-spec lifecycle steps 12-13).
-            let hooks = bundle
-                .spec
-                .hooks()
-                .as_ref()
-                .and_then(|h| h.poststop().as_ref());
+            let hooks = bundle.hooks.poststop().as_ref();
             let state = launch.oci_state(crate::state::Status::Stopped, 0);
             crate::hooks::run_all_warn("poststop", hooks, &state);
             return Err(e);
@@ -284,7 +266,7 @@ fn launch(
             send_pidfd(p, init.pidfd.as_fd())?;
         }
         crate::failpoint!("create.pid-file");
-        locked.save_spec(&bundle.spec)?;
+        locked.save_spec(bundle.config())?;
         crate::failpoint!("create.committed");
         crate::logging::step("create: the pid file and the config copy written");
         Ok(())

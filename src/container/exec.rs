@@ -13,6 +13,10 @@ use oci_spec::runtime::{LinuxNamespaceType as T, Process};
 use super::run::{wait_forwarding, RawMode};
 use super::{ExecOptions, Global};
 use crate::process::exec::{spawn, Exec};
+use crate::process::lsm::Host;
+use crate::process::plan::ProcessPlan;
+use crate::process::procattrs::ContainerAttrs;
+use crate::seccomp::agent::Listener;
 use crate::state::{Status, Store};
 
 /// Exit status of the process (255 when it could not be started, as runc).
@@ -42,26 +46,29 @@ fn exec_inner(g: &Global, id: &str, a: &ExecOptions) -> Result<i32> {
         _ => bail!("cannot exec in a stopped container"),
     }
     let spec = locked.load_spec()?;
-    let process = build_process(a, &spec)?;
+    // The exec's plan: its own process, compiled as the init's was, and the container-wide
+    // parts of the recorded config.
+    let process = ProcessPlan::compile(build_process(a, &spec)?, Host::detect())?;
+    let container = ContainerAttrs::compile(&spec)?;
+    let seccomp = crate::bundle::seccomp(&spec)?;
+    let listener = Listener::of(&spec);
     crate::logging::step("exec: container state and process loaded");
-    if process.terminal().unwrap_or(false) && a.detach && a.console_socket.is_none() {
+    if process.terminal && a.detach && a.console_socket.is_none() {
         bail!("a detached exec with a terminal needs --console-socket to receive it");
     }
-    if !process.terminal().unwrap_or(false) && a.console_socket.is_some() {
+    if !process.terminal && a.console_socket.is_some() {
         bail!("--console-socket given but the process has no terminal");
     }
-    let seccomp = crate::bundle::seccomp(&spec)?;
     let init = super::init_pidfd(&state)?.context("cannot exec in a stopped container")?;
     let cg_path = cgroup_path(&state, a.cgroup.as_deref())?;
     let cgroup = std::fs::File::open(&cg_path)
         .map(OwnedFd::from)
         .with_context(|| format!("opening cgroup {}", cg_path.display()))?;
-    let (relay_end, console) = console_for(a, &process)?;
+    let (relay_end, console) = console_for(a, process.terminal)?;
     // The seccomp agent (a host path): connected here, the exec process inherits it.
-    let spec_seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let agent = match (&seccomp, spec_seccomp) {
-        (Some(f), Some(s)) => crate::seccomp::agent::connect(s, f)?,
-        _ => None,
+    let agent = match &seccomp {
+        Some(f) => crate::seccomp::agent::connect(&listener, f)?,
+        None => None,
     };
     let container_state = state.oci(locked.status(&state));
     let (join, join_pid) = namespaces_to_join(state.pid)?;
@@ -84,7 +91,7 @@ fn exec_inner(g: &Global, id: &str, a: &ExecOptions) -> Result<i32> {
         init: init.as_fd(),
         root: root.as_fd(),
         process: &process,
-        spec: &spec,
+        container: &container,
         seccomp: seccomp.as_ref(),
         join,
         join_pid,
@@ -93,7 +100,7 @@ fn exec_inner(g: &Global, id: &str, a: &ExecOptions) -> Result<i32> {
         seccomp_agent: agent.as_ref().map(|a| {
             let agent = crate::seccomp::Agent {
                 socket: a.as_fd(),
-                metadata: spec_seccomp.and_then(|s| s.listener_metadata().as_deref()),
+                metadata: listener.metadata.as_deref(),
             };
             (agent, container_state.clone())
         }),
@@ -281,8 +288,8 @@ fn cgroup_path(state: &crate::state::State, sub: Option<&str>) -> Result<std::pa
 
 /// A connected console socket (--console-socket), or for a foreground -t our own pair:
 /// (our end to receive the master on, the end the process sends it through).
-fn console_for(a: &ExecOptions, p: &Process) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
-    if !p.terminal().unwrap_or(false) {
+fn console_for(a: &ExecOptions, terminal: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    if !terminal {
         return Ok((None, None));
     }
     if let Some(path) = &a.console_socket {

@@ -50,9 +50,8 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     harden()?;
     close_parent_fds(&l.close_in_child);
     // process.execCPUAffinity.initial: the whole setup runs on those CPUs (procattrs.rs).
-    crate::process::procattrs::initial_affinity(
-        l.bundle.spec.process().as_ref().context("process")?,
-    )?;
+    let b = l.bundle;
+    b.process.attrs.initial_affinity()?;
     enter_namespaces(l, end)?;
     let pid = end.wait_go()?;
     crate::logging::step("init: namespaces entered");
@@ -70,18 +69,17 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     if l.plan.new_time {
         time_namespace(l, &proc)?;
     }
-    let spec = &l.bundle.spec;
     let prepared = crate::rootfs::prepare(
-        spec,
-        &l.bundle.dir,
-        &l.bundle.rootfs,
+        &b.fs,
+        &b.dir,
+        &b.rootfs,
         in_userns,
         l.idmapped,
         l.cgroup_view,
     )?;
     crate::logging::step("init: mounts and devices made");
-    let hooks = spec.hooks().as_ref();
-    if hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some()) {
+    let hooks = &b.hooks;
+    if hooks.prestart().is_some() || hooks.create_runtime().is_some() {
         end.run_hooks()?;
     }
     // createContainer and startContainer hooks run in the container's namespaces: their pid
@@ -90,13 +88,10 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     let state = l.oci_state(Status::Creating, own_pid);
     hooks::run_all_in_rootfs(
         "createContainer",
-        hooks.and_then(|h| h.create_container().as_ref()),
+        hooks.create_container().as_ref(),
         &state,
-        &l.bundle.rootfs,
-        spec.process()
-            .as_ref()
-            .and_then(|p| p.env().as_deref())
-            .unwrap_or_default(),
+        &b.rootfs,
+        b.process.process.env().as_deref().unwrap_or_default(),
     )?;
     crate::rootfs::enter(&prepared, l.no_pivot)?;
     crate::logging::step(if l.no_pivot {
@@ -105,18 +100,18 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         "init: rootfs entered (pivot_root)"
     });
     nix::unistd::setsid().context("setsid")?;
-    let process = spec.process().as_ref().context("process: missing")?;
-    if l.bundle.terminal {
+    let process = &b.process.process;
+    if b.process.terminal {
         let socket = l
             .console
             .context("process.terminal is true but there is no console socket")?;
         crate::process::tty::setup_in_container(socket, process.console_size(), true)?;
     }
-    crate::rootfs::finish(spec, &prepared)?;
+    crate::rootfs::finish(&b.fs, &prepared)?;
     drop(prepared);
     crate::logging::step("init: masked and read-only paths, propagation");
-    identity::uts(spec)?;
-    identity::sysctls(spec, &proc)?;
+    b.uts.apply()?;
+    identity::sysctls(&b.sysctls, &proc)?;
     identity::rlimits(process)?;
     if !l.no_new_keyring {
         crate::sys::misc::join_session_keyring(&format!("_ses.{}", l.id))
@@ -124,8 +119,9 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     }
     // ioPriority, scheduler, memoryPolicy, personality (procattrs.rs); LSM exec labels
     // (lsm.rs): while still privileged and before any seccomp filter.
-    crate::process::procattrs::apply(spec)?;
-    crate::process::lsm::apply_exec_labels(spec, &proc)?;
+    b.process.attrs.apply()?;
+    b.container_attrs.apply()?;
+    crate::process::lsm::apply_labels(&b.process.labels, &proc)?;
     let mut env = identity::environment(process);
     crate::process::activation::environment(&mut env, l.listen_fds);
     // For a NOTIFY filter: the container process state for the agent, built before loading.
@@ -141,8 +137,8 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         None => None,
     };
     let mut armed = tail::prepare(Tail {
-        process,
-        filter: l.bundle.seccomp.as_ref(),
+        process: &b.process,
+        filter: b.seccomp.as_ref(),
         agent,
         env,
         kept_fds: l.listen_fds.saturating_add(l.preserve_fds),
@@ -162,7 +158,7 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     let started = armed.seal().and_then(|()| {
         hooks::run_all_in_container(
             "startContainer",
-            hooks.and_then(|h| h.start_container().as_ref()),
+            hooks.start_container().as_ref(),
             &state,
             armed.env(),
         )
@@ -261,27 +257,14 @@ fn time_namespace(l: &Launch<'_>, proc: &Proc) -> Result<()> {
         oci_spec::runtime::LinuxNamespaceType::Time,
     ))
     .context("creating the time namespace")?;
-    let offsets = l
-        .bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|x| x.time_offsets().as_ref());
-    let mut text = String::new();
-    for (clock, o) in offsets.into_iter().flatten() {
-        text.push_str(&format!(
-            "{clock} {} {}\n",
-            o.secs().unwrap_or(0),
-            o.nanosecs().unwrap_or(0)
-        ));
-    }
+    let text = &l.bundle.time_offsets;
     if !text.is_empty() {
         // A non-dumpable process's /proc files belong to the host's root, which a new user
         // namespace's root is not: dumpable just for this write. Nothing of the container's
         // runs yet (its own processes only appear after start), so no one can use the window.
         prctl::set_dumpable(true).context("PR_SET_DUMPABLE")?;
         let written = proc
-            .write_self("timens_offsets", &text)
+            .write_self("timens_offsets", text)
             .context("linux.timeOffsets");
         prctl::set_dumpable(false).context("PR_SET_DUMPABLE")?;
         written?;

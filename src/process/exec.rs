@@ -27,9 +27,10 @@ use anyhow::{bail, Context, Result};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::prctl;
 use nix::sys::signal::Signal;
-use oci_spec::runtime::Process;
 
 use super::identity;
+use super::plan::ProcessPlan;
+use super::procattrs::ContainerAttrs;
 use super::spawn::{self, Cloned, Init};
 use super::sync::{self, ChildEnd, ParentSide, Request};
 use super::tail::{self, Tail};
@@ -43,9 +44,9 @@ pub struct Exec<'a> {
     /// joining the mount namespace: setns only puts it at the namespace's root mount, which
     /// is not the container's root when the runtime itself runs chrooted.
     pub root: BorrowedFd<'a>,
-    pub process: &'a Process,
-    /// The container's config (container-wide settings: personality, memory policy).
-    pub spec: &'a oci_spec::runtime::Spec,
+    pub process: &'a ProcessPlan,
+    /// The container-wide settings every process gets (personality, memory policy).
+    pub container: &'a ContainerAttrs,
     pub seccomp: Option<&'a crate::seccomp::Filter>,
     /// Namespaces of the init that differ from ours (pid is handled apart).
     pub join: CloneFlags,
@@ -110,7 +111,7 @@ fn child(
         let _ = nix::unistd::close(*fd);
     }
     // process.execCPUAffinity.initial (procattrs.rs).
-    crate::process::procattrs::initial_affinity(e.process)?;
+    e.process.attrs.initial_affinity()?;
     if !e.join.is_empty() {
         setns(e.init, e.join).context("joining the container's namespaces")?;
     }
@@ -123,9 +124,9 @@ fn child(
     let _ = nix::unistd::close(e.root.as_raw_fd());
     let pid = end.wait_go()?;
     crate::logging::step("exec: namespaces joined");
-    let p = e.process;
+    let p = &e.process.process;
     nix::unistd::setsid().context("setsid")?;
-    if p.terminal().unwrap_or(false) {
+    if e.process.terminal {
         let socket = e
             .console
             .context("process.terminal is true but there is no console socket")?;
@@ -135,10 +136,10 @@ fn child(
     let env = identity::environment(p);
     // ioPriority, scheduler (procattrs.rs) and the LSM exec labels (lsm.rs), while still
     // privileged and before any seccomp filter.
-    crate::process::procattrs::apply_process(p)?;
-    crate::process::procattrs::apply_container(e.spec)?;
-    if crate::process::lsm::wants_labels(p) {
-        crate::process::lsm::apply_process_labels(p, &Proc::open()?)?;
+    e.process.attrs.apply()?;
+    e.container.apply()?;
+    if !e.process.labels.is_empty() {
+        crate::process::lsm::apply_labels(&e.process.labels, &Proc::open()?)?;
     }
     // For a NOTIFY filter: the process state for the agent (this process's pid, the
     // container's state), built before loading.
@@ -150,7 +151,7 @@ fn child(
         None => None,
     };
     let mut armed = tail::prepare(Tail {
-        process: p,
+        process: e.process,
         filter: e.seccomp,
         agent,
         env,

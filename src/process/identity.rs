@@ -16,26 +16,38 @@ use crate::process::capabilities::Sets;
 use crate::process::procfs::Proc;
 use crate::sys::misc;
 
-pub fn uts(spec: &Spec) -> Result<()> {
-    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        nix::unistd::sethostname(h).with_context(|| format!("hostname: setting {h:?}"))?;
-    }
-    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-        misc::setdomainname(d).with_context(|| format!("domainname: setting {d:?}"))?;
-    }
-    Ok(())
+/// hostname and domainname (the empty string is "not set", as runc reads it).
+#[derive(Debug, Clone, Default)]
+pub struct Uts {
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
 }
 
-/// linux.sysctl, written through the private procfs handle (never the container's /proc,
-/// which the container controls). Which keys are allowed was checked in bundle::validate.
-pub fn sysctls(spec: &Spec, proc: &Proc) -> Result<()> {
-    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
-        return Ok(());
-    };
-    let mut keys: Vec<_> = map.keys().collect();
-    keys.sort();
-    for k in keys {
-        proc.write_sysctl(k, &map[k])
+impl Uts {
+    pub fn compile(spec: &Spec) -> Uts {
+        let set = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+        Uts {
+            hostname: set(spec.hostname()),
+            domainname: set(spec.domainname()),
+        }
+    }
+
+    pub fn apply(&self) -> Result<()> {
+        if let Some(h) = &self.hostname {
+            nix::unistd::sethostname(h).with_context(|| format!("hostname: setting {h:?}"))?;
+        }
+        if let Some(d) = &self.domainname {
+            misc::setdomainname(d).with_context(|| format!("domainname: setting {d:?}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// linux.sysctl (checked and sorted by `sysctl::compile`), written through the private
+/// procfs handle (never the container's /proc, which the container controls).
+pub fn sysctls(pairs: &[(String, String)], proc: &Proc) -> Result<()> {
+    for (k, v) in pairs {
+        proc.write_sysctl(k, v)
             .with_context(|| format!("linux.sysctl: {k}"))?;
     }
     Ok(())

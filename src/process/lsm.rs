@@ -76,11 +76,9 @@ pub fn validate_process(p: &Process, host: Host) -> Result<()> {
     Ok(())
 }
 
-/// The LSM fields the spec sets, each checked against the host.
+/// linux.mountLabel checked against the host (the process's labels are checked as the
+/// process plan is compiled, `exec_writes`).
 pub fn validate(spec: &Spec, host: Host) -> Result<()> {
-    if let Some(p) = spec.process() {
-        validate_process(p, host)?;
-    }
     if let Some(l) = spec
         .linux()
         .as_ref()
@@ -112,45 +110,19 @@ pub fn exec_writes(p: &Process, host: Host) -> Result<Vec<(&'static str, String)
     Ok(out)
 }
 
-/// Requests the exec labels through the private procfs handle (in the init, before the
-/// capabilities are dropped).
-pub fn apply_exec_labels(spec: &Spec, proc: &Proc) -> Result<()> {
-    match spec.process() {
-        Some(p) => apply_process_labels(p, proc),
-        None => Ok(()),
-    }
-}
-
-/// Whether the process asks for an exec label at all.
-pub fn wants_labels(p: &Process) -> bool {
-    nonempty(p.selinux_label()).is_some() || nonempty(p.apparmor_profile()).is_some()
-}
-
-/// The same for any process (`exec` calls this with its own process).
-pub fn apply_process_labels(p: &Process, proc: &Proc) -> Result<()> {
-    for (file, data) in exec_writes(p, Host::detect())? {
+/// Requests the exec labels (`exec_writes`, compiled into the process plan) through the
+/// private procfs handle, while the process still has its capabilities.
+pub fn apply_labels(labels: &[(&'static str, String)], proc: &Proc) -> Result<()> {
+    for (file, data) in labels {
         let field = if data.starts_with("exec ") {
             "process.apparmorProfile"
         } else {
             "process.selinuxLabel"
         };
-        proc.write_self(file, &data)
+        proc.write_self(file, data)
             .map_err(|e| e.context(format!("{field}: requesting the label for exec")))?;
     }
     Ok(())
-}
-
-/// `context="<label>"` for a filesystem mount's data, when linux.mountLabel is set and the
-/// filesystem takes a context (not proc, sysfs, cgroup or mqueue, which runc leaves alone).
-pub fn mount_context(spec: &Spec, fstype: &str) -> Option<String> {
-    let label = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| nonempty(l.mount_label()))?;
-    if matches!(fstype, "proc" | "sysfs" | "cgroup" | "cgroup2" | "mqueue") {
-        return None;
-    }
-    Some(format!("context=\"{label}\""))
 }
 
 #[cfg(test)]
@@ -172,17 +144,16 @@ mod tests {
 
     #[test]
     fn absent_lsm_is_a_clear_error_naming_the_field() {
-        let e = validate(
-            &spec(r#","selinuxLabel":"system_u:system_r:container_t:s0""#, ""),
-            NONE,
-        )
-        .unwrap_err()
-        .to_string();
+        let s = spec(r#","selinuxLabel":"system_u:system_r:container_t:s0""#, "");
+        let e = validate_process(s.process().as_ref().unwrap(), NONE)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "process.selinuxLabel: SELinux is not enabled on this host"
         );
-        let e = validate(&spec(r#","apparmorProfile":"runc-default""#, ""), NONE)
+        let s = spec(r#","apparmorProfile":"runc-default""#, "");
+        let e = validate_process(s.process().as_ref().unwrap(), NONE)
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("process.apparmorProfile:"), "{e}");
@@ -219,17 +190,6 @@ mod tests {
             exec_writes(s.process().as_ref().unwrap(), old).unwrap()[1],
             ("attr/exec", "exec prof".into())
         );
-    }
-
-    #[test]
-    fn mount_context_skips_proc_and_sysfs() {
-        let s = spec("", r#""mountLabel":"system_u:object_r:c:s0""#);
-        assert_eq!(
-            mount_context(&s, "tmpfs").as_deref(),
-            Some("context=\"system_u:object_r:c:s0\"")
-        );
-        assert_eq!(mount_context(&s, "proc"), None);
-        assert_eq!(mount_context(&spec("", ""), "tmpfs"), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod lsm;
 pub mod namespaces;
 pub mod netdev;
 pub mod parent;
+pub mod plan;
 pub mod procattrs;
 pub mod procfs;
 pub mod spawn;
@@ -20,7 +21,6 @@ pub mod sysctl;
 mod tail;
 pub mod tty;
 
-use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, RawFd};
 
 use anyhow::{Context, Result};
@@ -56,13 +56,15 @@ pub struct Launch<'a> {
 }
 
 impl Launch<'_> {
-    pub fn annotations(&self) -> HashMap<String, String> {
-        self.bundle.spec.annotations().clone().unwrap_or_default()
-    }
-
     /// The container's runtime-spec state, for hooks and the seccomp agent.
     pub fn oci_state(&self, status: crate::state::Status, pid: i32) -> crate::state::OciState {
-        crate::state::OciState::new(self.id, status, pid, &self.bundle.dir, self.annotations())
+        crate::state::OciState::new(
+            self.id,
+            status,
+            pid,
+            &self.bundle.dir,
+            self.bundle.annotations.clone(),
+        )
     }
 }
 
@@ -72,8 +74,8 @@ impl Launch<'_> {
 /// to the host's root, and in a new user namespace the child is that namespace's root, a
 /// different uid with no privilege over them (EACCES). `pid` is our unreaped child (or the
 /// init we hold a pidfd for), so it cannot name another process.
-pub fn set_oom_score_adj(pid: i32, process: &oci_spec::runtime::Process) -> Result<()> {
-    let Some(adj) = process.oom_score_adj() else {
+pub fn set_oom_score_adj(pid: i32, process: &plan::ProcessPlan) -> Result<()> {
+    let Some(adj) = process.process.oom_score_adj() else {
         return Ok(());
     };
     let path = format!("/proc/{pid}/oom_score_adj");

@@ -53,11 +53,12 @@ fn check_name(field: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Names valid, no two devices with one name inside, and a network namespace to move into.
-pub fn validate(spec: &Spec) -> Result<()> {
+/// linux.netDevices as (host name, name in the container), sorted by host name, checked:
+/// names valid, no two devices with one name inside, and a network namespace to move into.
+pub fn compile(spec: &Spec) -> Result<Vec<(String, String)>> {
     let devs = devices(spec);
     if devs.is_empty() {
-        return Ok(());
+        return Ok(devs);
     }
     if !crate::process::sysctl::Scope::of(spec)?.net {
         bail!(
@@ -74,7 +75,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
             bail!("{field}.name: {inside:?} is the container name of two devices");
         }
     }
-    Ok(())
+    Ok(devs)
 }
 
 /// The moments in `process::parent` at which the network namespace may first be there.
@@ -138,8 +139,12 @@ impl Drop for Attached {
 
 /// Moves the devices if `stage` is the one at which this plan's network namespace exists
 /// (exactly one stage is, for any plan). On failure, what was already moved is moved back.
-pub fn attach(spec: &Spec, plan: &Plan, pid: i32, stage: Stage) -> Result<Option<Attached>> {
-    let devs = devices(spec);
+pub fn attach(
+    devs: &[(String, String)],
+    plan: &Plan,
+    pid: i32,
+    stage: Stage,
+) -> Result<Option<Attached>> {
     if devs.is_empty() {
         return Ok(None);
     }
@@ -169,7 +174,7 @@ pub fn attach(spec: &Spec, plan: &Plan, pid: i32, stage: Stage) -> Result<Option
     let mut host = Route::open().context("linux.netDevices: opening a netlink socket")?;
     let mut inside = Route::open_in(done.netns.as_fd())
         .context("linux.netDevices: opening a netlink socket in the container")?;
-    for (name, new) in &devs {
+    for (name, new) in devs {
         let field = format!("linux.netDevices.{name}");
         let index = nix::net::if_::if_nametoindex(name.as_str())
             .with_context(|| format!("{field}: no such interface on the host"))?
@@ -214,7 +219,7 @@ mod tests {
         let ok = spec(
             r#""namespaces":[{"type":"network"}],"netDevices":{"eth9":{"name":"ctr0"},"eth8":{}}"#,
         );
-        assert!(validate(&ok).is_ok());
+        assert!(compile(&ok).is_ok());
         assert_eq!(
             devices(&ok),
             vec![
@@ -222,17 +227,17 @@ mod tests {
                 ("eth9".into(), "ctr0".into())
             ]
         );
-        let e = validate(&spec(r#""netDevices":{"eth9":{}}"#))
+        let e = compile(&spec(r#""netDevices":{"eth9":{}}"#))
             .unwrap_err()
             .to_string();
         assert!(e.contains("network namespace"), "{e}");
-        let e = validate(&spec(
+        let e = compile(&spec(
             r#""namespaces":[{"type":"network"}],"netDevices":{"eth9":{"name":"a/b"}}"#,
         ))
         .unwrap_err()
         .to_string();
         assert!(e.starts_with("linux.netDevices.eth9.name:"), "{e}");
-        let e = validate(&spec(
+        let e = compile(&spec(
             r#""namespaces":[{"type":"network"}],"netDevices":{"a":{"name":"x"},"b":{"name":"x"}}"#,
         ))
         .unwrap_err()

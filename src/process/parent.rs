@@ -7,7 +7,6 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use anyhow::{Context, Result};
 use nix::sched::CloneFlags;
-use oci_spec::runtime::LinuxIdMapping;
 
 pub use super::spawn::Init;
 use super::spawn::{self, Cloned};
@@ -59,16 +58,20 @@ pub fn spawn(
     drop(cend);
     crate::logging::step("create: init cloned");
     let mut side = ParentSide::new(pend, plan.unshare_user, plan.fork);
-    let spec = &l.bundle.spec;
+    let b = l.bundle;
     if plan.clone.contains(CloneFlags::CLONE_NEWUSER) {
-        write_id_maps(pid, spec)?;
+        write_id_maps(pid, &b.id_maps)?;
         crate::failpoint!("spawn.maps");
     }
     // linux.netDevices, as soon as the network namespace exists (netdev.rs); declared after
     // `child` so a failure moves the devices back before the init is killed.
-    let mut netdevs =
-        crate::process::netdev::attach(spec, plan, pid, crate::process::netdev::Stage::Cloned)?;
-    let process = spec.process().as_ref().context("process: missing")?;
+    let mut netdevs = crate::process::netdev::attach(
+        &b.net_devices,
+        plan,
+        pid,
+        crate::process::netdev::Stage::Cloned,
+    )?;
+    let process = &b.process;
     if !plan.fork {
         super::set_oom_score_adj(pid, process)?;
         side.go(pid)?;
@@ -79,7 +82,7 @@ pub fn spawn(
     loop {
         match side.next_request()? {
             Request::MapIds => {
-                write_id_maps(pid, spec)?;
+                write_id_maps(pid, &b.id_maps)?;
                 crate::failpoint!("spawn.maps");
                 side.maps_done()?;
             }
@@ -89,7 +92,7 @@ pub fn spawn(
                 pidfd::wait(first.pidfd.as_fd(), false)
                     .context("reaping the intermediate child")?;
                 if let Some(a) = crate::process::netdev::attach(
-                    spec,
+                    &b.net_devices,
                     plan,
                     p,
                     crate::process::netdev::Stage::Forked,
@@ -106,17 +109,8 @@ pub fn spawn(
                 crate::failpoint!("spawn.hooks");
                 let pid = child.pid();
                 let state = l.oci_state(crate::state::Status::Creating, pid);
-                let hooks = spec.hooks().as_ref();
-                crate::hooks::run_all(
-                    "prestart",
-                    hooks.and_then(|h| h.prestart().as_ref()),
-                    &state,
-                )?;
-                crate::hooks::run_all(
-                    "createRuntime",
-                    hooks.and_then(|h| h.create_runtime().as_ref()),
-                    &state,
-                )?;
+                crate::hooks::run_all("prestart", b.hooks.prestart().as_ref(), &state)?;
+                crate::hooks::run_all("createRuntime", b.hooks.create_runtime().as_ref(), &state)?;
                 crate::logging::step("create: prestart and createRuntime hooks run");
                 crate::failpoint!("spawn.hooks-done");
                 side.hooks_done()?;
@@ -125,7 +119,7 @@ pub fn spawn(
                 crate::failpoint!("spawn.ready");
                 let pid = child.pid();
                 if let Some(a) = crate::process::netdev::attach(
-                    spec,
+                    &b.net_devices,
                     plan,
                     pid,
                     crate::process::netdev::Stage::Ready,
@@ -146,20 +140,12 @@ pub fn spawn(
 }
 
 /// Writes /proc/<pid>/{uid,gid}_map from linux.uidMappings/gidMappings.
-fn write_id_maps(pid: i32, spec: &oci_spec::runtime::Spec) -> Result<()> {
-    let linux = spec.linux().as_ref();
-    let uid = linux.and_then(|l| l.uid_mappings().as_ref());
-    let gid = linux.and_then(|l| l.gid_mappings().as_ref());
-    write_map(pid, "uid_map", "linux.uidMappings", uid)?;
-    write_map(pid, "gid_map", "linux.gidMappings", gid)
+fn write_id_maps(pid: i32, maps: &crate::process::namespaces::IdMaps) -> Result<()> {
+    write_map(pid, "uid_map", "linux.uidMappings", &maps.uid)?;
+    write_map(pid, "gid_map", "linux.gidMappings", &maps.gid)
 }
 
-fn write_map(pid: i32, file: &str, field: &str, maps: Option<&Vec<LinuxIdMapping>>) -> Result<()> {
-    let text: String = maps
-        .into_iter()
-        .flatten()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect();
+fn write_map(pid: i32, file: &str, field: &str, text: &str) -> Result<()> {
     let path = format!("/proc/{pid}/{file}");
     let mut f = std::fs::OpenOptions::new()
         .write(true)

@@ -221,49 +221,103 @@ pub fn parse_memory_policy(m: &LinuxMemoryPolicy) -> Result<(i32, Vec<usize>)> {
     Ok((mode | flags, nodes))
 }
 
-/// Checks every field of this module; used by bundle validation.
-pub fn validate(spec: &Spec) -> Result<()> {
-    if let Some(p) = spec.process() {
-        parse_io_priority(p)?;
-        if let Some(s) = p.scheduler() {
-            parse_scheduler(s)?;
-        }
-        parse_affinity(p)?;
-    }
-    if let Some(l) = spec.linux() {
-        if let Some(p) = l.personality() {
-            parse_personality(p)?;
-        }
-        if let Some(m) = l.memory_policy() {
-            parse_memory_policy(m)?;
-        }
-    }
-    Ok(())
+/// The per-process fields compiled: ioPriority, scheduler, execCPUAffinity. The init's
+/// come from config.json, an `exec` process's from its own process.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessAttrs {
+    io_priority: Option<(u32, u32)>,
+    /// The attributes, and the policy's name for errors.
+    scheduler: Option<(SchedAttr, String)>,
+    affinity: Affinity,
 }
 
-/// execCPUAffinity.initial, at the start of the init's setup.
-pub fn initial_affinity(p: &Process) -> Result<()> {
-    if let (Some(cpus), _) = parse_affinity(p)? {
-        sched::sched_setaffinity(&cpus)
-            .with_context(|| format!("process.execCPUAffinity.initial: setting {cpus:?}"))?;
+impl ProcessAttrs {
+    pub fn compile(p: &Process) -> Result<ProcessAttrs> {
+        Ok(ProcessAttrs {
+            io_priority: parse_io_priority(p)?,
+            scheduler: p
+                .scheduler()
+                .as_ref()
+                .map(|s| Ok::<_, anyhow::Error>((parse_scheduler(s)?, s.policy().to_string())))
+                .transpose()?,
+            affinity: parse_affinity(p)?,
+        })
     }
-    Ok(())
+
+    /// execCPUAffinity.initial, at the start of the process's setup.
+    pub fn initial_affinity(&self) -> Result<()> {
+        if let (Some(cpus), _) = &self.affinity {
+            sched::sched_setaffinity(cpus)
+                .with_context(|| format!("process.execCPUAffinity.initial: setting {cpus:?}"))?;
+        }
+        Ok(())
+    }
+
+    /// execCPUAffinity.final, just before execve.
+    /// Without one, the affinity skiff was started with is not passed on: the process may
+    /// run on every CPU its cgroup allows (the kernel intersects the mask with the cpuset),
+    /// as runc resets it — a runtime started under `taskset` must not pin its containers.
+    pub fn final_affinity(&self) -> Result<()> {
+        if let (_, Some(cpus)) = &self.affinity {
+            sched::sched_setaffinity(cpus)
+                .with_context(|| format!("process.execCPUAffinity.final: setting {cpus:?}"))?;
+            return Ok(());
+        }
+        let all: Vec<usize> = (0..possible_cpus()).collect();
+        // EINVAL only if no CPU is left at all, which the cgroup's cpuset then decides anyway.
+        let _ = sched::sched_setaffinity(&all);
+        Ok(())
+    }
+
+    /// ioPriority and scheduler, while the process still has its capabilities.
+    pub fn apply(&self) -> Result<()> {
+        if let Some((class, level)) = self.io_priority {
+            sched::ioprio_set(class, level).context("process.ioPriority: ioprio_set")?;
+        }
+        if let Some((attr, policy)) = &self.scheduler {
+            sched::sched_setattr(attr)
+                .with_context(|| format!("process.scheduler: sched_setattr({policy})"))?;
+        }
+        Ok(())
+    }
 }
 
-/// execCPUAffinity.final, just before execve.
-/// Without one, the affinity skiff was started with is not passed on: the process may run
-/// on every CPU its cgroup allows (the kernel intersects the mask with the cpuset), as runc
-/// resets it — a runtime started under `taskset` must not pin its containers.
-pub fn final_affinity(p: &Process) -> Result<()> {
-    if let (_, Some(cpus)) = parse_affinity(p)? {
-        sched::sched_setaffinity(&cpus)
-            .with_context(|| format!("process.execCPUAffinity.final: setting {cpus:?}"))?;
-        return Ok(());
+/// memoryPolicy and personality compiled: container-wide, so `exec` processes get them too.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerAttrs {
+    /// Mode with flags, nodes, and the mode's name for errors.
+    memory_policy: Option<(i32, Vec<usize>, String)>,
+    personality: Option<u64>,
+}
+
+impl ContainerAttrs {
+    pub fn compile(spec: &Spec) -> Result<ContainerAttrs> {
+        let linux = spec.linux().as_ref();
+        Ok(ContainerAttrs {
+            memory_policy: linux
+                .and_then(|l| l.memory_policy().as_ref())
+                .map(|m| {
+                    let (mode, nodes) = parse_memory_policy(m)?;
+                    Ok::<_, anyhow::Error>((mode, nodes, m.mode().to_string()))
+                })
+                .transpose()?,
+            personality: linux
+                .and_then(|l| l.personality().as_ref())
+                .map(parse_personality)
+                .transpose()?,
+        })
     }
-    let all: Vec<usize> = (0..possible_cpus()).collect();
-    // EINVAL only if no CPU is left at all, which the cgroup's cpuset then decides anyway.
-    let _ = sched::sched_setaffinity(&all);
-    Ok(())
+
+    pub fn apply(&self) -> Result<()> {
+        if let Some((mode, nodes, name)) = &self.memory_policy {
+            sched::set_mempolicy(*mode, nodes)
+                .with_context(|| format!("linux.memoryPolicy: set_mempolicy({name})"))?;
+        }
+        if let Some(v) = self.personality {
+            sched::personality(v).with_context(|| format!("linux.personality: {v:#x}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// The number of CPU ids this kernel may use (from /sys/devices/system/cpu/possible).
@@ -273,44 +327,6 @@ fn possible_cpus() -> usize {
         .and_then(|s| parse_list(s.trim()).ok())
         .and_then(|l| l.into_iter().max())
         .map_or(1024, |m| m + 1)
-}
-
-/// ioPriority, scheduler, personality and memoryPolicy, while the init still has its
-/// capabilities.
-pub fn apply(spec: &Spec) -> Result<()> {
-    if let Some(p) = spec.process() {
-        apply_process(p)?;
-    }
-    apply_container(spec)
-}
-
-/// memoryPolicy and personality: container-wide, so `exec` processes get them too.
-pub fn apply_container(spec: &Spec) -> Result<()> {
-    if let Some(l) = spec.linux() {
-        if let Some(m) = l.memory_policy() {
-            let (mode, nodes) = parse_memory_policy(m)?;
-            sched::set_mempolicy(mode, &nodes)
-                .with_context(|| format!("linux.memoryPolicy: set_mempolicy({})", m.mode()))?;
-        }
-        if let Some(pers) = l.personality() {
-            let v = parse_personality(pers)?;
-            sched::personality(v).with_context(|| format!("linux.personality: {v:#x}"))?;
-        }
-    }
-    Ok(())
-}
-
-/// The per-process fields (ioPriority, scheduler), for the init or an `exec` process.
-pub fn apply_process(p: &Process) -> Result<()> {
-    if let Some((class, level)) = parse_io_priority(p)? {
-        sched::ioprio_set(class, level).context("process.ioPriority: ioprio_set")?;
-    }
-    if let Some(s) = p.scheduler() {
-        let attr = parse_scheduler(s)?;
-        sched::sched_setattr(&attr)
-            .with_context(|| format!("process.scheduler: sched_setattr({})", s.policy()))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -123,24 +123,25 @@ pub fn check(key: &str, scope: Scope) -> Result<()> {
     }
 }
 
-/// Checks every key of linux.sysctl.
-pub fn validate(spec: &Spec) -> Result<()> {
+/// linux.sysctl as (key, value) sorted by key, every key checked.
+pub fn compile(spec: &Spec) -> Result<Vec<(String, String)>> {
     let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     if map.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let scope = Scope::of(spec)?;
-    let mut keys: Vec<_> = map.keys().collect();
-    keys.sort();
-    for k in keys {
+    let mut pairs: Vec<(String, String)> =
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    pairs.sort();
+    for (k, _) in &pairs {
         if k.is_empty() || k.contains("..") || k.starts_with(['.', '/']) {
             bail!("linux.sysctl.{k}: not a valid sysctl name");
         }
         check(k, scope)?;
     }
-    Ok(())
+    Ok(pairs)
 }
 
 #[cfg(test)]

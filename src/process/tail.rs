@@ -30,9 +30,9 @@ use std::os::fd::BorrowedFd;
 
 use anyhow::{Context, Result};
 use caps::Capability;
-use oci_spec::runtime::Process;
 
 use super::identity::{self, Execve};
+use super::plan::ProcessPlan;
 use crate::process::capabilities::Sets;
 use crate::seccomp::Filter;
 use crate::sys::misc;
@@ -40,7 +40,7 @@ use crate::sys::misc;
 /// What the shared tail needs from the caller.
 #[derive(Debug)]
 pub(super) struct Tail<'a> {
-    pub process: &'a Process,
+    pub process: &'a ProcessPlan,
     pub filter: Option<&'a Filter>,
     /// For a NOTIFY filter: the agent's connected socket and the process state for it
     /// (`seccomp::agent::process_state`), built by the caller.
@@ -66,7 +66,7 @@ pub(super) struct Armed<'a> {
 /// Everything up to the filter, in order: fds, user and capabilities, cwd, the program
 /// lookup, the final CPU affinity; a NOTIFY filter is sealed here too (see the module doc).
 pub(super) fn prepare(t: Tail<'_>) -> Result<Armed<'_>> {
-    let p = t.process;
+    let p = &t.process.process;
     // Everything past stdio and the fds the caller asked to pass on must close at execve
     // (CVE-2024-21626: a leaked host fd would give the container a way out).
     let first = 3u32
@@ -81,7 +81,7 @@ pub(super) fn prepare(t: Tail<'_>) -> Result<Armed<'_>> {
     identity::switch_user_and_chdir(p, &caps, extra)?;
     let exe = identity::lookup(p, &t.env)?;
     let execve = Execve::new(exe, p, &t.env)?;
-    crate::process::procattrs::final_affinity(p)?;
+    t.process.attrs.final_affinity()?;
     let notify = t.filter.is_some_and(Filter::uses_notify);
     let mut armed = Armed {
         filter: t.filter,

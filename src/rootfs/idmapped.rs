@@ -70,19 +70,6 @@ impl Idmapped {
     }
 }
 
-fn has_userns(spec: &Spec) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .into_iter()
-        .flatten()
-        .any(|n| n.typ() == LinuxNamespaceType::User)
-}
-
-fn is_idmapped(mnt: &Mount, o: &Options) -> bool {
-    o.idmap || mnt.uid_mappings().is_some() || mnt.gid_mappings().is_some()
-}
-
 fn map_text(maps: &[LinuxIdMapping]) -> String {
     maps.iter()
         .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
@@ -90,13 +77,13 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
 }
 
 /// Where a mount's mapping comes from.
-#[derive(Debug, PartialEq)]
-enum Source {
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
     Maps { uid: String, gid: String },
     Joined(PathBuf),
 }
 
-fn mapping_of(spec: &Spec, i: usize, mnt: &Mount) -> Result<Source> {
+pub(super) fn mapping_of(spec: &Spec, i: usize, mnt: &Mount) -> Result<Source> {
     let field = format!("mounts[{i}]");
     match (mnt.uid_mappings(), mnt.gid_mappings()) {
         (Some(u), Some(g)) if !u.is_empty() && !g.is_empty() => {
@@ -132,47 +119,25 @@ fn mapping_of(spec: &Spec, i: usize, mnt: &Mount) -> Result<Source> {
     }
 }
 
-/// Checks the idmapped mounts of the spec (bind only, a mapping to use).
-pub fn validate(spec: &Spec) -> Result<()> {
-    for (i, mnt) in spec.mounts().iter().flatten().enumerate() {
-        let o = Options::parse(mnt.options().as_deref().unwrap_or_default());
-        if !is_idmapped(mnt, &o) {
-            continue;
-        }
-        if !(o.bind || mnt.typ().as_deref() == Some("bind")) {
-            bail!("mounts[{i}]: idmapped mounts are only supported for bind mounts");
-        }
-        mapping_of(spec, i, mnt)?;
-    }
-    Ok(())
-}
-
 /// Prepares, in the parent, the trees and mappings described in the module documentation.
-pub fn prepare(spec: &Spec, bundle: &Path) -> Result<Idmapped> {
+pub fn prepare(plan: &super::Plan, bundle: &Path) -> Result<Idmapped> {
     let mut out = Idmapped::default();
     let mut jobs = HashMap::new();
     let mut userns: Vec<(Source, OwnedFd)> = Vec::new();
-    let container_userns = has_userns(spec);
-    let rootfs = super::mounts::rootfs_paths(bundle, spec, None);
+    let rootfs = super::mounts::rootfs_paths(bundle, &plan.root_path, None);
     // A tree cloned from the host's namespace would still share the host's peer groups; in
     // the container's namespace the same mount would be a slave of them (a mount namespace
     // of a new user namespace gets slaves of shared mounts), or private when the whole tree
     // is made so (`rprivate`; plain `private` is for / only). It is given that propagation.
-    let private = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.rootfs_propagation().as_deref())
-        .is_some_and(|p| p == "rprivate");
-    let propagation = if private {
+    let propagation = if plan.rprivate() {
         nix::mount::MsFlags::MS_PRIVATE
     } else {
         nix::mount::MsFlags::MS_SLAVE
     };
-    for (i, mnt) in spec.mounts().iter().flatten().enumerate() {
-        let o = Options::parse(mnt.options().as_deref().unwrap_or_default());
-        let bind = o.bind || mnt.typ().as_deref() == Some("bind");
-        let idmapped = is_idmapped(mnt, &o);
-        if !bind || !(idmapped || container_userns) {
+    for mp in &plan.mounts {
+        let (i, mnt, o) = (mp.index, &mp.mount, &mp.options);
+        let idmapped = mp.idmap.is_some();
+        if !mp.bind || !(idmapped || plan.user_ns) {
             continue;
         }
         let what = || {
@@ -183,8 +148,7 @@ pub fn prepare(spec: &Spec, bundle: &Path) -> Result<Idmapped> {
             )
         };
         let src = super::mounts::bind_source(bundle, mnt).with_context(what)?;
-        let ns = if idmapped {
-            let map = mapping_of(spec, i, mnt)?;
+        let ns = if let Some(map) = mp.idmap.clone() {
             let k = match userns.iter().position(|(s, _)| *s == map) {
                 Some(k) => k,
                 None => {
@@ -206,13 +170,13 @@ pub fn prepare(spec: &Spec, bundle: &Path) -> Result<Idmapped> {
         if let Some(inside) = super::mounts::in_rootfs(&src, &rootfs) {
             if let Some(k) = ns {
                 let fd = userns[k].1.try_clone().with_context(what)?;
-                if container_userns {
+                if plan.user_ns {
                     jobs.insert(
                         i,
                         super::helper::Job {
                             rootfs: rootfs[0].clone(),
                             inside,
-                            options: o,
+                            options: o.clone(),
                             userns: fd,
                         },
                     );
@@ -223,7 +187,7 @@ pub fn prepare(spec: &Spec, bundle: &Path) -> Result<Idmapped> {
             continue;
         }
         let ns = ns.map(|k| userns[k].1.as_fd());
-        let tree = clone_tree(&src, None, &o, ns, Some(propagation)).with_context(what)?;
+        let tree = clone_tree(&src, None, o, ns, Some(propagation)).with_context(what)?;
         out.trees.insert(i, tree);
     }
     if !jobs.is_empty() {
@@ -326,7 +290,7 @@ mod tests {
                 gid: "0 100000 65536\n".into()
             }
         );
-        assert!(validate(&s).is_ok());
+        assert!(super::super::Plan::compile(&s).map(drop).is_ok());
     }
 
     #[test]
@@ -350,7 +314,11 @@ mod tests {
                "uidMappings":[{"containerID":0,"hostID":1000,"size":1}]}"#,
             r#""namespaces":[{"type":"mount"}]"#,
         );
-        assert!(validate(&s).unwrap_err().to_string().contains("both"));
+        assert!(super::super::Plan::compile(&s)
+            .map(drop)
+            .unwrap_err()
+            .to_string()
+            .contains("both"));
     }
 
     #[test]
@@ -359,7 +327,8 @@ mod tests {
             r#"{"destination":"/d","type":"tmpfs","source":"tmpfs","options":["idmap"]}"#,
             USERNS,
         );
-        assert!(validate(&s)
+        assert!(super::super::Plan::compile(&s)
+            .map(drop)
             .unwrap_err()
             .to_string()
             .contains("only supported for bind"));
@@ -367,7 +336,8 @@ mod tests {
             r#"{"destination":"/d","type":"bind","source":"/tmp","options":["bind","idmap"]}"#,
             r#""namespaces":[{"type":"mount"}]"#,
         );
-        assert!(validate(&s)
+        assert!(super::super::Plan::compile(&s)
+            .map(drop)
             .unwrap_err()
             .to_string()
             .contains("user namespace"));

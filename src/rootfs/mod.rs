@@ -15,6 +15,7 @@ pub mod mountinfo;
 mod mounts;
 pub mod options;
 mod paths;
+mod plan;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -22,7 +23,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{fstat, SFlag};
-use oci_spec::runtime::Spec;
+
+pub use plan::{MountPlan, Plan};
 
 use crate::sys::fs::open_in_root;
 use crate::sys::mount::{self as m, MountAttr};
@@ -46,43 +48,10 @@ pub struct Prepared {
     path: PathBuf,
     /// Read-only tmpfs mounts, read-write until [`finish`].
     late_ro: Vec<mounts::LateRo>,
-    /// linux.rootfsPropagation, for the root itself at the end ([`finish`]).
-    propagation: Option<MsFlags>,
-}
-
-fn propagation_flag(p: &str) -> Result<MsFlags> {
-    Ok(match p {
-        "private" => MsFlags::MS_PRIVATE,
-        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        "slave" => MsFlags::MS_SLAVE,
-        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        "shared" => MsFlags::MS_SHARED,
-        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-        "unbindable" => MsFlags::MS_UNBINDABLE,
-        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-        other => bail!(
-            "linux.rootfsPropagation: {other:?} is not one of private, rprivate, slave, rslave, \
-             shared, rshared, unbindable, runbindable"
-        ),
-    })
-}
-
-/// Checks linux.rootfsPropagation (bundle validation, before anything is made).
-pub fn validate_propagation(spec: &Spec) -> Result<()> {
-    rootfs_propagation(spec).map(|_| ())
-}
-
-fn rootfs_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.rootfs_propagation().as_deref())
-        .filter(|p| !p.is_empty())
-        .map(propagation_flag)
-        .transpose()
 }
 
 pub fn prepare(
-    spec: &Spec,
+    plan: &Plan,
     bundle: &Path,
     rootfs: &Path,
     in_userns: bool,
@@ -95,8 +64,9 @@ pub fn prepare(
     // rootfs is made private (only that one): the rootfs bind below must not propagate to the
     // host, and pivot_root refuses a shared parent. What the rootfs itself ends up with
     // is applied to / after pivot_root (finish).
-    let propagation = rootfs_propagation(spec)?;
-    let flag = propagation.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    let flag = plan
+        .propagation
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mount(None::<&str>, "/", None::<&str>, flag, None::<&str>)
         .context("linux.rootfsPropagation: applying it to the container's mount namespace")?;
     let canonical = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf());
@@ -115,26 +85,27 @@ pub fn prepare(
 
     let ctx = mounts::Ctx {
         bundle,
-        spec,
-        rootfs: mounts::rootfs_paths(bundle, spec, Some(rootfs)),
+        rootfs: mounts::rootfs_paths(bundle, &plan.root_path, Some(rootfs)),
         idmapped,
         cgroup_view,
         late_ro: Default::default(),
     };
-    for (i, mnt) in spec.mounts().iter().flatten().enumerate() {
-        mounts::mount_one(root.as_fd(), &ctx, i, mnt)?;
+    for mnt in &plan.mounts {
+        mounts::mount_one(root.as_fd(), &ctx, mnt)?;
     }
-    make_devices(spec, root.as_fd(), in_userns)?;
-    if let Some(p) = spec.process() {
-        paths::mkdir_all(root.as_fd(), p.cwd(), 0o755)
-            .with_context(|| format!("process.cwd: creating {}", p.cwd().display()))?;
+    for d in &plan.devices {
+        devices::create(root.as_fd(), d, in_userns)?;
+    }
+    devices::symlinks(root.as_fd())?;
+    if let Some(cwd) = &plan.cwd {
+        paths::mkdir_all(root.as_fd(), cwd, 0o755)
+            .with_context(|| format!("process.cwd: creating {}", cwd.display()))?;
     }
     Ok(Prepared {
         root,
         // As mountinfo spells it (symlinks resolved).
         path: canonical,
         late_ro: ctx.late_ro.into_inner(),
-        propagation,
     })
 }
 
@@ -157,21 +128,6 @@ fn open_devnull(root: BorrowedFd<'_>) -> Result<OwnedFd> {
         );
     }
     Ok(fd)
-}
-
-fn make_devices(spec: &Spec, root: BorrowedFd<'_>, in_userns: bool) -> Result<()> {
-    let mut devs = devices::defaults();
-    if let Some(l) = spec.linux() {
-        for (i, d) in l.devices().iter().flatten().enumerate() {
-            let d = devices::from_spec(i, d)?;
-            devs.retain(|x| x.path != d.path);
-            devs.push(d);
-        }
-    }
-    for d in &devs {
-        devices::create(root, d, in_userns)?;
-    }
-    devices::symlinks(root)
 }
 
 /// Makes the prepared rootfs the process's `/`.
@@ -286,7 +242,7 @@ fn hide_full_proc_and_sys(rootfs: &Path) -> Result<()> {
 
 /// Masked and read-only paths, rootfs propagation, read-only tmpfs mounts and a read-only
 /// root, after `enter` (and after the console, which may be made under /dev).
-pub fn finish(spec: &Spec, prepared: &Prepared) -> Result<()> {
+pub fn finish(plan: &Plan, prepared: &Prepared) -> Result<()> {
     let root = std::fs::File::open("/")
         .map(OwnedFd::from)
         .context("opening /")?;
@@ -306,32 +262,19 @@ pub fn finish(spec: &Spec, prepared: &Prepared) -> Result<()> {
             )
         })?;
     }
-    if spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
-    {
+    if plan.readonly_root {
         m::mount_setattr(root.as_fd(), false, &ro)
             .context("root.readonly: remounting / read-only")?;
     }
-    let Some(l) = spec.linux() else {
-        return Ok(());
-    };
-    for path in l.readonly_paths().iter().flatten() {
+    for path in &plan.readonly_paths {
         readonly(root.as_fd(), Path::new(path))
             .with_context(|| format!("linux.readonlyPaths: {path}"))?;
     }
     let mut masker = Masker {
-        context: crate::process::lsm::mount_context(spec, "tmpfs"),
+        context: plan.tmpfs_context.clone(),
         ..Default::default()
     };
-    let mut seen = std::collections::HashSet::new();
-    for path in l.masked_paths().iter().flatten() {
-        // A path listed twice is masked once (runc: one mount per path).
-        if !seen.insert(path.as_str()) {
-            continue;
-        }
+    for path in &plan.masked_paths {
         masker
             .mask(root.as_fd(), Path::new(path))
             .with_context(|| format!("linux.maskedPaths: {path}"))?;
@@ -341,7 +284,7 @@ pub fn finish(spec: &Spec, prepared: &Prepared) -> Result<()> {
     // the volumes' own propagation options (Kubernetes' None volume next to a Bidirectional
     // one must stay private). Last, so the masks and read-only paths stay private too. runc
     // 1.1 leaves the root private instead (README "Differences from runc").
-    if let Some(f) = prepared.propagation {
+    if let Some(f) = plan.propagation {
         mount(
             None::<&str>,
             "/",

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{fstat, SFlag};
-use oci_spec::runtime::{Mount, Spec};
+use oci_spec::runtime::Mount;
 
 use super::options::Options;
 use super::paths;
@@ -20,7 +20,6 @@ use crate::sys::mount::{self as m, MountAttr};
 /// What every mount of one container shares.
 pub struct Ctx<'a> {
     pub bundle: &'a Path,
-    pub spec: &'a Spec,
     /// The rootfs as the spec names it and as the kernel resolves it: a destination (or a
     /// bind source) under one of these is a path inside the container (see [`destination`]).
     pub rootfs: Vec<PathBuf>,
@@ -43,10 +42,10 @@ pub struct LateRo {
 
 /// The rootfs paths a destination or source may start with: `root.path` joined to the
 /// bundle, and that path with its symlinks resolved.
-pub fn rootfs_paths(bundle: &Path, spec: &Spec, rootfs: Option<&Path>) -> Vec<PathBuf> {
+pub fn rootfs_paths(bundle: &Path, root_path: &Path, rootfs: Option<&Path>) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    if let Some(r) = spec.root().as_ref() {
-        let p = bundle.join(r.path());
+    if !root_path.as_os_str().is_empty() {
+        let p = bundle.join(root_path);
         if let Ok(c) = std::fs::canonicalize(&p) {
             out.push(c);
         }
@@ -81,31 +80,27 @@ pub fn destination(dest: &Path, rootfs: &[PathBuf]) -> PathBuf {
     }
 }
 
-/// Mounts entry `i` of `mounts` into the rootfs.
-pub fn mount_one(root: BorrowedFd<'_>, ctx: &Ctx<'_>, i: usize, mnt: &Mount) -> Result<()> {
+/// Mounts one entry of `mounts` into the rootfs.
+pub fn mount_one(root: BorrowedFd<'_>, ctx: &Ctx<'_>, mp: &super::MountPlan) -> Result<()> {
+    let (i, mnt, o) = (mp.index, &mp.mount, &mp.options);
     let dest = destination(mnt.destination(), &ctx.rootfs);
-    let fstype = mnt.typ().as_deref().unwrap_or("");
-    let mut o = Options::parse(mnt.options().as_deref().unwrap_or_default());
-    if let Some(c) = crate::process::lsm::mount_context(ctx.spec, fstype) {
-        o.data.push(c);
-    }
+    let fstype = mp.fstype.as_str();
     let what = || {
         format!(
             "mounts[{i}] ({} on {})",
-            fstype_or_bind(fstype, &o),
+            fstype_or_bind(fstype, o),
             dest.display()
         )
     };
-    let idmapped = o.idmap || mnt.uid_mappings().is_some() || mnt.gid_mappings().is_some();
     let prepared =
         ctx.idmapped.get(i).is_some() || ctx.idmapped.userns(i).is_some() || ctx.idmapped.helped(i);
-    if idmapped && !prepared {
+    if mp.idmap.is_some() && !prepared {
         bail!("{}: the idmapped tree was not prepared", what());
     }
-    if o.bind || fstype == "bind" {
-        bind(root, ctx, i, &dest, mnt, &o).with_context(what)
+    if mp.bind {
+        bind(root, ctx, i, &dest, mnt, o).with_context(what)
     } else {
-        filesystem(root, ctx, &dest, fstype, mnt, &o).with_context(what)
+        filesystem(root, ctx, &dest, fstype, mnt, o).with_context(what)
     }
 }
 

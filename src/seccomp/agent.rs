@@ -13,7 +13,6 @@
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::LinuxSeccomp;
 
 use super::Filter;
 
@@ -25,14 +24,31 @@ pub struct Agent<'a> {
     pub metadata: Option<&'a str>,
 }
 
+/// linux.seccomp's `listenerPath` and `listenerMetadata`.
+#[derive(Debug, Clone, Default)]
+pub struct Listener {
+    pub path: Option<std::path::PathBuf>,
+    pub metadata: Option<String>,
+}
+
+impl Listener {
+    pub fn of(spec: &oci_spec::runtime::Spec) -> Listener {
+        let s = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+        Listener {
+            path: s.and_then(|s| s.listener_path().clone()),
+            metadata: s.and_then(|s| s.listener_metadata().clone()),
+        }
+    }
+}
+
 /// Connects to `listenerPath` when `filter` uses SCMP_ACT_NOTIFY (the path is ignored
 /// otherwise, as config-linux.md says). Runs in the runtime, on the host.
-pub fn connect(s: &LinuxSeccomp, filter: &Filter) -> Result<Option<OwnedFd>> {
+pub fn connect(l: &Listener, filter: &Filter) -> Result<Option<OwnedFd>> {
     if !filter.uses_notify() {
         return Ok(None);
     }
-    let path = s
-        .listener_path()
+    let path = l
+        .path
         .as_ref()
         .context("linux.seccomp.listenerPath: required with SCMP_ACT_NOTIFY")?;
     let sock = std::os::unix::net::UnixStream::connect(path).with_context(|| {

@@ -54,7 +54,6 @@ impl Systemd {
                 "Description".into(),
                 Value::str(format!("skiff container {id}")),
             ),
-            ("Delegate".into(), Value::Bool(true)),
             ("MemoryAccounting".into(), Value::Bool(true)),
             ("CPUAccounting".into(), Value::Bool(true)),
             ("IOAccounting".into(), Value::Bool(true)),
@@ -72,6 +71,9 @@ impl Systemd {
             ));
         } else {
             all.push(("Slice".into(), Value::str(&unit.slice)));
+            // systemd delegates scopes (and services), never slices: it refuses the property
+            // there ("Delegation not available for unit type"), as runc knows.
+            all.push(("Delegate".into(), Value::Bool(true)));
         }
         all.extend(props);
         let reply = self

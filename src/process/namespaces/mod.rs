@@ -25,7 +25,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use nix::sched::{setns, CloneFlags};
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::LinuxNamespaceType;
+
+mod compile;
+pub use compile::{compile, time_offsets, IdMaps};
 
 pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
     match t {
@@ -152,19 +155,9 @@ impl Plan {
         (self.clone | self.unshare).contains(CloneFlags::CLONE_NEWNET)
     }
 
-    pub fn from_spec(spec: &Spec) -> Result<Plan> {
-        let wants: Vec<Want> = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .into_iter()
-            .flatten()
-            .map(|n| Want {
-                typ: n.typ(),
-                path: n.path().clone().filter(|p| !p.as_os_str().is_empty()),
-            })
-            .collect();
-        Plan::from_wants(&wants, Join::open)
+    /// Plans `wants`, opening the namespaces to join (which must exist now).
+    pub fn open(wants: &[Want]) -> Result<Plan> {
+        Plan::from_wants(wants, Join::open)
     }
 
     /// Plans from the wanted namespaces; `open` opens a namespace to join (injectable so the
