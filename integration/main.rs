@@ -22,6 +22,7 @@ mod namespaces;
 mod process;
 mod propagation;
 mod rootfs;
+mod rootless;
 mod runc_behaviour;
 mod runc_compat;
 mod runc_rootfs;

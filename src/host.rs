@@ -62,6 +62,66 @@ pub struct HostFacts {
     pub lsm: lsm::Host,
     /// Whether the host has a resctrl filesystem (Intel RDT / AMD QoS).
     pub resctrl: bool,
+    /// Who runs skiff, for the id maps an unprivileged caller may write.
+    pub caller: Caller,
+}
+
+/// The caller's ids and, when it is not root and the spec maps ids, the subordinate ranges
+/// `/etc/subuid` and `/etc/subgid` grant it (what newuidmap/newgidmap allow).
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub euid: u32,
+    pub egid: u32,
+    /// (first, count) ranges.
+    pub subuids: Vec<(u32, u32)>,
+    pub subgids: Vec<(u32, u32)>,
+    /// newuidmap and newgidmap, where found in $PATH.
+    pub newuidmap: Option<PathBuf>,
+    pub newgidmap: Option<PathBuf>,
+}
+
+impl Caller {
+    pub fn probe(with_maps: bool) -> Caller {
+        let euid = nix::unistd::geteuid().as_raw();
+        let egid = nix::unistd::getegid().as_raw();
+        let mut c = Caller {
+            euid,
+            egid,
+            ..Caller::default()
+        };
+        if euid == 0 || !with_maps {
+            return c;
+        }
+        let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(euid))
+            .ok()
+            .flatten()
+            .map(|u| u.name);
+        let read = |f: &str| std::fs::read_to_string(f).unwrap_or_default();
+        c.subuids = subordinate_ranges(&read("/etc/subuid"), euid, name.as_deref());
+        c.subgids = subordinate_ranges(&read("/etc/subgid"), euid, name.as_deref());
+        c.newuidmap = find_in_path("newuidmap");
+        c.newgidmap = find_in_path("newgidmap");
+        c
+    }
+}
+
+/// The `name-or-uid:first:count` lines of a subuid(5)/subgid(5) file that are the user's.
+pub fn subordinate_ranges(text: &str, uid: u32, name: Option<&str>) -> Vec<(u32, u32)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.trim().splitn(3, ':');
+            let (who, first, count) = (f.next()?, f.next()?, f.next()?);
+            let mine = Some(who) == name || who.parse::<u32>().ok() == Some(uid);
+            mine.then_some((first.parse().ok()?, count.parse().ok()?))
+        })
+        .collect()
+}
+
+fn find_in_path(prog: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
 }
 
 impl HostFacts {
@@ -107,6 +167,7 @@ impl HostFacts {
             rootfs,
             namespace_paths,
             joined_user_maps,
+            caller: Caller::probe(maps),
             lsm: lsm::Host::detect(),
             resctrl: Path::new("/sys/fs/resctrl/schemata").exists(),
         }
@@ -126,4 +187,46 @@ fn user_maps(path: &Path) -> Result<(String, String), String> {
             path.display()
         )
     })
+}
+
+/// Whether skiff runs in a user namespace other than the initial one (its uid_map is not
+/// the identity over every id).
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| {
+            let f: Vec<&str> = m.split_whitespace().collect();
+            f != ["0", "0", "4294967295"]
+        })
+        .unwrap_or(false)
+}
+
+/// The state root without `--root`: `$XDG_RUNTIME_DIR/skiff` for a non-root user (or root
+/// in a user namespace with `$USER` another user), else `/run/skiff`; runc's rule.
+pub fn default_state_root() -> PathBuf {
+    let honour_xdg = !nix::unistd::geteuid().is_root()
+        || (in_user_namespace()
+            && std::env::var("USER").is_ok_and(|u| !u.is_empty() && u != "root"));
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) if honour_xdg => Path::new(&dir).join("skiff"),
+        _ => PathBuf::from("/run/skiff"),
+    }
+}
+
+/// `--rootless auto`: not root, or root in a user namespace without the systemd driver
+/// (whose cgroups may not be the caller's to make); runc's rule.
+pub fn rootless_by_default(systemd_cgroup: bool) -> bool {
+    !nix::unistd::geteuid().is_root() || (in_user_namespace() && !systemd_cgroup)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn subordinate_ranges_by_name_or_uid() {
+        let text = "alice:100000:65536\nbob:165536:65536\n1000:300000:10\n# x\nbad line\n";
+        assert_eq!(
+            super::subordinate_ranges(text, 1000, Some("alice")),
+            [(100000, 65536), (300000, 10)]
+        );
+        assert_eq!(super::subordinate_ranges(text, 1001, None), []);
+    }
 }

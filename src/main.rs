@@ -6,7 +6,8 @@ use skiff::logging;
 fn main() {
     let cli = Cli::parse();
     if cli.global.version {
-        print!("{}", cli::version_text());
+        use std::io::Write;
+        let _ = write!(std::io::stdout().lock(), "{}", cli::version_text());
         return;
     }
     // The commands that put processes into containers run from a sealed copy of skiff, so

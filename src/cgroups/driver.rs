@@ -155,6 +155,45 @@ impl Placement {
     }
 }
 
+impl Placement {
+    /// [`Placement::make`] for `--rootless`: where the caller may not make the cgroup
+    /// (EACCES, EPERM, EROFS), a container with neither a cgroupsPath nor a limit runs in the
+    /// caller's cgroup (`Ok(None)`), and any other fails saying what it lacks; runc's rule.
+    pub fn make_rootless(
+        &self,
+        id: &str,
+        resources: &Plan,
+        has_path: bool,
+    ) -> Result<Option<Made>> {
+        match self.make(id, resources) {
+            Ok(made) => Ok(Some(made)),
+            Err(e) if !denied(&e) => Err(e),
+            Err(e) if has_path => Err(e.context(
+                "rootless: linux.cgroupsPath names a cgroup this user may not make (delegate \
+                 that subtree to the user, or leave cgroupsPath out)",
+            )),
+            Err(e) if !resources.writes.is_empty() => Err(e.context(
+                "rootless: linux.resources sets limits, which need a cgroup this user may \
+                 make (a delegated cgroup v2 subtree, e.g. systemd's user@.service with \
+                 Delegate=yes)",
+            )),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+/// The kernel refused us the cgroup tree (not ours to write).
+fn denied(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| {
+            matches!(
+                io.raw_os_error(),
+                Some(libc::EACCES | libc::EPERM | libc::EROFS)
+            )
+        })
+}
+
 /// Tells the unit (if any) about changed limits, before their files are written.
 pub fn update_unit(unit: Option<&str>, plan: &Plan) -> Result<()> {
     let Some(name) = unit else { return Ok(()) };

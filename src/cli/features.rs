@@ -38,7 +38,8 @@ pub fn document() -> Value {
             "netDevices": {"enabled": true}
         },
         "annotations": {
-            "io.github.skiff.version": env!("CARGO_PKG_VERSION")
+            "io.github.skiff.version": env!("CARGO_PKG_VERSION"),
+            "io.github.skiff.rootless": "user namespace (own id, or /etc/subuid ranges through newuidmap); cgroupfs in a delegated subtree, or no cgroup without limits; no systemd user manager"
         },
         "potentiallyUnsafeConfigAnnotations": []
     })

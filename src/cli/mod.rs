@@ -2,6 +2,7 @@
 //! shim, conmon and docker can drive skiff by swapping the binary path. clap accepts both
 //! `--flag value` and `--flag=value`, as the clients use both.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 mod features;
@@ -38,9 +39,10 @@ pub struct GlobalOpts {
     #[arg(short = 'v', long)]
     pub version: bool,
 
-    /// Directory holding the containers' state
-    #[arg(long, global = true, default_value = "/run/skiff", value_name = "DIR")]
-    pub root: PathBuf,
+    /// Directory holding the containers' state [default: /run/skiff, or $XDG_RUNTIME_DIR/skiff
+    /// for a non-root user]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
 
     /// Write log messages to FILE instead of stderr
     #[arg(long, global = true, value_name = "FILE")]
@@ -59,8 +61,9 @@ pub struct GlobalOpts {
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
 
-    /// Accepted for runc compatibility (true, false or auto, as `--rootless X` or
-    /// `--rootless=X`); rootless mode is not implemented yet
+    /// Rootless cgroup handling: where the caller may not make a cgroup, a container that
+    /// asks for no limits and no cgroupsPath runs in the caller's (auto: when not root, as
+    /// runc decides)
     #[arg(long, value_name = "true|false|auto", value_parser = ["true", "false", "auto"])]
     pub rootless: Option<String>,
 }
@@ -363,14 +366,26 @@ pub struct SpecArgs {
 pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     use crate::container;
     // An absolute state root: create and run change directory to the bundle.
-    let mut global = cli.global.clone();
-    if global.root.is_relative() {
-        global.root = std::env::current_dir()
+    let global = &cli.global;
+    let root = match &global.root {
+        Some(r) => r.clone(),
+        None => crate::host::default_state_root(),
+    };
+    let root = if root.is_relative() {
+        std::env::current_dir()
             .context("the current directory")?
-            .join(&global.root);
-    }
+            .join(root)
+    } else {
+        root
+    };
+    let rootless = match global.rootless.as_deref() {
+        Some("true") => true,
+        Some("false") => false,
+        _ => crate::host::rootless_by_default(global.systemd_cgroup),
+    };
     let g = &container::Global {
-        root: global.root,
+        root,
+        rootless,
         cgroup_driver: if global.systemd_cgroup {
             crate::cgroups::driver::Driver::Systemd
         } else {
@@ -409,7 +424,8 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Spec(a) => spec::write(&a.bundle, a.rootless).map(|()| 0),
         Command::Exec(a) => container::exec(g, &a.id, &a.options()),
         Command::Features => {
-            println!("{}", serde_json::to_string_pretty(&features::document())?);
+            let text = serde_json::to_string_pretty(&features::document())?;
+            writeln!(std::io::stdout().lock(), "{text}")?;
             Ok(0)
         }
         Command::Checkpoint(_) | Command::Restore(_) => anyhow::bail!(

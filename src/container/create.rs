@@ -58,7 +58,7 @@ pub fn create(
     };
     // The seccomp agent's socket is a host path: connect now, the init inherits the socket.
     let agent = seccomp_agent(&bundle)?;
-    let plan = Plan::open(&bundle.namespaces)?;
+    let plan = Plan::open(&bundle.namespaces, !nix::unistd::geteuid().is_root())?;
     let store = Store::new(&g.root);
     let locked = store.create(id)?;
     crate::failpoint!("create.locked");
@@ -149,10 +149,49 @@ fn create_locked(
     crate::failpoint!("create.recorded");
     let fifo = make_fifo(&locked.fifo())?;
     crate::failpoint!("create.fifo");
-    let resources = &bundle.resources;
-    let made = place.make(id, resources);
+    // Rootless, no device program: an unprivileged user cannot load one, and a user
+    // namespace cannot make device nodes (the host's are bound, with their permissions).
+    let rootless_resources;
+    let resources = if g.rootless {
+        rootless_resources = cgroups::resources::Plan {
+            devices: None,
+            ..bundle.resources.clone()
+        };
+        &rootless_resources
+    } else {
+        &bundle.resources
+    };
+    let made = if g.rootless {
+        place.make_rootless(id, resources, bundle.cgroups_path.is_some())
+    } else {
+        place.make(id, resources).map(Some)
+    };
     crate::failpoint!("create.cgroup");
-    let made = made.and_then(|mut made| {
+    let made = made.and_then(|made| {
+        let Some(mut made) = made else {
+            // Rootless without a cgroup of its own: the init stays in ours.
+            state.cgroup = None;
+            state.cgroup_created.clear();
+            locked.save(&state)?;
+            crate::logging::step("create: rootless, no cgroup of its own");
+            let (mount, own) = cgroups::host_layout()?;
+            let view = crate::rootfs::CgroupView {
+                dir: mount.join(own.strip_prefix("/").unwrap_or(&own)),
+                hierarchy: mount,
+                own_ns: plan.own_cgroup_ns(),
+            };
+            return launch(
+                locked,
+                bundle,
+                plan,
+                o,
+                fds,
+                fifo.as_fd(),
+                None,
+                &view,
+                &mut state,
+            );
+        };
         // From here the cgroup is removed as the container's (never killing another
         // container's processes in it).
         if made.created != state.cgroup_created {
@@ -178,7 +217,7 @@ fn create_locked(
             o,
             fds,
             fifo.as_fd(),
-            made.dirfd.as_fd(),
+            Some(made.dirfd.as_fd()),
             &view,
             &mut state,
         )?;
@@ -209,7 +248,7 @@ fn launch(
     o: &CreateOptions,
     fds: Fds<'_>,
     fifo: BorrowedFd<'_>,
-    cgroup: BorrowedFd<'_>,
+    cgroup: Option<BorrowedFd<'_>>,
     cgroup_view: &crate::rootfs::CgroupView,
     state: &mut State,
 ) -> Result<parent::Init> {
@@ -231,7 +270,9 @@ fn launch(
             metadata: bundle.seccomp_listener.metadata.as_deref(),
         }),
         cgroup_view,
-        close_in_child: vec![locked.lock_fd().as_raw_fd(), cgroup.as_raw_fd()],
+        close_in_child: std::iter::once(locked.lock_fd().as_raw_fd())
+            .chain(cgroup.map(|c| c.as_raw_fd()))
+            .collect(),
     };
     let spawned = {
         let mut record = |pid: i32| {

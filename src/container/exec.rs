@@ -60,10 +60,18 @@ fn exec_inner(g: &Global, id: &str, a: &ExecOptions) -> Result<i32> {
         bail!("--console-socket given but the process has no terminal");
     }
     let init = super::init_pidfd(&state)?.context("cannot exec in a stopped container")?;
-    let cg_path = cgroup_path(&state, a.cgroup.as_deref())?;
-    let cgroup = std::fs::File::open(&cg_path)
-        .map(OwnedFd::from)
-        .with_context(|| format!("opening cgroup {}", cg_path.display()))?;
+    // A rootless container without a cgroup of its own: the process is born in ours, as
+    // its init was.
+    let cgroup = match (&state.cgroup, a.cgroup.as_deref()) {
+        (None, None) => None,
+        _ => {
+            let cg_path = cgroup_path(&state, a.cgroup.as_deref())?;
+            let fd = std::fs::File::open(&cg_path)
+                .map(OwnedFd::from)
+                .with_context(|| format!("opening cgroup {}", cg_path.display()))?;
+            Some(fd)
+        }
+    };
     let (relay_end, console) = console_for(a, process.terminal)?;
     // The seccomp agent (a host path): connected here, the exec process inherits it.
     let agent = match &seccomp {
@@ -95,7 +103,8 @@ fn exec_inner(g: &Global, id: &str, a: &ExecOptions) -> Result<i32> {
         seccomp: seccomp.as_ref(),
         join,
         join_pid,
-        cgroup: cgroup.as_fd(),
+        unprivileged: !nix::unistd::geteuid().is_root(),
+        cgroup: cgroup.as_ref().map(|c| c.as_fd()),
         console: console.as_ref().map(|c| c.as_fd()),
         seccomp_agent: agent.as_ref().map(|a| {
             let agent = crate::seccomp::Agent {
@@ -105,7 +114,8 @@ fn exec_inner(g: &Global, id: &str, a: &ExecOptions) -> Result<i32> {
             (agent, container_state.clone())
         }),
         preserve_fds: a.preserve_fds,
-        close_in_child: vec![cgroup.as_raw_fd()],
+        setgroups_denied: crate::process::identity::setgroups_denied(&state.pid.to_string()),
+        close_in_child: cgroup.iter().map(|c| c.as_raw_fd()).collect(),
     };
     let child = spawn(&mut e)?;
     crate::failpoint!("exec.ready");

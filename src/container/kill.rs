@@ -76,7 +76,13 @@ pub fn kill(g: &Global, id: &str, signal: &str, all: bool) -> Result<()> {
 /// another container sharing its cgroup is never signalled.
 pub fn signal_all(state: &State, sig: i32) -> Result<()> {
     let Some(cg) = &state.cgroup else {
-        bail!("the container has no cgroup to signal")
+        // Rootless without a cgroup of its own.
+        for pid in without_cgroup(state)? {
+            if let Ok(fd) = pidfd::open(pid) {
+                let _ = pidfd::send_signal(fd.as_fd(), sig);
+            }
+        }
+        return Ok(());
     };
     let pids = if state.own_pid_ns {
         pids_in_namespace(state, cgroups::pids(cg)?)?
@@ -93,6 +99,23 @@ pub fn signal_all(state: &State, sig: i32) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The processes of a container without a cgroup (rootless): those in its own pid
+/// namespace (every /proc entry is looked at: only `ps` and `kill --all` do this), else the
+/// init alone.
+pub fn without_cgroup(state: &State) -> Result<Vec<i32>> {
+    if !state.own_pid_ns {
+        return Ok(match super::init_pidfd(state)? {
+            Some(_) => vec![state.pid],
+            None => vec![],
+        });
+    }
+    let all: Vec<i32> = std::fs::read_dir("/proc")
+        .context("reading /proc")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids_in_namespace(state, all)
 }
 
 /// The pids (of the container's cgroup) that are in the init's pid namespace; none once the

@@ -14,6 +14,9 @@ pub struct Global {
     /// cgroupfs, or systemd's transient units (`--systemd-cgroup`). Only `create` reads it:
     /// later commands follow what the state records.
     pub cgroup_driver: crate::cgroups::driver::Driver,
+    /// `--rootless`: where the caller may not make the container's cgroup, a container that
+    /// needs none (no limits, no cgroupsPath) runs without one (runc's rule).
+    pub rootless: bool,
 }
 
 /// `create` and `run`.

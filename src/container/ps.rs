@@ -14,7 +14,7 @@ pub fn ps(g: &Global, id: &str, format: Format, ps_args: &[String]) -> Result<()
     let (locked, state) = Store::new(&g.root).open(id)?;
     let pids = match &state.cgroup {
         Some(cg) => cgroups::pids(cg)?,
-        None => vec![],
+        None => super::kill::without_cgroup(&state)?,
     };
     drop(locked);
     let mut out = std::io::stdout().lock();

@@ -12,7 +12,8 @@ pub fn state(g: &Global, id: &str) -> Result<()> {
     let (locked, st) = Store::new(&g.root).open(id)?;
     let status = locked.status(&st);
     let text = serde_json::to_string_pretty(&st.public(status))?;
-    println!("{text}");
+    // An error, not a panic, when the reader went away (`skiff state x | head -1`).
+    writeln!(std::io::stdout().lock(), "{text}")?;
     Ok(())
 }
 

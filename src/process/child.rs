@@ -57,8 +57,9 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     crate::logging::step("init: namespaces entered");
     // A joined user namespace needs it as much as a new one (our host ids are unmapped there).
     let in_userns = l.plan.in_user_ns();
+    let setgroups_denied = in_userns && crate::process::identity::setgroups_denied("self");
     if in_userns {
-        become_userns_root()?;
+        become_userns_root(setgroups_denied)?;
         // The id change cleared the parent-death signal (process::sync: crash consistency).
         rearm_parent_death(end)?;
     }
@@ -142,6 +143,7 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
         agent,
         env,
         kept_fds: l.listen_fds.saturating_add(l.preserve_fds),
+        setgroups_denied,
     })?;
     crate::logging::step("init: identity switched, program found");
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;
@@ -206,7 +208,13 @@ fn enter_namespaces(l: &Launch<'_>, end: &ChildEnd) -> Result<()> {
     }
     if plan.unshare_user {
         unshare(CloneFlags::CLONE_NEWUSER).context("creating the user namespace")?;
+        if plan.unprivileged {
+            prctl::set_dumpable(true).context("PR_SET_DUMPABLE")?;
+        }
         end.map_ids()?;
+        if plan.unprivileged {
+            prctl::set_dumpable(false).context("PR_SET_DUMPABLE")?;
+        }
     }
     if !plan.unshare.is_empty() {
         unshare(plan.unshare).with_context(|| format!("creating namespaces {:?}", plan.unshare))?;
@@ -231,10 +239,14 @@ fn enter_namespaces(l: &Launch<'_>, end: &ChildEnd) -> Result<()> {
 
 /// In a new user namespace we still carry the host's ids, which are unmapped there: files we
 /// create would fail with EOVERFLOW. Become the namespace's root (the maps are written now).
-fn become_userns_root() -> Result<()> {
+fn become_userns_root(setgroups_denied: bool) -> Result<()> {
     let root = (nix::unistd::Gid::from_raw(0), nix::unistd::Uid::from_raw(0));
-    crate::sys::misc::setgroups(&[])
-        .context("dropping supplementary groups in the user namespace")?;
+    // Denied where an unprivileged caller mapped only its own gid (the kernel's price for
+    // that map): the host groups then stay, unmapped, as they do with runc.
+    if !setgroups_denied {
+        crate::sys::misc::setgroups(&[])
+            .context("dropping supplementary groups in the user namespace")?;
+    }
     nix::unistd::setresgid(root.0, root.0, root.0)
         .context("becoming gid 0 of the user namespace (is gid 0 in linux.gidMappings?)")?;
     nix::unistd::setresuid(root.1, root.1, root.1)

@@ -51,12 +51,18 @@ pub struct Exec<'a> {
     /// Namespaces of the init that differ from ours (pid is handled apart).
     pub join: CloneFlags,
     pub join_pid: bool,
-    pub cgroup: BorrowedFd<'a>,
+    /// skiff runs unprivileged: it cannot enter the container's pid namespace (its user
+    /// namespace owns it), so the child joins it with the rest and forks the process.
+    pub unprivileged: bool,
+    /// The cgroup to be born in (none: ours, for a rootless container without one).
+    pub cgroup: Option<BorrowedFd<'a>>,
     pub console: Option<BorrowedFd<'a>>,
     /// The seccomp agent (linux.seccomp.listenerPath) when the filter uses SCMP_ACT_NOTIFY,
     /// and the container's state JSON it is sent along with the listener fd.
     pub seccomp_agent: Option<(crate::seccomp::Agent<'a>, crate::state::OciState)>,
     pub preserve_fds: u32,
+    /// setgroups(2) is denied in the container's user namespace.
+    pub setgroups_denied: bool,
     pub close_in_child: Vec<RawFd>,
 }
 
@@ -67,20 +73,42 @@ pub fn spawn(e: &mut Exec<'_>) -> Result<Init> {
     let enter = move || {
         setns(init, CloneFlags::CLONE_NEWPID).context("entering the container's pid namespace")
     };
-    let enter = e.join_pid.then_some(&enter as &dyn Fn() -> Result<()>);
-    let child = match spawn::clone_into("exec process", 0, e.cgroup, enter)? {
+    if e.unprivileged {
+        super::set_oom_score_adj(0, e.process, true)?;
+    }
+    let fork = e.join_pid && e.unprivileged;
+    let enter = (e.join_pid && !fork).then_some(&enter as &dyn Fn() -> Result<()>);
+    let mut child = match spawn::clone_into("exec process", 0, e.cgroup, enter)? {
         Cloned::Child => {
             drop(pend);
             child_main(e, cend)
         }
         Cloned::Parent(guard) => guard,
     };
-    let pid = child.pid();
+    let mut pid = child.pid();
     crate::failpoint!("exec.cloned");
     drop(cend);
     crate::logging::step("exec: process cloned");
-    let mut side = ParentSide::new(pend, false, false);
-    let result = super::set_oom_score_adj(pid, e.process)
+    let mut side = ParentSide::new(pend, false, fork);
+    if fork {
+        // The child forked the process into the pid namespace (a sibling of it, so ours).
+        match side.next_request()? {
+            Request::InitPid(p) => {
+                let fd = crate::sys::pidfd::open(p)
+                    .with_context(|| format!("pidfd_open of the exec process {p}"))?;
+                let first = child.replace(Init { pid: p, pidfd: fd });
+                crate::sys::pidfd::wait(std::os::fd::AsFd::as_fd(&first.pidfd), false)
+                    .context("reaping the intermediate child")?;
+                pid = p;
+            }
+            other => bail!("protocol error: unexpected {other:?} from the exec process"),
+        }
+    }
+    let adj = match e.unprivileged {
+        true => Ok(()),
+        false => super::set_oom_score_adj(pid, e.process, false),
+    };
+    let result = adj
         .and_then(|()| side.go(pid))
         .inspect(|()| {
             crate::failpoint!("exec.go");
@@ -112,8 +140,29 @@ fn child(
     }
     // process.execCPUAffinity.initial (procattrs.rs).
     e.process.attrs.initial_affinity()?;
-    if !e.join.is_empty() {
-        setns(e.init, e.join).context("joining the container's namespaces")?;
+    let fork = e.join_pid && e.unprivileged;
+    let join = if fork {
+        e.join | CloneFlags::CLONE_NEWPID
+    } else {
+        e.join
+    };
+    if !join.is_empty() {
+        setns(e.init, join).context("joining the container's namespaces")?;
+    }
+    if fork {
+        // The pid namespace is only for our children: the process is one, born a sibling of
+        // ours (CLONE_PARENT) so skiff can wait for it.
+        match crate::sys::clone::clone3(libc::CLONE_PARENT as u64, None, false)
+            .context("forking the exec process into the container's pid namespace")?
+        {
+            crate::sys::clone::Forked::Child => {
+                prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
+            }
+            crate::sys::clone::Forked::Parent { pid, .. } => {
+                end.init_pid(pid)?;
+                crate::sys::misc::exit_now(0);
+            }
+        }
     }
     nix::unistd::fchdir(e.root).context("entering the container's root")?;
     nix::unistd::chroot(".").context("chroot into the container's root")?;
@@ -156,6 +205,7 @@ fn child(
         agent,
         env,
         kept_fds: e.preserve_fds,
+        setgroups_denied: e.setgroups_denied,
     })?;
     crate::logging::step("exec: identity switched, program found");
     prctl::set_pdeathsig(None).context("clearing the parent-death signal")?;

@@ -16,6 +16,12 @@ use crate::process::capabilities::Sets;
 use crate::process::procfs::Proc;
 use crate::sys::misc;
 
+/// Whether setgroups(2) is denied in the user namespace of `pid` ("self", or a container's
+/// init): read from the host's /proc, before a process pivots away from it.
+pub fn setgroups_denied(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/setgroups")).is_ok_and(|s| s.trim() == "deny")
+}
+
 /// hostname and domainname (the empty string is "not set", as runc reads it).
 #[derive(Debug, Clone, Default)]
 pub struct Uts {
@@ -146,13 +152,28 @@ pub fn passwd_field(passwd: &str, uid: u32, field: usize) -> Option<String> {
 /// CAP_SETPCAP, PR_SET_KEEPCAPS keeps the permitted set across setuid, and the final sets
 /// are applied last (with `extra` kept on top, see [`Sets::apply_rest`]). no_new_privs and
 /// the umask follow.
-pub fn switch_user(p: &Process, caps: &Sets, extra: Option<caps::Capability>) -> Result<()> {
+/// `setgroups_denied`: see [`setgroups_denied`] (then only no additional gids will do).
+pub fn switch_user(
+    p: &Process,
+    caps: &Sets,
+    extra: Option<caps::Capability>,
+    setgroups_denied: bool,
+) -> Result<()> {
     chown_stdio(p)?;
     caps.apply_bounding()?;
     let u = p.user();
     prctl::set_keepcaps(true).context("PR_SET_KEEPCAPS")?;
     let groups = u.additional_gids().clone().unwrap_or_default();
-    misc::setgroups(&groups).with_context(|| format!("process.user.additionalGids: {groups:?}"))?;
+    if !setgroups_denied {
+        misc::setgroups(&groups)
+            .with_context(|| format!("process.user.additionalGids: {groups:?}"))?;
+    } else if !groups.is_empty() {
+        bail!(
+            "process.user.additionalGids: {groups:?} cannot be set: setgroups is denied in \
+             this user namespace (an unprivileged caller mapped only its own gid; map \
+             /etc/subgid ranges through newgidmap to use more groups)"
+        );
+    }
     let gid = Gid::from_raw(u.gid());
     nix::unistd::setresgid(gid, gid, gid)
         .with_context(|| format!("process.user.gid: {}", u.gid()))?;
@@ -175,9 +196,10 @@ pub fn switch_user_and_chdir(
     p: &Process,
     caps: &Sets,
     extra: Option<caps::Capability>,
+    setgroups_denied: bool,
 ) -> Result<()> {
     let early = chdir(p);
-    switch_user(p, caps, extra)?;
+    switch_user(p, caps, extra, setgroups_denied)?;
     match early {
         Ok(()) => Ok(()),
         Err(_) => chdir(p),

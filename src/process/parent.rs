@@ -37,7 +37,7 @@ impl Spawned {
 /// an init that state.json names (and that dies with us anyway, process::sync).
 pub fn spawn(
     l: &mut Launch<'_>,
-    cgroup: BorrowedFd<'_>,
+    cgroup: Option<BorrowedFd<'_>>,
     record: &mut dyn FnMut(i32) -> Result<()>,
 ) -> Result<Spawned> {
     let (pend, cend) = sync::pair()?;
@@ -45,6 +45,9 @@ pub fn spawn(
     let plan = l.plan;
     let enter = plan.join_pid.as_ref().map(|j| move || j.enter());
     let enter = enter.as_ref().map(|e| e as &dyn Fn() -> Result<()>);
+    if plan.unprivileged {
+        super::set_oom_score_adj(0, &l.bundle.process, true)?;
+    }
     let flags = plan.clone.bits() as u64;
     let mut child = match spawn::clone_into("container init", flags, cgroup, enter)? {
         Cloned::Child => {
@@ -73,7 +76,9 @@ pub fn spawn(
     )?;
     let process = &b.process;
     if !plan.fork {
-        super::set_oom_score_adj(pid, process)?;
+        if !plan.unprivileged {
+            super::set_oom_score_adj(pid, process, false)?;
+        }
         side.go(pid)?;
         crate::failpoint!("spawn.go");
         record(pid)?;
@@ -99,7 +104,9 @@ pub fn spawn(
                 )? {
                     netdevs = Some(a);
                 }
-                super::set_oom_score_adj(p, process)?;
+                if !plan.unprivileged {
+                    super::set_oom_score_adj(p, process, false)?;
+                }
                 side.go(p)?;
                 crate::failpoint!("spawn.go");
                 record(p)?;
@@ -139,13 +146,32 @@ pub fn spawn(
     })
 }
 
-/// Writes /proc/<pid>/{uid,gid}_map from linux.uidMappings/gidMappings.
+/// Writes /proc/<pid>/{uid,gid}_map from linux.uidMappings/gidMappings: directly, or for
+/// an unprivileged caller's subordinate ranges through newuidmap/newgidmap (compiled into
+/// `maps`); an unprivileged caller mapping only its own gid denies setgroups first, which
+/// the kernel requires of it.
 fn write_id_maps(pid: i32, maps: &crate::process::namespaces::IdMaps) -> Result<()> {
-    write_map(pid, "uid_map", "linux.uidMappings", &maps.uid)?;
-    write_map(pid, "gid_map", "linux.gidMappings", &maps.gid)
+    let uid = ("uid_map", "linux.uidMappings", &maps.uid, &maps.uid_helper);
+    let gid = ("gid_map", "linux.gidMappings", &maps.gid, &maps.gid_helper);
+    write_map(pid, uid)?;
+    if maps.deny_setgroups {
+        let path = format!("/proc/{pid}/setgroups");
+        std::fs::write(&path, "deny").with_context(|| {
+            format!(
+                "linux.gidMappings: writing \"deny\" to {path} (needed to map a gid unprivileged)"
+            )
+        })?;
+    }
+    write_map(pid, gid)
 }
 
-fn write_map(pid: i32, file: &str, field: &str, text: &str) -> Result<()> {
+fn write_map(
+    pid: i32,
+    (file, field, text, helper): (&str, &str, &String, &Option<std::path::PathBuf>),
+) -> Result<()> {
+    if let Some(helper) = helper {
+        return run_map_helper(pid, field, text, helper);
+    }
     let path = format!("/proc/{pid}/{file}");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -154,5 +180,26 @@ fn write_map(pid: i32, file: &str, field: &str, text: &str) -> Result<()> {
     // The kernel takes the whole map in a single write.
     f.write_all(text.as_bytes())
         .with_context(|| format!("{field}: writing {:?} to {path}", text.trim_end()))?;
+    Ok(())
+}
+
+/// `newuidmap PID ID HOSTID COUNT...` (or newgidmap): the setuid helper that writes ranges
+/// /etc/subuid (subgid) grants the caller.
+fn run_map_helper(pid: i32, field: &str, text: &str, helper: &std::path::Path) -> Result<()> {
+    let mut cmd = std::process::Command::new(helper);
+    cmd.arg(pid.to_string()).args(text.split_whitespace());
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("{field}: running {}", helper.display()))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{field}: {} {pid} {} failed ({}): {}",
+            helper.display(),
+            text.split_whitespace().collect::<Vec<_>>().join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     Ok(())
 }

@@ -57,13 +57,14 @@ pub enum Cloned {
     Parent(Guard),
 }
 
-/// Clones a process with clone3 `flags` into `cgroup`. `enter_pid_ns`, when given, moves our
+/// Clones a process with clone3 `flags` into `cgroup` (without one, into ours: a rootless
+/// container that has none of its own). `enter_pid_ns`, when given, moves our
 /// side into the pid namespace the process is to be born in (for the clone3 only: we return
 /// to our own, where hooks and later children belong).
 pub fn clone_into(
     what: &str,
     flags: u64,
-    cgroup: BorrowedFd<'_>,
+    cgroup: Option<BorrowedFd<'_>>,
     enter_pid_ns: Option<&dyn Fn() -> Result<()>>,
 ) -> Result<Cloned> {
     let own = match enter_pid_ns {
@@ -75,7 +76,7 @@ pub fn clone_into(
         None => None,
     };
     born_non_dumpable()?;
-    let forked = clone3(flags, Some(cgroup), true);
+    let forked = clone3(flags, cgroup, true);
     if let (Some(own), Ok(Forked::Parent { .. }) | Err(_)) = (&own, &forked) {
         setns(own.as_fd(), CloneFlags::CLONE_NEWPID).context("returning to our pid namespace")?;
     }

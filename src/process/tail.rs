@@ -49,6 +49,8 @@ pub(super) struct Tail<'a> {
     pub env: Vec<String>,
     /// How many fds from 3 on the program keeps (socket activation, then --preserve-fds).
     pub kept_fds: u32,
+    /// setgroups(2) is denied in the container's user namespace (`identity::switch_user`).
+    pub setgroups_denied: bool,
 }
 
 /// A process that has made all its decisions and runs as its user: only the filter (and the
@@ -78,7 +80,7 @@ pub(super) fn prepare(t: Tail<'_>) -> Result<Armed<'_>> {
     let nnp = p.no_new_privileges().unwrap_or(false);
     let extra = (t.filter.is_some() && !nnp && !caps.effective_has(Capability::CAP_SYS_ADMIN))
         .then_some(Capability::CAP_SYS_ADMIN);
-    identity::switch_user_and_chdir(p, &caps, extra)?;
+    identity::switch_user_and_chdir(p, &caps, extra, t.setgroups_denied)?;
     let exe = identity::lookup(p, &t.env)?;
     let execve = Execve::new(exe, p, &t.env)?;
     t.process.attrs.final_affinity()?;

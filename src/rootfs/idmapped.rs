@@ -137,7 +137,7 @@ pub fn prepare(plan: &super::Plan, bundle: &Path) -> Result<Idmapped> {
     for mp in &plan.mounts {
         let (i, mnt, o) = (mp.index, &mp.mount, &mp.options);
         let idmapped = mp.idmap.is_some();
-        if !mp.bind || !(idmapped || plan.user_ns) {
+        if !mp.bind || !(idmapped || (plan.user_ns && !plan.unprivileged)) {
             continue;
         }
         let what = || {
@@ -290,7 +290,7 @@ mod tests {
                 gid: "0 100000 65536\n".into()
             }
         );
-        assert!(super::super::Plan::compile(&s).map(drop).is_ok());
+        assert!(super::super::Plan::compile(&s, false).map(drop).is_ok());
     }
 
     #[test]
@@ -314,7 +314,7 @@ mod tests {
                "uidMappings":[{"containerID":0,"hostID":1000,"size":1}]}"#,
             r#""namespaces":[{"type":"mount"}]"#,
         );
-        assert!(super::super::Plan::compile(&s)
+        assert!(super::super::Plan::compile(&s, false)
             .map(drop)
             .unwrap_err()
             .to_string()
@@ -327,7 +327,7 @@ mod tests {
             r#"{"destination":"/d","type":"tmpfs","source":"tmpfs","options":["idmap"]}"#,
             USERNS,
         );
-        assert!(super::super::Plan::compile(&s)
+        assert!(super::super::Plan::compile(&s, false)
             .map(drop)
             .unwrap_err()
             .to_string()
@@ -336,7 +336,7 @@ mod tests {
             r#"{"destination":"/d","type":"bind","source":"/tmp","options":["bind","idmap"]}"#,
             r#""namespaces":[{"type":"mount"}]"#,
         );
-        assert!(super::super::Plan::compile(&s)
+        assert!(super::super::Plan::compile(&s, false)
             .map(drop)
             .unwrap_err()
             .to_string()

@@ -36,6 +36,9 @@ pub struct Plan {
     /// The container has a user namespace (new or joined): every bind source is cloned by
     /// the parent (`idmapped`).
     pub user_ns: bool,
+    /// skiff runs unprivileged (rootless): it may not clone mount trees of the host's mount
+    /// namespace, so the init binds what the caller can reach itself.
+    pub unprivileged: bool,
 }
 
 /// One entry of `mounts`.
@@ -55,8 +58,9 @@ pub struct MountPlan {
 }
 
 impl Plan {
-    /// Compiles (and so checks) the spec's filesystem fields.
-    pub fn compile(spec: &Spec) -> Result<Plan> {
+    /// Compiles (and so checks) the spec's filesystem fields; `unprivileged`: for a caller
+    /// that is not root.
+    pub fn compile(spec: &Spec, unprivileged: bool) -> Result<Plan> {
         let linux = spec.linux().as_ref();
         let namespaces = linux.and_then(|l| l.namespaces().as_ref());
         let user_ns = namespaces
@@ -66,7 +70,14 @@ impl Plan {
         let label = linux.and_then(|l| nonempty(l.mount_label()));
         let mut mounts = Vec::new();
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
-            mounts.push(MountPlan::compile(spec, i, m, label)?);
+            let mp = MountPlan::compile(spec, i, m, label)?;
+            if unprivileged && mp.idmap.is_some() {
+                bail!(
+                    "mounts[{i}]: idmapped mounts need root (the kernel lets only a process \
+                     privileged over the filesystem's user namespace idmap a mount)"
+                );
+            }
+            mounts.push(mp);
         }
         let mut devs = devices::defaults();
         for (i, d) in linux
@@ -115,6 +126,7 @@ impl Plan {
             propagation,
             tmpfs_context: mount_context(label, "tmpfs"),
             user_ns,
+            unprivileged,
         })
     }
 
@@ -207,7 +219,7 @@ mod tests {
                         "devices":[{"path":"/dev/null","type":"c","major":1,"minor":3},
                                    {"path":"/dev/fuse","type":"c","major":10,"minor":229}]}}"#,
         );
-        let p = Plan::compile(&s).unwrap();
+        let p = Plan::compile(&s, false).unwrap();
         assert!(p.readonly_root && p.rprivate() && !p.user_ns);
         assert_eq!(p.masked_paths, ["/a", "/b"]);
         assert_eq!(
@@ -222,21 +234,23 @@ mod tests {
         let paths: Vec<_> = p.devices.iter().map(|d| d.path.to_str().unwrap()).collect();
         assert_eq!(paths.iter().filter(|p| **p == "/dev/null").count(), 1);
         assert_eq!(paths.last(), Some(&"/dev/fuse"));
-        let p = Plan::compile(&spec(r#"{"ociVersion":"1.2.0"}"#)).unwrap();
+        let p = Plan::compile(&spec(r#"{"ociVersion":"1.2.0"}"#), false).unwrap();
         assert_eq!(p.tmpfs_context, None);
     }
 
     #[test]
     fn refusals_name_the_field() {
-        let e = Plan::compile(&spec(
-            r#"{"ociVersion":"1.2.0","linux":{"rootfsPropagation":"sideways"}}"#,
-        ))
+        let e = Plan::compile(
+            &spec(r#"{"ociVersion":"1.2.0","linux":{"rootfsPropagation":"sideways"}}"#),
+            false,
+        )
         .unwrap_err()
         .to_string();
         assert!(e.contains("linux.rootfsPropagation: \"sideways\""), "{e}");
-        let e = Plan::compile(&spec(
-            r#"{"ociVersion":"1.2.0","mounts":[{"destination":"","type":"tmpfs"}]}"#,
-        ))
+        let e = Plan::compile(
+            &spec(r#"{"ociVersion":"1.2.0","mounts":[{"destination":"","type":"tmpfs"}]}"#),
+            false,
+        )
         .unwrap_err()
         .to_string();
         assert!(

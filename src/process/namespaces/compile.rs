@@ -33,6 +33,13 @@ pub fn compile(spec: &Spec, facts: &HostFacts) -> Result<Vec<Want>> {
         }
     }
     let has = |t| seen.contains(&t);
+    if facts.caller.euid != 0 && !has(LinuxNamespaceType::User) {
+        bail!(
+            "linux.namespaces: skiff runs as uid {} (rootless), which needs a user namespace \
+             in linux.namespaces (`skiff spec --rootless` writes one)",
+            facts.caller.euid
+        );
+    }
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         bail!("hostname: setting a hostname needs a UTS namespace in linux.namespaces");
     }
@@ -92,8 +99,83 @@ pub fn compile(spec: &Spec, facts: &HostFacts) -> Result<Vec<Want>> {
                 && l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()),
             "linux.uidMappings/gidMappings: a new user namespace needs both mappings"
         );
+        let c = &facts.caller;
+        if c.euid != 0 {
+            let uid = Ids {
+                field: "linux.uidMappings",
+                own: c.euid,
+                file: "/etc/subuid",
+                ranges: &c.subuids,
+                tool: c.newuidmap.is_some(),
+                tool_name: "newuidmap",
+            };
+            uid.check(l.uid_mappings().as_deref().unwrap_or_default())?;
+            let gid = Ids {
+                field: "linux.gidMappings",
+                own: c.egid,
+                file: "/etc/subgid",
+                ranges: &c.subgids,
+                tool: c.newgidmap.is_some(),
+                tool_name: "newgidmap",
+            };
+            gid.check(l.gid_mappings().as_deref().unwrap_or_default())?;
+        }
     }
     Ok(wants(spec))
+}
+
+/// What an unprivileged caller may map (user_namespaces(7)): its own id, one id long, which
+/// it writes itself; ranges that subuid(5)/subgid(5) give it, written by the setuid helper.
+struct Ids<'a> {
+    field: &'static str,
+    own: u32,
+    file: &'static str,
+    ranges: &'a [(u32, u32)],
+    tool: bool,
+    tool_name: &'static str,
+}
+
+impl Ids<'_> {
+    fn check(&self, maps: &[oci_spec::runtime::LinuxIdMapping]) -> Result<()> {
+        let given = |r: &[(u32, u32)]| {
+            r.iter()
+                .map(|(f, n)| format!("{f}-{}", u64::from(*f) + u64::from(*n) - 1))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (i, m) in maps.iter().enumerate() {
+            let (first, size) = (u64::from(m.host_id()), u64::from(m.size()));
+            if m.host_id() == self.own && size == 1 {
+                continue;
+            }
+            let granted = self.ranges.iter().any(|(f, n)| {
+                let (f, n) = (u64::from(*f), u64::from(*n));
+                first >= f && first + size <= f + n
+            });
+            let (field, own, file) = (self.field, self.own, self.file);
+            let last = (first + size).saturating_sub(1);
+            if !granted {
+                let have = if self.ranges.is_empty() {
+                    format!("{file} gives it none")
+                } else {
+                    format!("{file} gives it {}", given(self.ranges))
+                };
+                bail!(
+                    "{field}[{i}]: host ids {first}-{last} are not this user's to map \
+                     (unprivileged, id {own}: only {own} itself, one id long, and ranges that \
+                     {have})"
+                );
+            }
+            if !self.tool {
+                bail!(
+                    "{field}[{i}]: mapping host ids {first}-{last} needs {} (Debian's uidmap \
+                     package), which is not in $PATH",
+                    self.tool_name
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A joined user namespace keeps its own maps. containerd and CRI-O pass the maps too, so
@@ -162,25 +244,50 @@ fn wants(spec: &Spec) -> Vec<Want> {
         .collect()
 }
 
-/// linux.uidMappings and gidMappings as the kernel's uid_map and gid_map take them.
+/// linux.uidMappings and gidMappings as the kernel's uid_map and gid_map take them, and how
+/// they are written: by skiff itself (root, or an unprivileged caller's own ids), or by
+/// newuidmap/newgidmap (subordinate ranges; `Ids::check` allowed them).
 #[derive(Debug, Clone, Default)]
 pub struct IdMaps {
     pub uid: String,
     pub gid: String,
+    /// The helper for each map, when an unprivileged caller maps more than its own id.
+    pub uid_helper: Option<std::path::PathBuf>,
+    pub gid_helper: Option<std::path::PathBuf>,
+    /// An unprivileged caller maps only its own gid: setgroups(2) must be denied in the
+    /// namespace before the kernel lets it write gid_map.
+    pub deny_setgroups: bool,
 }
 
 impl IdMaps {
-    pub fn compile(spec: &Spec) -> IdMaps {
+    pub fn compile(spec: &Spec, caller: &crate::host::Caller) -> IdMaps {
+        use oci_spec::runtime::LinuxIdMapping;
         let linux = spec.linux().as_ref();
-        let text = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
-            maps.into_iter()
-                .flatten()
+        let uid = linux
+            .and_then(|l| l.uid_mappings().clone())
+            .unwrap_or_default();
+        let gid = linux
+            .and_then(|l| l.gid_mappings().clone())
+            .unwrap_or_default();
+        let text = |maps: &[LinuxIdMapping]| -> String {
+            maps.iter()
                 .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
                 .collect()
         };
+        let only_own = |maps: &[LinuxIdMapping], own: u32| {
+            maps.iter().all(|m| m.host_id() == own && m.size() == 1)
+        };
+        let unprivileged = caller.euid != 0;
         IdMaps {
-            uid: text(linux.and_then(|l| l.uid_mappings().as_ref())),
-            gid: text(linux.and_then(|l| l.gid_mappings().as_ref())),
+            uid: text(&uid),
+            gid: text(&gid),
+            uid_helper: (unprivileged && !only_own(&uid, caller.euid))
+                .then(|| caller.newuidmap.clone())
+                .flatten(),
+            gid_helper: (unprivileged && !only_own(&gid, caller.egid))
+                .then(|| caller.newgidmap.clone())
+                .flatten(),
+            deny_setgroups: unprivileged && !gid.is_empty() && only_own(&gid, caller.egid),
         }
     }
 }

@@ -125,6 +125,10 @@ pub struct Plan {
     pub new_user: bool,
     /// The container has a pid namespace of its own: killing its init kills everything.
     pub own_pid_ns: bool,
+    /// skiff runs unprivileged: the child makes the user namespace itself (`unshare_user`)
+    /// and is dumpable while the parent writes its maps (an unprivileged parent may not open
+    /// a non-dumpable process's /proc files; nothing of the container runs yet).
+    pub unprivileged: bool,
 }
 
 /// One entry of linux.namespaces, reduced to what planning needs.
@@ -155,9 +159,26 @@ impl Plan {
         (self.clone | self.unshare).contains(CloneFlags::CLONE_NEWNET)
     }
 
-    /// Plans `wants`, opening the namespaces to join (which must exist now).
-    pub fn open(wants: &[Want]) -> Result<Plan> {
-        Plan::from_wants(wants, Join::open)
+    /// Plans `wants`, opening the namespaces to join (which must exist now). `unprivileged`:
+    /// for a caller that is not root, which can only create namespaces from inside a user
+    /// namespace of its own, made by the child (see [`Plan::unprivileged`]).
+    pub fn open(wants: &[Want], unprivileged: bool) -> Result<Plan> {
+        let mut plan = Plan::from_wants(wants, Join::open)?;
+        if unprivileged {
+            plan.unprivileged();
+        }
+        Ok(plan)
+    }
+
+    fn unprivileged(&mut self) {
+        self.unprivileged = true;
+        if self.clone.contains(CloneFlags::CLONE_NEWUSER) {
+            let rest = self.clone - CloneFlags::CLONE_NEWUSER;
+            self.clone = CloneFlags::empty();
+            self.unshare_user = true;
+            self.unshare |= rest;
+            self.fork = rest.contains(CloneFlags::CLONE_NEWPID);
+        }
     }
 
     /// Plans from the wanted namespaces; `open` opens a namespace to join (injectable so the
@@ -216,6 +237,7 @@ impl Plan {
             new_time,
             new_user,
             own_pid_ns,
+            unprivileged: false,
         };
         if plan.join.is_empty() || (!new_user && !user_joined) {
             // Everything new can be born in one clone3 call.
