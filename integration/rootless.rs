@@ -366,25 +366,28 @@ fn subordinate_ranges_are_mapped_through_newuidmap() {
          touch /dev/shm/f && chown 1000:1000 /dev/shm/f && stat -c 'owner %u %g' /dev/shm/f");
     r.b.write_config();
     chown(&r.b.dir.join("config.json"));
-    // /etc/subuid and /etc/subgid granting the user 200000-265535, in a mount namespace of
-    // the test's own (newuidmap reads them there): the host's files are not touched.
-    let grant = r.b.dir.join("subid");
-    std::fs::write(&grant, format!("{UID}:200000:65536\n")).unwrap();
-    // newuidmap wants the user to have a name.
-    let passwd = r.b.dir.join("passwd");
+    // /etc/subuid and /etc/subgid granting the user 200000-265535 (and a passwd entry:
+    // newuidmap wants a name), in a copy of /etc bound over it in a mount namespace of the
+    // test's own: the host's files are not touched.
+    let etc = r.b.dir.join("etc");
+    let st = Command::new("cp")
+        .args(["-a", "/etc"])
+        .arg(&etc)
+        .status()
+        .unwrap();
+    assert!(st.success(), "copying /etc");
+    let grant = format!("{UID}:200000:65536\n");
+    std::fs::write(etc.join("subuid"), &grant).unwrap();
+    std::fs::write(etc.join("subgid"), &grant).unwrap();
     let mut users = std::fs::read_to_string("/etc/passwd").unwrap();
     users.push_str(&format!("rltest:x:{UID}:{UID}::/:/bin/sh\n"));
-    std::fs::write(&passwd, users).unwrap();
+    std::fs::write(etc.join("passwd"), users).unwrap();
     let dir = r.b.dir.to_str().unwrap().to_string();
     let inner = r.command(&["run", "--bundle", &dir, &r.b.id]);
     let mut c = Command::new("unshare");
     c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-        .arg(
-            "mount --bind \"$0\" /etc/subuid && mount --bind \"$0\" /etc/subgid && \
-             mount --bind \"$1\" /etc/passwd && shift && exec \"$@\"",
-        )
-        .arg(&grant)
-        .arg(&passwd)
+        .arg("mount --bind \"$0\" /etc && exec \"$@\"")
+        .arg(&etc)
         .arg(inner.get_program())
         .args(inner.get_args());
     for (k, v) in inner.get_envs() {
@@ -392,19 +395,6 @@ fn subordinate_ranges_are_mapped_through_newuidmap() {
             Some(v) => c.env(k, v),
             None => c.env_remove(k),
         };
-    }
-    if !std::path::Path::new("/etc/subuid").exists() {
-        // A bind mount needs a target: an empty file, as Debian's uidmap installs it.
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open("/etc/subuid")
-            .unwrap();
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open("/etc/subgid")
-            .unwrap();
     }
     let out = output_via_files(c.stdin(Stdio::null()));
     let stdout = text(&out.stdout);
