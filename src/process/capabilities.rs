@@ -26,8 +26,8 @@ fn convert(set: &Option<Capabilities>) -> Result<CapsHashSet> {
     Ok(out)
 }
 
-/// The sets to apply, converted once (before any privilege is dropped).
-#[derive(Debug, Default)]
+/// The sets to apply, converted once (with the process plan, before anything is created).
+#[derive(Debug, Default, Clone)]
 pub struct Sets {
     bounding: CapsHashSet,
     effective: CapsHashSet,

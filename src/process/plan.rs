@@ -5,16 +5,19 @@
 use anyhow::{ensure, Context, Result};
 use oci_spec::runtime::Process;
 
+use super::capabilities::Sets;
 use super::lsm;
 use super::procattrs::ProcessAttrs;
 
 #[derive(Debug, Clone)]
 pub struct ProcessPlan {
-    /// args, env, cwd, user, capabilities, rlimits, noNewPrivileges, consoleSize,
-    /// oomScoreAdj: checked, and applied as they stand.
+    /// args, env, cwd, user, rlimits, noNewPrivileges, consoleSize, oomScoreAdj: checked,
+    /// and applied as they stand.
     pub process: Process,
     /// ioPriority, scheduler, execCPUAffinity.
     pub attrs: ProcessAttrs,
+    /// capabilities, converted to the kernel's.
+    pub caps: Sets,
     /// The LSM exec labels to request: (file below /proc/self/, data).
     pub labels: Vec<(&'static str, String)>,
     /// process.terminal.
@@ -33,6 +36,7 @@ impl ProcessPlan {
     pub fn compile(process: Process, host: lsm::Host) -> Result<ProcessPlan> {
         Ok(ProcessPlan {
             attrs: ProcessAttrs::compile(&process)?,
+            caps: Sets::from_spec(process.capabilities().as_ref())?,
             labels: lsm::exec_writes(&process, host)?,
             terminal: process.terminal().unwrap_or(false),
             process,

@@ -76,11 +76,11 @@ pub(super) fn prepare(t: Tail<'_>) -> Result<Armed<'_>> {
         .context("too many fds to pass on to the container process")?;
     misc::cloexec_from(first).context("marking fds close-on-exec")?;
     misc::keep_across_exec(3, t.kept_fds);
-    let caps = Sets::from_spec(p.capabilities().as_ref())?;
+    let caps = &t.process.caps;
     let nnp = p.no_new_privileges().unwrap_or(false);
     let extra = (t.filter.is_some() && !nnp && !caps.effective_has(Capability::CAP_SYS_ADMIN))
         .then_some(Capability::CAP_SYS_ADMIN);
-    identity::switch_user_and_chdir(p, &caps, extra, t.setgroups_denied)?;
+    identity::switch_user_and_chdir(p, caps, extra, t.setgroups_denied)?;
     let exe = identity::lookup(p, &t.env)?;
     let execve = Execve::new(exe, p, &t.env)?;
     t.process.attrs.final_affinity()?;
@@ -88,7 +88,7 @@ pub(super) fn prepare(t: Tail<'_>) -> Result<Armed<'_>> {
     let mut armed = Armed {
         filter: t.filter,
         agent: t.agent,
-        caps: extra.map(|_| caps),
+        caps: extra.map(|_| caps.clone()),
         env: t.env,
         execve,
     };
