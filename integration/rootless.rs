@@ -20,6 +20,8 @@ struct Rootless {
     b: Bundle,
     /// $XDG_RUNTIME_DIR of the user (the default state root is `<xdg>/skiff`).
     xdg: PathBuf,
+    /// The mounts of the root template (`skiff spec` without --rootless).
+    root_mounts: Value,
 }
 
 impl Rootless {
@@ -45,12 +47,17 @@ impl Rootless {
             serde_json::from_slice(&std::fs::read(xdg.join("config.json")).unwrap()).unwrap();
         std::fs::remove_file(xdg.join("config.json")).unwrap();
         let process = b.config["process"].clone();
+        let root_mounts = b.config["mounts"].clone();
         b.config = spec;
         b.config["process"] = process;
         b.config["process"]["terminal"] = json!(false);
         chown(&b.dir);
         chown(&b.root);
-        Rootless { b, xdg }
+        Rootless {
+            b,
+            xdg,
+            root_mounts,
+        }
     }
 
     /// `skiff --root <ours> ARGS` as the user, config written first.
@@ -499,4 +506,43 @@ impl Drop for Cleanup {
             let _ = std::fs::remove_dir(d);
         }
     }
+}
+
+/// The mounts of a root template (`skiff spec` without --rootless: sysfs, devpts with
+/// `gid=5`, a cgroup mount) in a rootless container without a network namespace: sysfs is
+/// the host's /sys bound read-only, devpts comes without the unmapped gid, as runc and crun
+/// make them.
+#[test]
+fn a_root_templates_mounts_work_rootless() {
+    let mut r = Rootless::new("rl-rootmounts");
+    r.b.config["mounts"] = r.root_mounts.clone();
+    r.b.sh(
+        "grep -E ' /sys | /dev/pts ' /proc/self/mountinfo; ls /sys/class >/dev/null && echo SYS",
+    );
+    let out = r.run();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = |mp: &str| {
+        stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(4) == Some(mp))
+            .unwrap_or_else(|| panic!("no {mp} mount: {stdout}"))
+            .to_string()
+    };
+    let sys = line("/sys");
+    assert!(sys.contains(" - sysfs "), "{sys}");
+    assert!(
+        sys.split_whitespace()
+            .nth(5)
+            .unwrap()
+            .split(',')
+            .any(|o| o == "ro"),
+        "{sys}"
+    );
+    let pts = line("/dev/pts");
+    assert!(
+        pts.contains(" - devpts ") && !pts.contains("gid=5"),
+        "{pts}"
+    );
+    assert!(stdout.contains("SYS"), "{stdout}");
 }

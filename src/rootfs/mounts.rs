@@ -27,6 +27,9 @@ pub struct Ctx<'a> {
     pub idmapped: &'a super::idmapped::Idmapped,
     /// The container's cgroup on the host (see `cgroup2_bind`).
     pub cgroup_view: &'a super::CgroupView,
+    /// The container is in a user namespace (new or joined): a sysfs it may not mount is
+    /// the host's, bound (`filesystem`).
+    pub in_userns: bool,
     /// Read-only tmpfs mounts, mounted read-write so that what belongs under them (devices,
     /// /dev/pts, the console, later mounts) can be made, and made read-only by `finish`.
     pub late_ro: RefCell<Vec<LateRo>>,
@@ -202,6 +205,15 @@ fn filesystem(
     let strict = matches!(fstype, "proc" | "sysfs");
     let tmpfs = fstype == "tmpfs";
     let mut data = o.data.clone();
+    if fstype == "devpts" && ctx.in_userns {
+        // A `gid=` the user namespace does not map makes the kernel refuse the mount (a
+        // rootless config from a root template's `gid=5`): leave it out, as crun does; the
+        // ptys then belong to the creator's group.
+        data.retain(|d| match d.strip_prefix("gid=").map(str::parse::<u32>) {
+            Some(Ok(gid)) => gid_mapped(gid),
+            _ => true,
+        });
+    }
     let mut existing_dir = false;
     let target = if strict {
         // CVE-2019-19921, CVE-2023-27561, CVE-2023-28642: a /proc or /sys that is a symlink
@@ -270,6 +282,13 @@ fn filesystem(
             Err(nix::errno::Errno::EPERM | nix::errno::Errno::EBUSY) if fstype == "cgroup2" => {
                 return cgroup2_bind(root, dest, o, &ctx.cgroup_view.dir);
             }
+            // A user namespace may mount sysfs only for a network namespace it owns: without
+            // one of its own (rootless), the host's /sys is bound instead, recursively (its
+            // submounts are locked to it), with the mount's flags; as runc does.
+            Err(nix::errno::Errno::EPERM) if fstype == "sysfs" && ctx.in_userns => {
+                return bind_host_tree(root, dest, o, Path::new("/sys"), true)
+                    .context("binding the host's /sys (sysfs cannot be mounted here)");
+            }
             other => other.with_context(|| format!("mounting {fstype}"))?,
         }
     }
@@ -293,8 +312,25 @@ fn filesystem(
 /// mount anyway, it wants the cgroup namespace's owner), and when the kernel refuses a
 /// container with its own cgroup namespace (EPERM, EBUSY) the container's own cgroup.
 fn cgroup2_bind(root: BorrowedFd<'_>, dest: &Path, o: &Options, source: &Path) -> Result<()> {
-    let what = || format!("binding the cgroup directory {}", source.display());
-    let tree = m::open_tree(nix::fcntl::AT_FDCWD, source, m::OPEN_TREE_CLONE).with_context(what)?;
+    bind_host_tree(root, dest, o, source, false)
+        .with_context(|| format!("binding the cgroup directory {}", source.display()))
+}
+
+/// Binds `source`, a directory of the runtime's view, at `dest` with the mount's flags and
+/// private propagation (the whole tree when `recursive`).
+fn bind_host_tree(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    o: &Options,
+    source: &Path,
+    recursive: bool,
+) -> Result<()> {
+    let what = || format!("cloning {}", source.display());
+    let mut flags = m::OPEN_TREE_CLONE;
+    if recursive {
+        flags |= m::AT_RECURSIVE;
+    }
+    let tree = m::open_tree(nix::fcntl::AT_FDCWD, source, flags).with_context(what)?;
     let mut attr = MountAttr::default();
     if o.flags.contains(MsFlags::MS_RDONLY) {
         attr.attr_set |= m::MOUNT_ATTR_RDONLY;
@@ -308,13 +344,26 @@ fn cgroup2_bind(root: BorrowedFd<'_>, dest: &Path, o: &Options, source: &Path) -
             attr.attr_set |= a;
         }
     }
-    // Private, as a fresh cgroup2 mount would be: a clone of the host's (shared) hierarchy
-    // mount would otherwise be its peer, and mounts would propagate both ways.
+    // Private, as a fresh mount would be: a clone of the host's (shared) mount would
+    // otherwise be its peer, and mounts would propagate both ways.
     attr.propagation = MsFlags::MS_PRIVATE.bits();
-    m::mount_setattr(tree.as_fd(), false, &attr).with_context(what)?;
+    m::mount_setattr(tree.as_fd(), recursive, &attr).context("setting its attributes")?;
     let target = paths::open_target(root, dest, false)?;
-    m::move_mount(tree.as_fd(), target.as_fd()).with_context(what)?;
+    m::move_mount(tree.as_fd(), target.as_fd()).context("attaching it")?;
     propagate(root, dest, o)
+}
+
+/// Whether `gid` is mapped in our user namespace (read before pivot_root, from the
+/// runtime's /proc).
+fn gid_mapped(gid: u32) -> bool {
+    let map = std::fs::read_to_string("/proc/self/gid_map").unwrap_or_default();
+    map.lines().any(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        f.len() == 3 && (f[0]..f[0] + f[2]).contains(&u64::from(gid))
+    })
 }
 
 fn is_enoent(e: &anyhow::Error) -> bool {
