@@ -86,7 +86,7 @@ pub fn prepare(
     let ctx = mounts::Ctx {
         bundle,
         rootfs: mounts::rootfs_paths(bundle, &plan.root_path, Some(rootfs)),
-        in_userns,
+        rootless: plan.unprivileged,
         idmapped,
         cgroup_view,
         late_ro: Default::default(),

@@ -27,9 +27,10 @@ pub struct Ctx<'a> {
     pub idmapped: &'a super::idmapped::Idmapped,
     /// The container's cgroup on the host (see `cgroup2_bind`).
     pub cgroup_view: &'a super::CgroupView,
-    /// The container is in a user namespace (new or joined): a sysfs it may not mount is
-    /// the host's, bound (`filesystem`).
-    pub in_userns: bool,
+    /// skiff runs unprivileged (rootless): a sysfs the container's user namespace may not
+    /// mount is the host's, bound, and a devpts `gid=` it does not map is left out
+    /// (`filesystem`). As root, both fail as they do with runc.
+    pub rootless: bool,
     /// Read-only tmpfs mounts, mounted read-write so that what belongs under them (devices,
     /// /dev/pts, the console, later mounts) can be made, and made read-only by `finish`.
     pub late_ro: RefCell<Vec<LateRo>>,
@@ -205,7 +206,7 @@ fn filesystem(
     let strict = matches!(fstype, "proc" | "sysfs");
     let tmpfs = fstype == "tmpfs";
     let mut data = o.data.clone();
-    if fstype == "devpts" && ctx.in_userns {
+    if fstype == "devpts" && ctx.rootless {
         // A `gid=` the user namespace does not map makes the kernel refuse the mount (a
         // rootless config from a root template's `gid=5`): leave it out, as crun does; the
         // ptys then belong to the creator's group.
@@ -285,7 +286,7 @@ fn filesystem(
             // A user namespace may mount sysfs only for a network namespace it owns: without
             // one of its own (rootless), the host's /sys is bound instead, recursively (its
             // submounts are locked to it), with the mount's flags; as runc does.
-            Err(nix::errno::Errno::EPERM) if fstype == "sysfs" && ctx.in_userns => {
+            Err(nix::errno::Errno::EPERM) if fstype == "sysfs" && ctx.rootless => {
                 return bind_host_tree(root, dest, o, Path::new("/sys"), true)
                     .context("binding the host's /sys (sysfs cannot be mounted here)");
             }
