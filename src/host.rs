@@ -72,6 +72,9 @@ pub struct HostFacts {
 pub struct Caller {
     pub euid: u32,
     pub egid: u32,
+    /// skiff itself runs in a user namespace (rootless podman runs its runtime as root of
+    /// one): device nodes cannot be made, only bound.
+    pub in_userns: bool,
     /// (first, count) ranges.
     pub subuids: Vec<(u32, u32)>,
     pub subgids: Vec<(u32, u32)>,
@@ -87,6 +90,7 @@ impl Caller {
         let mut c = Caller {
             euid,
             egid,
+            in_userns: in_user_namespace(),
             ..Caller::default()
         };
         if euid == 0 || !with_maps {
@@ -201,11 +205,11 @@ pub fn in_user_namespace() -> bool {
 }
 
 /// The state root without `--root`: `$XDG_RUNTIME_DIR/skiff` for a non-root user (or root
-/// in a user namespace with `$USER` another user), else `/run/skiff`; runc's rule.
+/// in a user namespace, unless `$USER` says root: rootless podman runs the runtime so),
+/// else `/run/skiff`; runc's rule.
 pub fn default_state_root() -> PathBuf {
     let honour_xdg = !nix::unistd::geteuid().is_root()
-        || (in_user_namespace()
-            && std::env::var("USER").is_ok_and(|u| !u.is_empty() && u != "root"));
+        || (in_user_namespace() && std::env::var("USER").map_or(true, |u| u != "root"));
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(dir) if honour_xdg => Path::new(&dir).join("skiff"),
         _ => PathBuf::from("/run/skiff"),

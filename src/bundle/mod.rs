@@ -112,7 +112,7 @@ pub fn compile(spec: Spec, dir: PathBuf, facts: &crate::host::HostFacts) -> Resu
         crate::process::plan::ProcessPlan::compile_init(spec.process().as_ref(), facts.lsm)?;
     let namespaces = namespaces::compile(&spec, facts)?;
     let hooks = crate::hooks::compile(&spec)?;
-    let fs = crate::rootfs::Plan::compile(&spec, facts.caller.euid != 0)?;
+    let fs = crate::rootfs::Plan::compile(&spec, &facts.caller)?;
     let sysctls = sysctl::compile(&spec)?;
     let container_attrs = procattrs::ContainerAttrs::compile(&spec)?;
     let net_devices = netdev::compile(&spec)?;

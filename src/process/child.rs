@@ -70,14 +70,7 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     if l.plan.new_time {
         time_namespace(l, &proc)?;
     }
-    let prepared = crate::rootfs::prepare(
-        &b.fs,
-        &b.dir,
-        &b.rootfs,
-        in_userns,
-        l.idmapped,
-        l.cgroup_view,
-    )?;
+    let prepared = crate::rootfs::prepare(&b.fs, &b.dir, &b.rootfs, l.idmapped, l.cgroup_view)?;
     crate::logging::step("init: mounts and devices made");
     let hooks = &b.hooks;
     if hooks.prestart().is_some() || hooks.create_runtime().is_some() {

@@ -51,8 +51,9 @@ pub struct Exec<'a> {
     /// Namespaces of the init that differ from ours (pid is handled apart).
     pub join: CloneFlags,
     pub join_pid: bool,
-    /// skiff runs unprivileged: it cannot enter the container's pid namespace (its user
-    /// namespace owns it), so the child joins it with the rest and forks the process.
+    /// skiff cannot enter the container's pid namespace and return (unprivileged, or root
+    /// of a user namespace that does not own its own pid namespace): the child joins it with
+    /// the rest and forks the process.
     pub unprivileged: bool,
     /// The cgroup to be born in (none: ours, for a rootless container without one).
     pub cgroup: Option<BorrowedFd<'a>>,

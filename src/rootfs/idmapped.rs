@@ -290,7 +290,9 @@ mod tests {
                 gid: "0 100000 65536\n".into()
             }
         );
-        assert!(super::super::Plan::compile(&s, false).map(drop).is_ok());
+        assert!(super::super::Plan::compile(&s, &Default::default())
+            .map(drop)
+            .is_ok());
     }
 
     #[test]
@@ -314,7 +316,7 @@ mod tests {
                "uidMappings":[{"containerID":0,"hostID":1000,"size":1}]}"#,
             r#""namespaces":[{"type":"mount"}]"#,
         );
-        assert!(super::super::Plan::compile(&s, false)
+        assert!(super::super::Plan::compile(&s, &Default::default())
             .map(drop)
             .unwrap_err()
             .to_string()
@@ -327,7 +329,7 @@ mod tests {
             r#"{"destination":"/d","type":"tmpfs","source":"tmpfs","options":["idmap"]}"#,
             USERNS,
         );
-        assert!(super::super::Plan::compile(&s, false)
+        assert!(super::super::Plan::compile(&s, &Default::default())
             .map(drop)
             .unwrap_err()
             .to_string()
@@ -336,7 +338,7 @@ mod tests {
             r#"{"destination":"/d","type":"bind","source":"/tmp","options":["bind","idmap"]}"#,
             r#""namespaces":[{"type":"mount"}]"#,
         );
-        assert!(super::super::Plan::compile(&s, false)
+        assert!(super::super::Plan::compile(&s, &Default::default())
             .map(drop)
             .unwrap_err()
             .to_string()

@@ -54,7 +54,6 @@ pub fn prepare(
     plan: &Plan,
     bundle: &Path,
     rootfs: &Path,
-    in_userns: bool,
     idmapped: &idmapped::Idmapped,
     cgroup_view: &CgroupView,
 ) -> Result<Prepared> {
@@ -95,7 +94,7 @@ pub fn prepare(
         mounts::mount_one(root.as_fd(), &ctx, mnt)?;
     }
     for d in &plan.devices {
-        devices::create(root.as_fd(), d, in_userns)?;
+        devices::create(root.as_fd(), d, plan.bind_devices)?;
     }
     devices::symlinks(root.as_fd())?;
     if let Some(cwd) = &plan.cwd {

@@ -39,6 +39,9 @@ pub struct Plan {
     /// skiff runs unprivileged (rootless): it may not clone mount trees of the host's mount
     /// namespace, so the init binds what the caller can reach itself.
     pub unprivileged: bool,
+    /// Device nodes are bound from the host, not made: the container or skiff itself is in
+    /// a user namespace, where mknod is not allowed (runc decides the same).
+    pub bind_devices: bool,
 }
 
 /// One entry of `mounts`.
@@ -58,9 +61,9 @@ pub struct MountPlan {
 }
 
 impl Plan {
-    /// Compiles (and so checks) the spec's filesystem fields; `unprivileged`: for a caller
-    /// that is not root.
-    pub fn compile(spec: &Spec, unprivileged: bool) -> Result<Plan> {
+    /// Compiles (and so checks) the spec's filesystem fields for `caller`.
+    pub fn compile(spec: &Spec, caller: &crate::host::Caller) -> Result<Plan> {
+        let unprivileged = caller.euid != 0;
         let linux = spec.linux().as_ref();
         let namespaces = linux.and_then(|l| l.namespaces().as_ref());
         let user_ns = namespaces
@@ -125,6 +128,7 @@ impl Plan {
             masked_paths,
             propagation,
             tmpfs_context: mount_context(label, "tmpfs"),
+            bind_devices: user_ns || caller.in_userns,
             user_ns,
             unprivileged,
         })
@@ -219,7 +223,7 @@ mod tests {
                         "devices":[{"path":"/dev/null","type":"c","major":1,"minor":3},
                                    {"path":"/dev/fuse","type":"c","major":10,"minor":229}]}}"#,
         );
-        let p = Plan::compile(&s, false).unwrap();
+        let p = Plan::compile(&s, &Default::default()).unwrap();
         assert!(p.readonly_root && p.rprivate() && !p.user_ns);
         assert_eq!(p.masked_paths, ["/a", "/b"]);
         assert_eq!(
@@ -234,7 +238,7 @@ mod tests {
         let paths: Vec<_> = p.devices.iter().map(|d| d.path.to_str().unwrap()).collect();
         assert_eq!(paths.iter().filter(|p| **p == "/dev/null").count(), 1);
         assert_eq!(paths.last(), Some(&"/dev/fuse"));
-        let p = Plan::compile(&spec(r#"{"ociVersion":"1.2.0"}"#), false).unwrap();
+        let p = Plan::compile(&spec(r#"{"ociVersion":"1.2.0"}"#), &Default::default()).unwrap();
         assert_eq!(p.tmpfs_context, None);
     }
 
@@ -242,14 +246,14 @@ mod tests {
     fn refusals_name_the_field() {
         let e = Plan::compile(
             &spec(r#"{"ociVersion":"1.2.0","linux":{"rootfsPropagation":"sideways"}}"#),
-            false,
+            &Default::default(),
         )
         .unwrap_err()
         .to_string();
         assert!(e.contains("linux.rootfsPropagation: \"sideways\""), "{e}");
         let e = Plan::compile(
             &spec(r#"{"ociVersion":"1.2.0","mounts":[{"destination":"","type":"tmpfs"}]}"#),
-            false,
+            &Default::default(),
         )
         .unwrap_err()
         .to_string();
