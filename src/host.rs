@@ -194,14 +194,17 @@ fn user_maps(path: &Path) -> Result<(String, String), String> {
 }
 
 /// Whether skiff runs in a user namespace other than the initial one (its uid_map is not
-/// the identity over every id).
+/// the identity over every id). Read once per process: several decisions ask.
 pub fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .map(|m| {
-            let f: Vec<&str> = m.split_whitespace().collect();
-            f != ["0", "0", "4294967295"]
-        })
-        .unwrap_or(false)
+    static IN_USERNS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN_USERNS.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map")
+            .map(|m| {
+                let f: Vec<&str> = m.split_whitespace().collect();
+                f != ["0", "0", "4294967295"]
+            })
+            .unwrap_or(false)
+    })
 }
 
 /// The state root without `--root`: `$XDG_RUNTIME_DIR/skiff` for a non-root user (or root

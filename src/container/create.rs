@@ -167,49 +167,41 @@ fn create_locked(
         place.make(id, resources).map(Some)
     };
     crate::failpoint!("create.cgroup");
-    let made = made.and_then(|made| {
-        let Some(mut made) = made else {
-            // Rootless without a cgroup of its own: the init stays in ours.
-            state.cgroup = None;
-            state.cgroup_created.clear();
-            locked.save(&state)?;
-            crate::logging::step("create: rootless, no cgroup of its own");
-            let (mount, own) = cgroups::host_layout()?;
-            let view = crate::rootfs::CgroupView {
-                dir: mount.join(own.strip_prefix("/").unwrap_or(&own)),
-                hierarchy: mount,
-                own_ns: plan.own_cgroup_ns(),
-            };
-            return launch(
-                locked,
-                bundle,
-                plan,
-                o,
-                fds,
-                fifo.as_fd(),
-                None,
-                &view,
-                &mut state,
-            );
+    let made = made.and_then(|mut made| {
+        let (mount, dir) = match &mut made {
+            Some(made) => {
+                // From here the cgroup is removed as the container's (never killing another
+                // container's processes in it).
+                if made.created != state.cgroup_created {
+                    // Someone else made or removed a parent meanwhile: record what is ours.
+                    state.cgroup_created = std::mem::take(&mut made.created);
+                    locked.save(&state)?;
+                }
+                // Limits and the device program are in place before the init is born into
+                // the cgroup (CLONE_INTO_CGROUP).
+                let dir = place.dir();
+                cgroups::apply::apply(&place.mount, &dir, made.dirfd.as_fd(), resources)?;
+                crate::failpoint!("create.resources");
+                crate::logging::step("create: cgroup made, limits and device program applied");
+                (place.mount.clone(), dir)
+            }
+            None => {
+                // Rootless without a cgroup of its own: the init stays in ours.
+                state.cgroup = None;
+                state.cgroup_created.clear();
+                locked.save(&state)?;
+                crate::logging::step("create: rootless, no cgroup of its own");
+                let (mount, own) = cgroups::host_layout()?;
+                let dir = mount.join(own.strip_prefix("/").unwrap_or(&own));
+                (mount, dir)
+            }
         };
-        // From here the cgroup is removed as the container's (never killing another
-        // container's processes in it).
-        if made.created != state.cgroup_created {
-            // Someone else made or removed a parent meanwhile: record what is ours.
-            state.cgroup_created = std::mem::take(&mut made.created);
-            locked.save(&state)?;
-        }
-        // Limits and the device program are in place before the init is born into the
-        // cgroup (CLONE_INTO_CGROUP).
-        let dir = place.dir();
-        cgroups::apply::apply(&place.mount, &dir, made.dirfd.as_fd(), resources)?;
-        crate::failpoint!("create.resources");
-        crate::logging::step("create: cgroup made, limits and device program applied");
         let view = crate::rootfs::CgroupView {
-            hierarchy: place.mount.clone(),
+            hierarchy: mount,
             dir,
             own_ns: plan.own_cgroup_ns(),
         };
+        let cgroup = made.as_ref().map(|m| m.dirfd.as_fd());
         let init = launch(
             locked,
             bundle,
@@ -217,12 +209,14 @@ fn create_locked(
             o,
             fds,
             fifo.as_fd(),
-            Some(made.dirfd.as_fd()),
+            cgroup,
             &view,
             &mut state,
         )?;
         // The init holds the cgroup now: skiff leaves a systemd unit it had to start in.
-        made.born()?;
+        if let Some(made) = &mut made {
+            made.born()?;
+        }
         Ok(init)
     });
     match made {

@@ -117,7 +117,8 @@ fn exec_inner(g: &Global, id: &str, a: &ExecOptions) -> Result<i32> {
             (agent, container_state.clone())
         }),
         preserve_fds: a.preserve_fds,
-        setgroups_denied: crate::process::identity::setgroups_denied(&state.pid.to_string()),
+        setgroups_denied: join.contains(CloneFlags::CLONE_NEWUSER)
+            && crate::process::identity::setgroups_denied(&state.pid.to_string()),
         close_in_child: cgroup.iter().map(|c| c.as_raw_fd()).collect(),
     };
     let child = spawn(&mut e)?;

@@ -16,7 +16,6 @@ use super::{identity, Launch};
 use crate::hooks;
 use crate::process::procfs::Proc;
 use crate::state::Status;
-use crate::sys::clone::{clone3, Forked};
 
 /// Runs the init sequence; exits the process on failure after telling the parent why.
 pub fn main(l: &Launch<'_>, end: ChildEnd) -> ! {
@@ -213,19 +212,8 @@ fn enter_namespaces(l: &Launch<'_>, end: &ChildEnd) -> Result<()> {
         unshare(plan.unshare).with_context(|| format!("creating namespaces {:?}", plan.unshare))?;
     }
     if plan.fork {
-        // The pid namespace we just unshared is only for our children: the init is a child
-        // born into it, and a sibling of ours (CLONE_PARENT) so the runtime can wait for it.
-        match clone3(libc::CLONE_PARENT as u64, None, false)
-            .context("forking the init into its pid namespace")?
-        {
-            Forked::Child => {
-                prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
-            }
-            Forked::Parent { pid, .. } => {
-                end.init_pid(pid)?;
-                crate::sys::misc::exit_now(0);
-            }
-        }
+        // The pid namespace we just unshared is only for our children: the init is one.
+        super::spawn::fork_into_pid_ns(end, "init")?;
     }
     Ok(())
 }

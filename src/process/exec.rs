@@ -67,6 +67,13 @@ pub struct Exec<'a> {
     pub close_in_child: Vec<RawFd>,
 }
 
+impl Exec<'_> {
+    /// The child joins the pid namespace itself and forks the process (see `unprivileged`).
+    fn forks(&self) -> bool {
+        self.join_pid && self.unprivileged
+    }
+}
+
 pub fn spawn(e: &mut Exec<'_>) -> Result<Init> {
     let (pend, cend) = sync::pair()?;
     e.close_in_child.push(pend.raw_fd());
@@ -75,9 +82,9 @@ pub fn spawn(e: &mut Exec<'_>) -> Result<Init> {
         setns(init, CloneFlags::CLONE_NEWPID).context("entering the container's pid namespace")
     };
     if e.unprivileged {
-        super::set_oom_score_adj(0, e.process, true)?;
+        super::inherit_oom_score_adj(e.process)?;
     }
-    let fork = e.join_pid && e.unprivileged;
+    let fork = e.forks();
     let enter = (e.join_pid && !fork).then_some(&enter as &dyn Fn() -> Result<()>);
     let mut child = match spawn::clone_into("exec process", 0, e.cgroup, enter)? {
         Cloned::Child => {
@@ -95,11 +102,7 @@ pub fn spawn(e: &mut Exec<'_>) -> Result<Init> {
         // The child forked the process into the pid namespace (a sibling of it, so ours).
         match side.next_request()? {
             Request::InitPid(p) => {
-                let fd = crate::sys::pidfd::open(p)
-                    .with_context(|| format!("pidfd_open of the exec process {p}"))?;
-                let first = child.replace(Init { pid: p, pidfd: fd });
-                crate::sys::pidfd::wait(std::os::fd::AsFd::as_fd(&first.pidfd), false)
-                    .context("reaping the intermediate child")?;
+                child.adopt(p, "exec process")?;
                 pid = p;
             }
             other => bail!("protocol error: unexpected {other:?} from the exec process"),
@@ -107,7 +110,7 @@ pub fn spawn(e: &mut Exec<'_>) -> Result<Init> {
     }
     let adj = match e.unprivileged {
         true => Ok(()),
-        false => super::set_oom_score_adj(pid, e.process, false),
+        false => super::set_oom_score_adj(pid, e.process),
     };
     let result = adj
         .and_then(|()| side.go(pid))
@@ -141,7 +144,7 @@ fn child(
     }
     // process.execCPUAffinity.initial (procattrs.rs).
     e.process.attrs.initial_affinity()?;
-    let fork = e.join_pid && e.unprivileged;
+    let fork = e.forks();
     let join = if fork {
         e.join | CloneFlags::CLONE_NEWPID
     } else {
@@ -151,19 +154,7 @@ fn child(
         setns(e.init, join).context("joining the container's namespaces")?;
     }
     if fork {
-        // The pid namespace is only for our children: the process is one, born a sibling of
-        // ours (CLONE_PARENT) so skiff can wait for it.
-        match crate::sys::clone::clone3(libc::CLONE_PARENT as u64, None, false)
-            .context("forking the exec process into the container's pid namespace")?
-        {
-            crate::sys::clone::Forked::Child => {
-                prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
-            }
-            crate::sys::clone::Forked::Parent { pid, .. } => {
-                end.init_pid(pid)?;
-                crate::sys::misc::exit_now(0);
-            }
-        }
+        spawn::fork_into_pid_ns(end, "exec process")?;
     }
     nix::unistd::fchdir(e.root).context("entering the container's root")?;
     nix::unistd::chroot(".").context("chroot into the container's root")?;

@@ -74,25 +74,28 @@ impl Launch<'_> {
 /// to the host's root, and in a new user namespace the child is that namespace's root, a
 /// different uid with no privilege over them (EACCES). `pid` is our unreaped child (or the
 /// init we hold a pidfd for), so it cannot name another process.
-///
-/// Unprivileged (rootless) skiff may not open a non-dumpable process's /proc files: it
-/// sets its own value before the clone instead (`unprivileged`), which the child inherits.
-/// The kernel lets it raise the value but not lower it below the current one.
-pub fn set_oom_score_adj(pid: i32, process: &plan::ProcessPlan, unprivileged: bool) -> Result<()> {
+pub fn set_oom_score_adj(pid: i32, process: &plan::ProcessPlan) -> Result<()> {
     let Some(adj) = process.process.oom_score_adj() else {
         return Ok(());
     };
-    if unprivileged {
-        let own = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap_or_default();
-        return std::fs::write("/proc/self/oom_score_adj", adj.to_string()).with_context(|| {
-            format!(
-                "process.oomScoreAdj: {adj}: a non-root user may raise it from the current {} \
-                 but not lower it (that needs CAP_SYS_RESOURCE)",
-                own.trim()
-            )
-        });
-    }
     let path = format!("/proc/{pid}/oom_score_adj");
     std::fs::write(&path, adj.to_string())
         .with_context(|| format!("process.oomScoreAdj: writing {adj} to {path}"))
+}
+
+/// process.oomScoreAdj for skiff without privilege over the host's namespaces (rootless),
+/// which may not open a non-dumpable child's /proc files: skiff sets its own value before
+/// the clone, and the child inherits it. The kernel lets it raise the value, not lower it.
+pub fn inherit_oom_score_adj(process: &plan::ProcessPlan) -> Result<()> {
+    let Some(adj) = process.process.oom_score_adj() else {
+        return Ok(());
+    };
+    let own = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap_or_default();
+    std::fs::write("/proc/self/oom_score_adj", adj.to_string()).with_context(|| {
+        format!(
+            "process.oomScoreAdj: {adj}: a non-root user may raise it from the current {} but \
+             not lower it (that needs CAP_SYS_RESOURCE)",
+            own.trim()
+        )
+    })
 }

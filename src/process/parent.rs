@@ -3,7 +3,7 @@
 //! error is returned, so the caller only has to undo its own files and cgroup.
 
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
 use anyhow::{Context, Result};
 use nix::sched::CloneFlags;
@@ -12,7 +12,6 @@ pub use super::spawn::Init;
 use super::spawn::{self, Cloned};
 use super::sync::{self, ParentSide, Request};
 use super::{child, Launch};
-use crate::sys::pidfd;
 
 /// An init that reported `Ready` and waits for [`Spawned::commit`] before it may outlive us
 /// (dropping this instead makes it exit: EOF on its socket).
@@ -46,7 +45,7 @@ pub fn spawn(
     let enter = plan.join_pid.as_ref().map(|j| move || j.enter());
     let enter = enter.as_ref().map(|e| e as &dyn Fn() -> Result<()>);
     if plan.unprivileged {
-        super::set_oom_score_adj(0, &l.bundle.process, true)?;
+        super::inherit_oom_score_adj(&l.bundle.process)?;
     }
     let flags = plan.clone.bits() as u64;
     let mut child = match spawn::clone_into("container init", flags, cgroup, enter)? {
@@ -77,7 +76,7 @@ pub fn spawn(
     let process = &b.process;
     if !plan.fork {
         if !plan.unprivileged {
-            super::set_oom_score_adj(pid, process, false)?;
+            super::set_oom_score_adj(pid, process)?;
         }
         side.go(pid)?;
         crate::failpoint!("spawn.go");
@@ -92,10 +91,7 @@ pub fn spawn(
                 side.maps_done()?;
             }
             Request::InitPid(p) => {
-                let fd = pidfd::open(p).with_context(|| format!("pidfd_open of the init {p}"))?;
-                let first = child.replace(Init { pid: p, pidfd: fd });
-                pidfd::wait(first.pidfd.as_fd(), false)
-                    .context("reaping the intermediate child")?;
+                child.adopt(p, "init")?;
                 if let Some(a) = crate::process::netdev::attach(
                     &b.net_devices,
                     plan,
@@ -105,7 +101,7 @@ pub fn spawn(
                     netdevs = Some(a);
                 }
                 if !plan.unprivileged {
-                    super::set_oom_score_adj(p, process, false)?;
+                    super::set_oom_score_adj(p, process)?;
                 }
                 side.go(p)?;
                 crate::failpoint!("spawn.go");

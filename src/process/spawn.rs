@@ -38,6 +38,15 @@ impl Guard {
     pub fn replace(&mut self, next: Init) -> Init {
         std::mem::replace(self, Guard(Some(next))).disarm()
     }
+
+    /// Takes over the process the guarded child forked into a pid namespace
+    /// ([`fork_into_pid_ns`]; `pid` as it reported it), and reaps the child.
+    pub fn adopt(&mut self, pid: i32, what: &str) -> Result<()> {
+        let fd = pidfd::open(pid).with_context(|| format!("pidfd_open of the {what} {pid}"))?;
+        let first = self.replace(Init { pid, pidfd: fd });
+        pidfd::wait(first.pidfd.as_fd(), false).context("reaping the intermediate child")?;
+        Ok(())
+    }
 }
 
 impl Drop for Guard {
@@ -98,4 +107,23 @@ pub fn clone_into(
 /// The runtime itself stays non-dumpable too, which only keeps others out of it.
 fn born_non_dumpable() -> Result<()> {
     nix::sys::prctl::set_dumpable(false).context("making skiff non-dumpable before clone3")
+}
+
+/// In a child that has joined or unshared a pid namespace, which takes effect only for its
+/// children: forks the process that is to live in it, a sibling of ours (CLONE_PARENT) so
+/// the runtime can wait for it. Returns in the new process; the child reports its pid
+/// (`InitPid`, for [`Guard::adopt`]) and exits.
+pub fn fork_into_pid_ns(end: &super::sync::ChildEnd, what: &str) -> Result<()> {
+    use nix::sys::{prctl, signal::Signal};
+    match clone3(libc::CLONE_PARENT as u64, None, false)
+        .with_context(|| format!("forking the {what} into its pid namespace"))?
+    {
+        Forked::Child => {
+            prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")
+        }
+        Forked::Parent { pid, .. } => {
+            end.init_pid(pid)?;
+            crate::sys::misc::exit_now(0)
+        }
+    }
 }

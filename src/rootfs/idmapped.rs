@@ -27,9 +27,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
 use super::options::Options;
+use crate::process::namespaces::map_text;
 use crate::sys::mount::{self as m, MountAttr};
 
 /// What the parent prepared, by index into `mounts`: detached trees ready to be attached
@@ -68,12 +69,6 @@ impl Idmapped {
     pub fn is_empty(&self) -> bool {
         self.trees.is_empty() && self.userns.is_empty() && self.helper.is_none()
     }
-}
-
-fn map_text(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
 }
 
 /// Where a mount's mapping comes from.

@@ -269,11 +269,7 @@ impl IdMaps {
         let gid = linux
             .and_then(|l| l.gid_mappings().clone())
             .unwrap_or_default();
-        let text = |maps: &[LinuxIdMapping]| -> String {
-            maps.iter()
-                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-                .collect()
-        };
+        let text = map_text;
         let only_own = |maps: &[LinuxIdMapping], own: u32| {
             maps.iter().all(|m| m.host_id() == own && m.size() == 1)
         };
@@ -290,6 +286,13 @@ impl IdMaps {
             deny_setgroups: unprivileged && !gid.is_empty() && only_own(&gid, caller.egid),
         }
     }
+}
+
+/// Id mappings as uid_map/gid_map (and newuidmap's arguments) take them.
+pub fn map_text(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
 }
 
 /// linux.timeOffsets as the kernel's timens_offsets takes them (empty without offsets).

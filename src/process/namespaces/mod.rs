@@ -28,7 +28,7 @@ use nix::sched::{setns, CloneFlags};
 use oci_spec::runtime::LinuxNamespaceType;
 
 mod compile;
-pub use compile::{compile, time_offsets, IdMaps};
+pub use compile::{compile, map_text, time_offsets, IdMaps};
 
 pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
     match t {
