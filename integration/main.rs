@@ -23,6 +23,7 @@ mod process;
 mod propagation;
 mod rootfs;
 mod rootless;
+mod rootless_crash;
 mod runc_behaviour;
 mod runc_compat;
 mod runc_rootfs;

@@ -13,19 +13,19 @@ use serde_json::{json, Value};
 
 use crate::common::{output_via_files, skiff_bin, text, Bundle};
 
-const UID: u32 = 4242;
+pub const UID: u32 = 4242;
 
 /// A bundle owned by [`UID`] with its rootless config, and a state root it owns.
-struct Rootless {
-    b: Bundle,
+pub struct Rootless {
+    pub b: Bundle,
     /// $XDG_RUNTIME_DIR of the user (the default state root is `<xdg>/skiff`).
-    xdg: PathBuf,
+    pub xdg: PathBuf,
     /// The mounts of the root template (`skiff spec` without --rootless).
     root_mounts: Value,
 }
 
 impl Rootless {
-    fn new(name: &str) -> Rootless {
+    pub fn new(name: &str) -> Rootless {
         let mut b = Bundle::new(name);
         let xdg = b.dir.join("xdg");
         std::fs::create_dir_all(&xdg).unwrap();
@@ -61,14 +61,14 @@ impl Rootless {
     }
 
     /// `skiff --root <ours> ARGS` as the user, config written first.
-    fn skiff(&self, args: &[&str]) -> Output {
+    pub fn skiff(&self, args: &[&str]) -> Output {
         self.b.write_config();
         chown(&self.b.dir.join("config.json"));
         let mut c = self.command(args);
         output_via_files(c.stdin(Stdio::null()))
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut c = as_user(&mut Command::new(skiff_bin()));
         c.env("XDG_RUNTIME_DIR", &self.xdg)
             .arg("--root")
@@ -77,7 +77,7 @@ impl Rootless {
         c
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub fn ok(&self, args: &[&str]) -> String {
         let out = self.skiff(args);
         assert!(
             out.status.success(),

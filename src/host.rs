@@ -219,10 +219,44 @@ pub fn default_state_root() -> PathBuf {
     }
 }
 
-/// `--rootless auto`: not root, or root in a user namespace without the systemd driver
-/// (whose cgroups may not be the caller's to make); runc's rule.
+/// `--rootless auto`: not root; or root in a user namespace, unless with the systemd driver
+/// the user bus belongs to root (a rootful systemd inside the namespace); runc's rule. runc
+/// asks the bus (`busctl --user status`) for its owner; skiff takes the user its own euid
+/// maps to, with a user bus at hand (without one, runc assumes root too).
 pub fn rootless_by_default(systemd_cgroup: bool) -> bool {
-    !nix::unistd::geteuid().is_root() || (in_user_namespace() && !systemd_cgroup)
+    let euid = nix::unistd::geteuid().as_raw();
+    if euid != 0 {
+        return true;
+    }
+    if !in_user_namespace() {
+        return false;
+    }
+    !systemd_cgroup
+        || (outer_uid(euid) != 0
+            && crate::cgroups::systemd::bus::user_bus_path().is_some_and(|p| p.exists()))
+}
+
+/// The uid that `uid` of our user namespace is in the parent namespace (itself outside any
+/// user namespace, or when unmapped: the caller then learns it from the refusal).
+pub fn outer_uid(uid: u32) -> u32 {
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    map_outward(&map, uid).unwrap_or(uid)
+}
+
+fn map_outward(map: &str, id: u32) -> Option<u32> {
+    map.lines().find_map(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let [inside, outside, count] = f[..] else {
+            return None;
+        };
+        let id = u64::from(id);
+        (id >= inside && id < inside + count)
+            .then(|| u32::try_from(outside + (id - inside)).ok())
+            .flatten()
+    })
 }
 
 #[cfg(test)]
@@ -235,5 +269,16 @@ mod tests {
             [(100000, 65536), (300000, 10)]
         );
         assert_eq!(super::subordinate_ranges(text, 1001, None), []);
+    }
+
+    #[test]
+    fn ids_map_outward_through_the_uid_map() {
+        let map = "         0       2000          1\n         1     300000      65536\n";
+        assert_eq!(super::map_outward(map, 0), Some(2000));
+        assert_eq!(super::map_outward(map, 1), Some(300000));
+        assert_eq!(super::map_outward(map, 65536), Some(365535));
+        assert_eq!(super::map_outward(map, 65537), None);
+        let init = "         0          0 4294967295\n";
+        assert_eq!(super::map_outward(init, 4242), Some(4242));
     }
 }

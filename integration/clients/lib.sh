@@ -229,6 +229,34 @@ leftovers() {
 	return $bad
 }
 
+# rootless_user NAME UID HOME SUBID: an unprivileged user with /etc/subuid and /etc/subgid
+# ranges (65536 ids from SUBID) and, for the systemd driver, its own manager (what
+# `loginctl enable-linger` starts: user@UID.service, its runtime dir and dbus-user-session's
+# bus), else a runtime dir made by hand.
+rootless_user() {
+	local name=$1 uid=$2 home=$3 sub=$4 xrd=/run/user/$2
+	grep -q "^$name:" /etc/passwd || echo "$name:x:$uid:$uid::$home:/bin/sh" >>/etc/passwd
+	grep -q "^$name:" /etc/group || echo "$name:x:$uid:" >>/etc/group
+	# (An account entry, no password: PAM's account check for user@.service needs one.)
+	grep -q "^$name:" /etc/shadow || echo "$name:*:19000:0:99999:7:::" >>/etc/shadow
+	grep -q "^$name:" /etc/subuid 2>/dev/null || echo "$name:$sub:65536" >>/etc/subuid
+	grep -q "^$name:" /etc/subgid 2>/dev/null || echo "$name:$sub:65536" >>/etc/subgid
+	if [ "$DRIVER" = systemd ]; then
+		systemctl start "user@$uid.service" || echo "starting user@$uid.service failed"
+		wait_for 60 test -S "$xrd/bus" || echo "no user bus at $xrd/bus"
+	else
+		mkdir -p "$xrd" && chmod 700 "$xrd"
+	fi
+	chown "$uid:$uid" "$xrd"
+}
+
+# rootless_user_gone UID: (systemd driver) the user's manager and runtime dir stopped, as at
+# the end of a lingering user's life.
+rootless_user_gone() {
+	[ "$DRIVER" = systemd ] || return 0
+	systemctl stop "user@$1.service" "user-runtime-dir@$1.service"
+}
+
 # stop_pid PID [SECS]: TERM, then KILL after SECS; reaps it if it is our child.
 stop_pid() {
 	local p=$1 t=${2:-20}

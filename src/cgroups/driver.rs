@@ -10,14 +10,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::resources::Plan;
-use super::systemd::{manager::Systemd, properties, unit::Unit};
-use super::{check_unused, host_layout, resolve, Cgroup};
+use super::systemd::bus::Which;
+use super::systemd::{manager::Systemd, properties, unit, unit::Unit};
+use super::{check_unused, denied, host_layout, resolve, Cgroup};
+use crate::sys::clone::Placeholder;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Driver {
     #[default]
     Fs,
-    Systemd,
+    /// The system's systemd, or (rootless) the user's own manager.
+    Systemd(Which),
 }
 
 /// Where a new container's cgroup goes, decided before anything is made.
@@ -25,45 +28,26 @@ pub enum Driver {
 pub struct Placement {
     /// The cgroup2 hierarchy's mount point.
     pub mount: PathBuf,
-    /// Our own cgroup, relative to the mount.
-    own: PathBuf,
     /// The container's cgroup, relative to the mount.
     pub rel: PathBuf,
-    /// The systemd unit that owns it (systemd driver).
-    pub unit: Option<Unit>,
+    /// The systemd unit that owns it, and whose systemd (systemd driver).
+    pub unit: Option<(Unit, Which)>,
 }
 
 /// A cgroup just made: its directory fd (to clone the init into) and the directories the
-/// runtime itself created. With systemd, skiff itself is in the unit until the init is born
-/// there (a scope cannot start empty); `born` (or drop) takes it back to its own cgroup.
+/// runtime itself created. With systemd, a placeholder process keeps the unit's cgroup alive
+/// (a scope cannot start empty) until the init is born there: `born` (or drop) ends it.
 pub struct Made {
     pub dirfd: OwnedFd,
     pub created: Vec<PathBuf>,
-    home: Option<PathBuf>,
+    placeholder: Option<Placeholder>,
 }
 
 impl Made {
-    /// The init is in the cgroup: skiff's own process leaves it.
-    pub fn born(&mut self) -> Result<()> {
-        match self.home.take() {
-            Some(home) => go_home(&home),
-            None => Ok(()),
-        }
+    /// The init is in the cgroup: the placeholder goes.
+    pub fn born(&mut self) {
+        self.placeholder = None;
     }
-}
-
-impl Drop for Made {
-    fn drop(&mut self) {
-        if let Some(home) = self.home.take() {
-            let _ = go_home(&home);
-        }
-    }
-}
-
-fn go_home(home: &Path) -> Result<()> {
-    let procs = home.join("cgroup.procs");
-    std::fs::write(&procs, std::process::id().to_string())
-        .with_context(|| format!("moving skiff back to its own cgroup ({})", procs.display()))
 }
 
 impl Placement {
@@ -72,18 +56,21 @@ impl Placement {
         let (mount, own) = host_layout()?;
         let (rel, unit) = match driver {
             Driver::Fs => (resolve(cgroups_path, &own, id)?, None),
-            Driver::Systemd => {
+            Driver::Systemd(which) => {
                 let p = cgroups_path.map(|p| p.to_string_lossy().into_owned());
-                let unit = Unit::from_cgroups_path(p.as_deref(), id)?;
-                (unit.rel.clone(), Some(unit))
+                let (default_slice, base) = match which {
+                    Which::System => (unit::DEFAULT_SLICE, PathBuf::new()),
+                    // A user's manager keeps its units below its own cgroup.
+                    Which::User => {
+                        let cg = Systemd::connect(which)?.control_group()?;
+                        (unit::USER_SLICE, PathBuf::from(cg.trim_start_matches('/')))
+                    }
+                };
+                let unit = Unit::from_cgroups_path(p.as_deref(), id, default_slice)?;
+                (base.join(&unit.rel), Some((unit, which)))
             }
         };
-        Ok(Placement {
-            mount,
-            own,
-            rel,
-            unit,
-        })
+        Ok(Placement { mount, rel, unit })
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -116,42 +103,29 @@ impl Placement {
     /// Makes the cgroup: the directories, or the systemd unit with the properties for
     /// `resources` (the files are written afterwards either way: `apply`).
     pub fn make(&self, id: &str, resources: &Plan) -> Result<Made> {
-        let Some(unit) = &self.unit else {
+        let Some((unit, which)) = &self.unit else {
             let cg = Cgroup::create(&self.mount, &self.rel)?;
             let dirfd = cg.dirfd.try_clone().context("duplicating the cgroup fd")?;
             let (_, created) = cg.keep();
             return Ok(Made {
                 dirfd,
                 created,
-                home: None,
+                placeholder: None,
             });
         };
         let props = properties::from_plan(resources, &proc_devices())?;
-        let home = self
-            .mount
-            .join(self.own.strip_prefix("/").unwrap_or(&self.own));
-        // From the start of the unit skiff may be in it: every way out takes it back.
-        let dirfd = Systemd::connect()?
-            .start(unit, id, std::process::id(), props)
-            .and_then(|()| {
-                let dir = self.dir();
-                std::fs::File::open(&dir)
-                    .map(OwnedFd::from)
-                    .with_context(|| {
-                        format!("opening the cgroup {} of {}", dir.display(), unit.name)
-                    })
-            });
-        match dirfd {
-            Ok(dirfd) => Ok(Made {
-                dirfd,
-                created: vec![],
-                home: Some(home),
-            }),
-            Err(e) => {
-                let _ = go_home(&home);
-                Err(e)
-            }
-        }
+        let placeholder = Placeholder::spawn().context("spawning the unit's placeholder")?;
+        let pid = u32::try_from(placeholder.pid()).context("the placeholder's pid")?;
+        Systemd::connect(*which)?.start(unit, id, pid, props)?;
+        let dir = self.dir();
+        let dirfd = std::fs::File::open(&dir)
+            .map(OwnedFd::from)
+            .with_context(|| format!("opening the cgroup {} of {}", dir.display(), unit.name))?;
+        Ok(Made {
+            dirfd,
+            created: vec![],
+            placeholder: Some(placeholder),
+        })
     }
 }
 
@@ -182,22 +156,12 @@ impl Placement {
     }
 }
 
-/// The kernel refused us the cgroup tree (not ours to write).
-fn denied(e: &anyhow::Error) -> bool {
-    e.chain()
-        .filter_map(|c| c.downcast_ref::<std::io::Error>())
-        .any(|io| {
-            matches!(
-                io.raw_os_error(),
-                Some(libc::EACCES | libc::EPERM | libc::EROFS)
-            )
-        })
-}
-
 /// Tells the unit (if any) about changed limits, before their files are written.
-pub fn update_unit(unit: Option<&str>, plan: &Plan) -> Result<()> {
-    let Some(name) = unit else { return Ok(()) };
-    Systemd::connect()?.set(name, properties::from_plan(plan, &proc_devices())?)
+pub fn update_unit(unit: Option<(&str, Which)>, plan: &Plan) -> Result<()> {
+    let Some((name, which)) = unit else {
+        return Ok(());
+    };
+    Systemd::connect(which)?.set(name, properties::from_plan(plan, &proc_devices())?)
 }
 
 /// `/proc/devices`, for the names of device majors in `DeviceAllow` (empty if unreadable:
@@ -212,7 +176,17 @@ fn proc_devices() -> String {
 
 /// Stops the container's unit (if any) once its processes are gone: systemd removes the
 /// unit's cgroup.
-pub fn remove_unit(unit: Option<&str>) -> Result<()> {
-    let Some(name) = unit else { return Ok(()) };
-    Systemd::connect()?.stop(name)
+pub fn remove_unit(unit: Option<(&str, Which)>) -> Result<()> {
+    let Some((name, which)) = unit else {
+        return Ok(());
+    };
+    Systemd::connect(which)?.stop(name)
+}
+
+/// Puts `pid` into the unit's cgroup through its systemd (a user's manager that may not move
+/// it asks the system's, which checks that the process is the user's): for a process that
+/// could not be born there.
+pub fn attach_to_unit(unit: (&str, Which), pid: i32) -> Result<()> {
+    let pid = u32::try_from(pid).context("pid")?;
+    Systemd::connect(unit.1)?.attach(unit.0, pid)
 }

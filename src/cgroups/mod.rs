@@ -82,3 +82,15 @@ pub fn hugetlb_sizes(cg: &Path, file: &str) -> Vec<String> {
     sizes.sort();
     sizes
 }
+
+/// The kernel refused us the cgroup tree (not ours to write).
+pub fn denied(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| {
+            matches!(
+                io.raw_os_error(),
+                Some(libc::EACCES | libc::EPERM | libc::EROFS)
+            )
+        })
+}

@@ -387,7 +387,12 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         root,
         rootless,
         cgroup_driver: if global.systemd_cgroup {
-            crate::cgroups::driver::Driver::Systemd
+            // Rootless, the units are the user's manager's (runc's rule).
+            crate::cgroups::driver::Driver::Systemd(if rootless {
+                crate::cgroups::systemd::bus::Which::User
+            } else {
+                crate::cgroups::systemd::bus::Which::System
+            })
         } else {
             crate::cgroups::driver::Driver::Fs
         },

@@ -12,8 +12,9 @@ use anyhow::{bail, Context, Result};
 
 use super::{CreateOptions, Global};
 use crate::bundle::Bundle;
-use crate::cgroups::{self, driver::Placement};
+use crate::cgroups::{self, driver::Placement, systemd::bus::Which};
 use crate::process::namespaces::Plan;
+use crate::process::spawn::{Attach, Birthplace};
 use crate::process::{parent, Launch};
 use crate::state::{self, Locked, State, Store};
 
@@ -139,7 +140,8 @@ fn create_locked(
         annotations: bundle.annotations.clone(),
         cgroup: Some(place.dir()),
         cgroup_created: place.to_make(),
-        systemd_unit: place.unit.as_ref().map(|u| u.name.clone()),
+        systemd_unit: place.unit.as_ref().map(|(u, _)| u.name.clone()),
+        systemd_user: matches!(place.unit, Some((_, Which::User))),
         resources: bundle.resources_spec.clone(),
         own_pid_ns: plan.own_pid_ns,
         pid_ns: None,
@@ -201,7 +203,16 @@ fn create_locked(
             dir,
             own_ns: plan.own_cgroup_ns(),
         };
-        let cgroup = made.as_ref().map(|m| m.dirfd.as_fd());
+        // A unit's process that may not be born in its cgroup is placed by its systemd.
+        let unit = state.unit().map(|(n, w)| (n.to_string(), w));
+        let attach = |pid: i32| {
+            let (name, which) = unit.as_ref().context("no systemd unit")?;
+            cgroups::driver::attach_to_unit((name, *which), pid)
+        };
+        let cgroup = made.as_ref().map(|m| Birthplace {
+            dir: m.dirfd.as_fd(),
+            attach: unit.is_some().then_some(&attach as Attach<'_>),
+        });
         let init = launch(
             locked,
             bundle,
@@ -213,9 +224,9 @@ fn create_locked(
             &view,
             &mut state,
         )?;
-        // The init holds the cgroup now: skiff leaves a systemd unit it had to start in.
+        // The init holds the cgroup now: the placeholder that kept a new unit alive goes.
         if let Some(made) = &mut made {
-            made.born()?;
+            made.born();
         }
         Ok(init)
     });
@@ -242,7 +253,7 @@ fn launch(
     o: &CreateOptions,
     fds: Fds<'_>,
     fifo: BorrowedFd<'_>,
-    cgroup: Option<BorrowedFd<'_>>,
+    cgroup: Option<Birthplace<'_>>,
     cgroup_view: &crate::rootfs::CgroupView,
     state: &mut State,
 ) -> Result<parent::Init> {
@@ -265,7 +276,7 @@ fn launch(
         }),
         cgroup_view,
         close_in_child: std::iter::once(locked.lock_fd().as_raw_fd())
-            .chain(cgroup.map(|c| c.as_raw_fd()))
+            .chain(cgroup.map(|c| c.dir.as_raw_fd()))
             .collect(),
     };
     let spawned = {

@@ -79,7 +79,7 @@ pub fn destroy(locked: &Locked, state: &State) -> Result<()> {
 pub fn remove_cgroup(state: &State) -> Result<()> {
     empty_cgroup(state)?;
     // A systemd unit goes last, once nothing is left in it: systemd removes its cgroup.
-    cgroups::driver::remove_unit(state.systemd_unit.as_deref())
+    cgroups::driver::remove_unit(state.unit())
 }
 
 /// Ends what is left in the container's cgroup and removes the directories skiff made.

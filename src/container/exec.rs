@@ -16,6 +16,7 @@ use crate::process::exec::{spawn, Exec};
 use crate::process::lsm::Host;
 use crate::process::plan::ProcessPlan;
 use crate::process::procattrs::ContainerAttrs;
+use crate::process::spawn::{Attach, Birthplace};
 use crate::seccomp::agent::Listener;
 use crate::state::{Status, Store};
 
@@ -72,6 +73,17 @@ fn exec_inner(g: &Global, id: &str, a: &ExecOptions) -> Result<i32> {
             Some(fd)
         }
     };
+    // Where the process may not be born in the unit's cgroup (an unprivileged caller outside
+    // the user's delegated subtree), the unit's systemd places it (not for --cgroup: a sub
+    // cgroup is ours to name and systemd's to know nothing of).
+    let unit = state
+        .unit()
+        .filter(|_| a.cgroup.is_none())
+        .map(|(n, w)| (n.to_string(), w));
+    let attach = |pid: i32| {
+        let (name, which) = unit.as_ref().context("no systemd unit")?;
+        crate::cgroups::driver::attach_to_unit((name, *which), pid)
+    };
     let (relay_end, console) = console_for(a, process.terminal)?;
     // The seccomp agent (a host path): connected here, the exec process inherits it.
     let agent = match &seccomp {
@@ -107,7 +119,10 @@ fn exec_inner(g: &Global, id: &str, a: &ExecOptions) -> Result<i32> {
         // over both: not for a non-root user, nor for root of a user namespace (rootless
         // podman's) whose pid namespace is the host's.
         unprivileged: !nix::unistd::geteuid().is_root() || crate::host::in_user_namespace(),
-        cgroup: cgroup.as_ref().map(|c| c.as_fd()),
+        cgroup: cgroup.as_ref().map(|c| Birthplace {
+            dir: c.as_fd(),
+            attach: unit.is_some().then_some(&attach as Attach<'_>),
+        }),
         console: console.as_ref().map(|c| c.as_fd()),
         seccomp_agent: agent.as_ref().map(|a| {
             let agent = crate::seccomp::Agent {

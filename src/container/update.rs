@@ -31,7 +31,7 @@ pub fn update(g: &Global, id: &str, request: &LinuxResources) -> Result<()> {
     let dir = std::fs::File::open(&cg)
         .map_err(|e| anyhow::anyhow!("opening the container's cgroup {}: {e}", cg.display()))?;
     // systemd first: it rewrites the files it owns from the unit's properties.
-    cgroups::driver::update_unit(state.systemd_unit.as_deref(), &plan)?;
+    cgroups::driver::update_unit(state.unit(), &plan)?;
     cgroups::apply_plan(&cg, std::os::fd::AsFd::as_fd(&dir), &plan)?;
     crate::failpoint!("update.applied");
     state.resources = Some(merged);

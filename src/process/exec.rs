@@ -56,7 +56,7 @@ pub struct Exec<'a> {
     /// the rest and forks the process.
     pub unprivileged: bool,
     /// The cgroup to be born in (none: ours, for a rootless container without one).
-    pub cgroup: Option<BorrowedFd<'a>>,
+    pub cgroup: Option<spawn::Birthplace<'a>>,
     pub console: Option<BorrowedFd<'a>>,
     /// The seccomp agent (linux.seccomp.listenerPath) when the filter uses SCMP_ACT_NOTIFY,
     /// and the container's state JSON it is sent along with the listener fd.
@@ -86,7 +86,8 @@ pub fn spawn(e: &mut Exec<'_>) -> Result<Init> {
     }
     let fork = e.forks();
     let enter = (e.join_pid && !fork).then_some(&enter as &dyn Fn() -> Result<()>);
-    let mut child = match spawn::clone_into("exec process", 0, e.cgroup, enter)? {
+    let (cloned, attach) = spawn::clone_into("exec process", 0, e.cgroup, enter)?;
+    let mut child = match cloned {
         Cloned::Child => {
             drop(pend);
             child_main(e, cend)
@@ -112,6 +113,8 @@ pub fn spawn(e: &mut Exec<'_>) -> Result<Init> {
         true => Ok(()),
         false => super::set_oom_score_adj(pid, e.process),
     };
+    // Placed before it is let go: it runs nothing of its own before `go`.
+    let adj = adj.and_then(|()| attach.map_or(Ok(()), |a| a(pid)));
     let result = adj
         .and_then(|()| side.go(pid))
         .inspect(|()| {

@@ -3,7 +3,6 @@
 //! error is returned, so the caller only has to undo its own files and cgroup.
 
 use std::io::Write;
-use std::os::fd::BorrowedFd;
 
 use anyhow::{Context, Result};
 use nix::sched::CloneFlags;
@@ -36,7 +35,7 @@ impl Spawned {
 /// an init that state.json names (and that dies with us anyway, process::sync).
 pub fn spawn(
     l: &mut Launch<'_>,
-    cgroup: Option<BorrowedFd<'_>>,
+    cgroup: Option<spawn::Birthplace<'_>>,
     record: &mut dyn FnMut(i32) -> Result<()>,
 ) -> Result<Spawned> {
     let (pend, cend) = sync::pair()?;
@@ -48,7 +47,8 @@ pub fn spawn(
         super::inherit_oom_score_adj(&l.bundle.process)?;
     }
     let flags = plan.clone.bits() as u64;
-    let mut child = match spawn::clone_into("container init", flags, cgroup, enter)? {
+    let (cloned, attach) = spawn::clone_into("container init", flags, cgroup, enter)?;
+    let mut child = match cloned {
         Cloned::Child => {
             drop(pend);
             child::main(l, cend)
@@ -56,6 +56,12 @@ pub fn spawn(
         Cloned::Parent(guard) => guard,
     };
     let pid = child.pid();
+    if let Some(attach) = attach {
+        // Before it hears from us: it makes its cgroup namespace, and forks the init, only
+        // once its id maps are written.
+        attach(pid)?;
+        crate::logging::step("create: init attached to the unit's cgroup by systemd");
+    }
     crate::failpoint!("spawn.cloned");
     drop(cend);
     crate::logging::step("create: init cloned");

@@ -66,11 +66,67 @@ pub enum Cloned {
     Parent(Guard),
 }
 
+/// Puts a process into the container's cgroup by other means than its birth (systemd's
+/// `AttachProcessesToUnit`).
+pub type Attach<'a> = &'a dyn Fn(i32) -> Result<()>;
+
+/// The cgroup a process is to be born in.
+#[derive(Clone, Copy)]
+pub struct Birthplace<'a> {
+    pub dir: BorrowedFd<'a>,
+    /// Where the kernel refuses the birth there, who can place it instead (see
+    /// [`clone_into`]); without one the refusal is the error.
+    pub attach: Option<Attach<'a>>,
+}
+
+impl std::fmt::Debug for Birthplace<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Birthplace")
+            .field("dir", &self.dir)
+            .field("attach", &self.attach.is_some())
+            .finish()
+    }
+}
+
 /// Clones a process with clone3 `flags` into `cgroup` (without one, into ours: a rootless
 /// container that has none of its own). `enter_pid_ns`, when given, moves our
 /// side into the pid namespace the process is to be born in (for the clone3 only: we return
 /// to our own, where hooks and later children belong).
-pub fn clone_into(
+///
+/// An unprivileged caller may not move a process between its own cgroup and one outside the
+/// subtree delegated to it (the kernel wants write access at their common ancestor): from a
+/// login session into a unit of the user's own systemd, CLONE_INTO_CGROUP fails with EACCES.
+/// There, when the birthplace names who can `attach` it and the process makes no cgroup
+/// namespace at birth (it would be rooted at the wrong cgroup), it is born in ours, and the
+/// returned `Attach` must place it before it is let go (as runc's init is placed by systemd).
+pub fn clone_into<'a>(
+    what: &str,
+    flags: u64,
+    cgroup: Option<Birthplace<'a>>,
+    enter_pid_ns: Option<&dyn Fn() -> Result<()>>,
+) -> Result<(Cloned, Option<Attach<'a>>)> {
+    let dir = cgroup.map(|c| c.dir);
+    match clone_once(what, flags, dir, enter_pid_ns) {
+        Err(e) => {
+            let fallback = cgroup.and_then(|c| c.attach).filter(|_| {
+                flags & libc::CLONE_NEWCGROUP as u64 == 0 && crate::cgroups::denied(&e)
+            });
+            let Some(attach) = fallback else {
+                return Err(e);
+            };
+            crate::logging::step(&format!(
+                "{what}: not ours to be born in the container's cgroup ({e:#}): born in ours, \
+                 to be attached"
+            ));
+            let cloned = clone_once(what, flags, None, enter_pid_ns)?;
+            let pending = matches!(cloned, Cloned::Parent(_)).then_some(attach);
+            Ok((cloned, pending))
+        }
+        Ok(cloned) => Ok((cloned, None)),
+    }
+}
+
+fn clone_once(
     what: &str,
     flags: u64,
     cgroup: Option<BorrowedFd<'_>>,

@@ -57,6 +57,9 @@ pub struct State {
     /// sets its properties. Recorded before the unit is started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd_unit: Option<String>,
+    /// The unit is the user's manager's (rootless), not the system's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub systemd_user: bool,
     /// The `linux.resources` in force (config.json's, with `update`s applied): `update`
     /// merges into them because some values depend on others (swap on memory, cpu.max).
     #[serde(default)]
@@ -134,6 +137,17 @@ pub struct PublicState<'a> {
 }
 
 impl State {
+    /// The systemd unit that owns the cgroup, and whose manager it is under.
+    pub fn unit(&self) -> Option<(&str, crate::cgroups::systemd::bus::Which)> {
+        use crate::cgroups::systemd::bus::Which;
+        let which = if self.systemd_user {
+            Which::User
+        } else {
+            Which::System
+        };
+        self.systemd_unit.as_deref().map(|u| (u, which))
+    }
+
     /// The runtime-spec state of this container in `status`.
     pub fn oci(&self, status: Status) -> OciState {
         OciState::new(

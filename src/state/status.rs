@@ -113,6 +113,7 @@ mod tests {
             cgroup: None,
             cgroup_created: vec![],
             systemd_unit: None,
+            systemd_user: false,
             resources: None,
             own_pid_ns: true,
             pid_ns: None,

@@ -78,3 +78,52 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>, pidfd: bool) -> io::Re
         }),
     }
 }
+
+/// A child that only holds a place and waits to be killed: a systemd scope cannot start
+/// empty, and the runtime itself should not have to be moved into the container's unit and
+/// back (a cgroup an unprivileged caller came from may not take it back). It dies with us
+/// (PR_SET_PDEATHSIG) and with this value (killed and reaped on drop).
+#[derive(Debug)]
+pub struct Placeholder {
+    pid: i32,
+    pidfd: OwnedFd,
+}
+
+impl Placeholder {
+    pub fn spawn() -> io::Result<Placeholder> {
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        match clone3(0, None, true)? {
+            Forked::Child => {
+                // SAFETY: the child makes only async-signal-safe syscalls on plain integers
+                // and never returns into the copy of the parent's Rust state.
+                unsafe {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0
+                        || libc::getppid() != parent
+                    {
+                        libc::_exit(1);
+                    }
+                    loop {
+                        libc::pause();
+                    }
+                }
+            }
+            Forked::Parent { pid, pidfd } => Ok(Placeholder {
+                pid,
+                pidfd: pidfd.ok_or_else(|| io::Error::other("clone3 returned no pidfd"))?,
+            }),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+}
+
+impl Drop for Placeholder {
+    fn drop(&mut self) {
+        use std::os::fd::AsFd;
+        let _ = super::pidfd::send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+        let _ = super::pidfd::wait(self.pidfd.as_fd(), false);
+    }
+}

@@ -43,6 +43,34 @@ pub struct Message {
     pub body: Vec<Value>,
 }
 
+/// Which systemd a container's unit goes to: the system's, or (rootless) the calling user's
+/// own manager on the user's session bus.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Which {
+    #[default]
+    System,
+    User,
+}
+
+/// The bus socket to reach `which` systemd, and the uid to authenticate as.
+pub fn address(which: Which) -> Result<(PathBuf, u32)> {
+    let euid = nix::unistd::geteuid().as_raw();
+    match which {
+        Which::System => Ok((system_bus_path(), euid)),
+        Which::User => {
+            let path = user_bus_path().context(
+                "rootless --systemd-cgroup needs the user's D-Bus session bus: set \
+                 DBUS_SESSION_BUS_ADDRESS (unix:path=...) or XDG_RUNTIME_DIR (whose `bus` \
+                 socket dbus-user-session provides)",
+            )?;
+            // The bus sees us as the kernel reports our credentials in its own namespace:
+            // in a user namespace (rootless podman runs the runtime as root of one) that
+            // is the uid our euid maps to, not the euid itself.
+            Ok((path, crate::host::outer_uid(euid)))
+        }
+    }
+}
+
 /// The system bus socket: `$DBUS_SYSTEM_BUS_ADDRESS` (its `unix:path=` form), else the
 /// well-known path.
 pub fn system_bus_path() -> PathBuf {
@@ -50,6 +78,15 @@ pub fn system_bus_path() -> PathBuf {
         .ok()
         .and_then(|a| unix_path(&a))
         .unwrap_or_else(|| PathBuf::from("/run/dbus/system_bus_socket"))
+}
+
+/// The user's session bus socket: `$DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus`
+/// (where systemd's user manager with dbus-user-session listens); runc looks there too.
+pub fn user_bus_path() -> Option<PathBuf> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    env("DBUS_SESSION_BUS_ADDRESS")
+        .and_then(|a| unix_path(&a))
+        .or_else(|| env("XDG_RUNTIME_DIR").map(|d| PathBuf::from(d).join("bus")))
 }
 
 /// The `path` of the first `unix:path=...` address in a D-Bus address list.
@@ -74,9 +111,9 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Connects to the bus at `path`, authenticates as our uid and says Hello. Every later
+    /// Connects to the bus at `path`, authenticates as `uid` and says Hello. Every later
     /// wait is bounded by `timeout`.
-    pub fn connect(path: &Path, timeout: Duration) -> Result<Bus> {
+    pub fn connect(path: &Path, uid: u32, timeout: Duration) -> Result<Bus> {
         let sock = UnixStream::connect(path)
             .with_context(|| format!("connecting to the D-Bus socket {}", path.display()))?;
         sock.set_read_timeout(Some(timeout))?;
@@ -88,7 +125,7 @@ impl Bus {
             inbuf: Vec::new(),
             timeout,
         };
-        bus.authenticate()
+        bus.authenticate(uid)
             .with_context(|| format!("authenticating on the D-Bus socket {}", path.display()))?;
         bus.call(
             "org.freedesktop.DBus",
@@ -100,9 +137,12 @@ impl Bus {
         Ok(bus)
     }
 
-    fn authenticate(&mut self) -> Result<()> {
-        let uid = nix::unistd::geteuid().as_raw().to_string();
-        let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
+    fn authenticate(&mut self, uid: u32) -> Result<()> {
+        let hex: String = uid
+            .to_string()
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         self.sock.write_all(b"\0")?;
         self.sock
             .write_all(format!("AUTH EXTERNAL {hex}\r\n").as_bytes())?;
@@ -329,7 +369,12 @@ mod tests {
             eprintln!("SKIP: dbus-daemon is not installed");
             return;
         };
-        let mut bus = Bus::connect(&daemon.socket, Duration::from_secs(5)).unwrap();
+        let mut bus = Bus::connect(
+            &daemon.socket,
+            nix::unistd::geteuid().as_raw(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
         let dbus = (
             "org.freedesktop.DBus",
             "/org/freedesktop/DBus",
@@ -362,7 +407,12 @@ mod tests {
             &[Value::str("type='signal',member='NameOwnerChanged'")],
         )
         .unwrap();
-        let _other = Bus::connect(&daemon.socket, Duration::from_secs(5)).unwrap();
+        let _other = Bus::connect(
+            &daemon.socket,
+            nix::unistd::geteuid().as_raw(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
         let body = bus
             .wait_signal(
                 dbus.2,

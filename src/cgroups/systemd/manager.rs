@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::bus::{system_bus_path, Bus};
+use super::bus::{address, Bus, Which};
 use super::properties::Property;
 use super::unit::Unit;
 use super::wire::Value;
@@ -21,12 +21,16 @@ pub struct Systemd {
 }
 
 impl Systemd {
-    /// Connects to systemd on the system bus; fails fast (naming the socket) without one.
-    pub fn connect() -> Result<Systemd> {
-        let path = system_bus_path();
-        let mut bus = Bus::connect(&path, Duration::from_secs(10)).with_context(|| {
+    /// Connects to `which` systemd; fails fast (naming the socket) without one.
+    pub fn connect(which: Which) -> Result<Systemd> {
+        let (path, uid) = address(which)?;
+        let bus_name = match which {
+            Which::System => "the system bus",
+            Which::User => "the user's bus",
+        };
+        let mut bus = Bus::connect(&path, uid, Duration::from_secs(10)).with_context(|| {
             format!(
-                "--systemd-cgroup: cannot reach systemd on the system bus {}",
+                "--systemd-cgroup: cannot reach systemd on {bus_name} {}",
                 path.display()
             )
         })?;
@@ -92,6 +96,48 @@ impl Systemd {
             )
             .with_context(|| format!("starting the systemd unit {}", unit.name))?;
         self.wait_job(&reply, &unit.name, "starting")
+    }
+
+    /// The manager's own cgroup (`/` for the system's; a user manager's is
+    /// `/user.slice/user-<uid>.slice/user@<uid>.service`): its units' cgroups are below it.
+    pub fn control_group(&mut self) -> Result<String> {
+        let reply = self
+            .bus
+            .call(
+                DEST,
+                PATH,
+                "org.freedesktop.DBus.Properties",
+                "Get",
+                &[Value::str(MANAGER), Value::str("ControlGroup")],
+            )
+            .context("asking systemd for its ControlGroup")?;
+        match reply.first() {
+            Some(Value::Variant(v)) => match v.as_ref() {
+                Value::Str(s) => Ok(s.clone()),
+                other => bail!("systemd's ControlGroup is not a string: {other:?}"),
+            },
+            other => bail!("systemd's ControlGroup reply is not a variant: {other:?}"),
+        }
+    }
+
+    /// Moves `pid` into the unit's cgroup (`AttachProcessesToUnit`; a user's manager that
+    /// may not move it itself asks the system's, which checks that the process is the
+    /// user's).
+    pub fn attach(&mut self, unit: &str, pid: u32) -> Result<()> {
+        self.bus
+            .call(
+                DEST,
+                PATH,
+                MANAGER,
+                "AttachProcessesToUnit",
+                &[
+                    Value::str(unit),
+                    Value::str(""),
+                    Value::Array("u".into(), vec![Value::U32(pid)]),
+                ],
+            )
+            .with_context(|| format!("attaching process {pid} to the systemd unit {unit}"))?;
+        Ok(())
     }
 
     /// Changes a running unit's properties (not persisted: a transient unit's are runtime).

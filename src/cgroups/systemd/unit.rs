@@ -1,8 +1,9 @@
 //! Which unit a container gets under `--systemd-cgroup`, from its `cgroupsPath`, with runc's
 //! rules: `"<slice>:<prefix>:<name>"` is the transient scope `<prefix>-<name>.scope` in
 //! `<slice>` (a name ending in `.slice` is a slice unit of that name instead); an empty
-//! slice is `system.slice`, an empty path is `system.slice:<runtime>:<id>`. The cgroup is
-//! where systemd puts such a unit: `a-b.slice` lives in `a.slice/a-b.slice/`.
+//! slice is `system.slice` (`user.slice` for a user's manager), an empty path is
+//! `<that slice>:<runtime>:<id>`. The cgroup is where systemd puts such a unit:
+//! `a-b.slice` lives in `a.slice/a-b.slice/`, below the manager's own cgroup.
 
 use std::path::PathBuf;
 
@@ -11,6 +12,8 @@ use anyhow::{bail, Result};
 /// The prefix of a scope for an empty `cgroupsPath` (runc's is "runc"; this runtime's name).
 pub const DEFAULT_PREFIX: &str = "skiff";
 pub const DEFAULT_SLICE: &str = "system.slice";
+/// The default slice under a user's manager (runc's too).
+pub const USER_SLICE: &str = "user.slice";
 
 /// A container's systemd unit and where its cgroup is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +22,8 @@ pub struct Unit {
     pub name: String,
     /// The slice the unit goes into (`Slice=` of a scope).
     pub slice: String,
-    /// The unit's cgroup, relative to the hierarchy's root.
+    /// The unit's cgroup, relative to its manager's cgroup (the hierarchy's root for the
+    /// system's manager).
     pub rel: PathBuf,
 }
 
@@ -28,11 +32,16 @@ impl Unit {
         self.name.ends_with(".slice")
     }
 
-    /// The unit for `cgroups_path` (linux.cgroupsPath) of container `id`.
-    pub fn from_cgroups_path(cgroups_path: Option<&str>, id: &str) -> Result<Unit> {
+    /// The unit for `cgroups_path` (linux.cgroupsPath) of container `id`; an empty slice is
+    /// `default_slice`.
+    pub fn from_cgroups_path(
+        cgroups_path: Option<&str>,
+        id: &str,
+        default_slice: &str,
+    ) -> Result<Unit> {
         let path = cgroups_path.unwrap_or("");
         let (slice, prefix, name) = if path.is_empty() {
-            (DEFAULT_SLICE, DEFAULT_PREFIX, id)
+            (default_slice, DEFAULT_PREFIX, id)
         } else {
             match path.split(':').collect::<Vec<_>>()[..] {
                 [s, p, n] => (s, p, n),
@@ -43,7 +52,7 @@ impl Unit {
             }
         };
         let slice = if slice.is_empty() {
-            DEFAULT_SLICE
+            default_slice
         } else {
             slice
         };
@@ -103,7 +112,7 @@ mod tests {
     use super::*;
 
     fn unit(p: &str) -> Unit {
-        Unit::from_cgroups_path(Some(p), "c1").unwrap()
+        Unit::from_cgroups_path(Some(p), "c1", DEFAULT_SLICE).unwrap()
     }
 
     #[test]
@@ -118,9 +127,11 @@ mod tests {
             PathBuf::from("machine.slice/machine-smoke.slice/runc-c4.scope")
         );
         // Empty parts: runc's defaults.
-        let u = Unit::from_cgroups_path(None, "c5").unwrap();
+        let u = Unit::from_cgroups_path(None, "c5", DEFAULT_SLICE).unwrap();
         assert_eq!(u.name, "skiff-c5.scope");
         assert_eq!(u.rel, PathBuf::from("system.slice/skiff-c5.scope"));
+        let u = Unit::from_cgroups_path(None, "c5", USER_SLICE).unwrap();
+        assert_eq!(u.rel, PathBuf::from("user.slice/skiff-c5.scope"));
         let u = unit(":p:");
         assert_eq!(u.name, "p-c1.scope");
         assert_eq!(u.slice, "system.slice");
@@ -137,7 +148,7 @@ mod tests {
     #[test]
     fn other_forms_are_refused_with_runcs_wording() {
         for bad in ["/smoke/c6", "a:b", "a:b:c:d"] {
-            let e = Unit::from_cgroups_path(Some(bad), "c")
+            let e = Unit::from_cgroups_path(Some(bad), "c", DEFAULT_SLICE)
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -146,7 +157,7 @@ mod tests {
             );
         }
         for bad in ["system:p:n", "a--b.slice:p:n", "-a.slice:p:n", ".slice:p:n"] {
-            let e = Unit::from_cgroups_path(Some(bad), "c")
+            let e = Unit::from_cgroups_path(Some(bad), "c", DEFAULT_SLICE)
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("invalid slice name"), "{bad}: {e}");

@@ -16,6 +16,9 @@ pub struct Report {
     results: Option<PathBuf>,
     pub passed: usize,
     pub failed: usize,
+    /// The failed steps with the first line of their error: the summary repeats them, so
+    /// that a log cut to its tail still says what failed.
+    failures: Vec<String>,
 }
 
 impl Report {
@@ -25,6 +28,7 @@ impl Report {
             results,
             passed: 0,
             failed: 0,
+            failures: Vec::new(),
         }
     }
 
@@ -51,20 +55,38 @@ impl Report {
                 .open(path)
                 .expect("results file");
             f.write_all(line.as_bytes()).expect("write results file");
+            if let Err(e) = &r {
+                // Beside the results: the runner repeats it at the end of its output.
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path.with_file_name("failures.txt"))
+                    .expect("failures file");
+                let text = format!("{e:#}");
+                let detail: Vec<&str> = text.lines().take(6).collect();
+                let entry = format!("{} {name}\n  | {}\n", self.handler, detail.join("\n  | "));
+                f.write_all(entry.as_bytes()).expect("write failures file");
+            }
         }
         match r {
             Ok(v) => {
                 self.passed += 1;
                 Some(v)
             }
-            Err(_) => {
+            Err(e) => {
                 self.failed += 1;
+                let first = format!("{e:#}");
+                let first = first.lines().next().unwrap_or("").to_string();
+                self.failures.push(format!("{name}: {first}"));
                 None
             }
         }
     }
 
     pub fn summary(&self) {
+        for f in &self.failures {
+            println!("FAILED {}: {f}", self.handler);
+        }
         println!(
             "{}: {} passed, {} failed",
             self.handler, self.passed, self.failed

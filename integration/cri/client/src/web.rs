@@ -664,11 +664,14 @@ pub async fn web(x: &Ctx<'_>, r: &mut Report) {
             let (st, _) = cri.stop_exited(id, 30).await?;
             // 7 comes from the handler: a SIGKILL after the grace period would give 137.
             expect_eq("exit code", st.exit_code, 7)?;
-            let log = std::fs::read_to_string(pod.log_file(&app))?;
-            ensure!(
-                has_log_line(&log, "stdout", "got-TERM"),
-                "log lacks got-TERM: {log:?}"
-            );
+            // containerd copies the container's output to the log file on its own time: the
+            // handler's last line may land after the exit is reported.
+            let f = pod.log_file(&app);
+            kernel::wait_for(10, &format!("got-TERM in {}", f.display()), || {
+                let log = std::fs::read_to_string(&f).ok()?;
+                has_log_line(&log, "stdout", "got-TERM").then_some(())
+            })
+            .await?;
             Ok(())
         },
     )
