@@ -286,6 +286,22 @@ impl Cri {
         call("StopContainer", self.rt().stop_container(req).await).map(|_| ())
     }
 
+    /// StopContainer in a teardown, as kubelet's pod worker makes it: a call that fails
+    /// because containerd lost its shim connection mid-call (containerd 1.6's `ttrpc:
+    /// closed`, seen with runc under the systemd driver in a pod sharing its pid namespace)
+    /// is made once more on the next sync, as kubelet would; the caller still checks that
+    /// the container and its cgroup are gone. Any other error fails at once.
+    pub async fn stop_for_teardown(&self, id: &str, timeout: i64) -> Result<()> {
+        match self.stop(id, timeout).await {
+            Err(e) if format!("{e:#}").contains("ttrpc: closed") => {
+                println!("     | StopContainer {id}: {e:#}; made again, as kubelet would");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                self.stop(id, timeout).await
+            }
+            r => r,
+        }
+    }
+
     /// StopContainer with grace period `timeout`; the container's status once EXITED and how
     /// long the call took. Its process must be gone by then.
     pub async fn stop_exited(&self, id: &str, timeout: i64) -> Result<(ContainerStatus, f64)> {
@@ -320,7 +336,7 @@ impl Cri {
             .await?;
         for c in &cs {
             if c.state == ContainerState::ContainerRunning as i32 {
-                self.stop(&c.id, grace).await?;
+                self.stop_for_teardown(&c.id, grace).await?;
             }
         }
         for c in &cs {

@@ -356,7 +356,7 @@ async fn remove_all(x: &Ctx<'_>, ids: Option<Vec<String>>) -> Result<()> {
             None
         };
         if st.state == ContainerState::ContainerRunning as i32 {
-            x.cri.stop(id, 2).await?;
+            x.cri.stop_for_teardown(id, 2).await?;
         }
         x.cri.remove(id).await?;
         if let Some(cg) = cg {
