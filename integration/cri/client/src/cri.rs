@@ -286,20 +286,35 @@ impl Cri {
         call("StopContainer", self.rt().stop_container(req).await).map(|_| ())
     }
 
-    /// StopContainer in a teardown, as kubelet's pod worker makes it: a call that fails
-    /// because containerd lost its shim connection mid-call (containerd 1.6's `ttrpc:
-    /// closed`, seen with runc under the systemd driver in a pod sharing its pid namespace)
-    /// is made once more on the next sync, as kubelet would; the caller still checks that
-    /// the container and its cgroup are gone. Any other error fails at once.
+    /// StopContainer in a teardown, as kubelet's pod worker makes it: the container counts
+    /// as stopped once its CRI state is EXITED, which kubelet waits for before its garbage
+    /// collector removes it. A call that fails because containerd lost its shim connection
+    /// mid-call (containerd 1.6's `ttrpc: closed`, seen with runc under the systemd driver in
+    /// a pod sharing its pid namespace), or that returns while the container still shows
+    /// RUNNING (the dead shim's exit not yet processed), is made again on the next sync, as
+    /// kubelet would, up to three times; the caller still checks that the container and its
+    /// cgroup are gone. Any other error fails at once.
     pub async fn stop_for_teardown(&self, id: &str, timeout: i64) -> Result<()> {
-        match self.stop(id, timeout).await {
-            Err(e) if format!("{e:#}").contains("ttrpc: closed") => {
-                println!("     | StopContainer {id}: {e:#}; made again, as kubelet would");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                self.stop(id, timeout).await
+        const TRIES: u32 = 3;
+        for n in 1..=TRIES {
+            let why = match self.stop(id, timeout).await {
+                Err(e) if format!("{e:#}").contains("ttrpc: closed") => format!("{e:#}"),
+                Err(e) => return Err(e),
+                Ok(()) => match self
+                    .wait_state(id, ContainerState::ContainerExited, 10)
+                    .await
+                {
+                    Ok(_) => return Ok(()),
+                    Err(e) => format!("{e:#}"),
+                },
+            };
+            if n == TRIES {
+                return Err(anyhow!("StopContainer {id}, {TRIES} times: {why}"));
             }
-            r => r,
+            println!("     | StopContainer {id}: {why}; made again, as kubelet would");
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        unreachable!("the loop returns on its last try")
     }
 
     /// StopContainer with grace period `timeout`; the container's status once EXITED and how
