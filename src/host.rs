@@ -259,6 +259,14 @@ fn map_outward(map: &str, id: u32) -> Option<u32> {
     })
 }
 
+/// A container's config as its state directory recorded it at create, probed and compiled
+/// again (checkpoint needs its mounts and namespaces as the container has them).
+pub fn compile_recorded(spec: Spec, bundle_dir: &Path) -> Result<Bundle> {
+    let facts = HostFacts::probe(&spec, bundle_dir);
+    bundle::compile(spec, bundle_dir.to_path_buf(), &facts)
+        .context("the container's recorded config")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

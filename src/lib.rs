@@ -2,6 +2,7 @@ pub mod bundle;
 pub mod cgroups;
 pub mod cli;
 pub mod container;
+pub mod criu;
 pub mod failpoint;
 pub mod hooks;
 pub mod host;

@@ -38,7 +38,9 @@ cg_dir() { if [ "$DRIVER" = cgroupfs ]; then echo "/sys/fs/cgroup/clients/$1"; e
 export -f cg cg_dir
 export I=docker.io/library/busybox:local S
 LOOP='trap "exit 42" TERM; while :; do sleep 1; done'
-export LOOP
+# A counter a checkpoint must not reset: /tmp/n counts up five times a second.
+COUNTER='i=0; while :; do i=$((i+1)); echo $i >/tmp/n; sleep 0.2; done'
+export LOOP COUNTER
 
 containerd --config "$S/config.toml" --log-level debug >"$S/containerd.log" 2>&1 &
 DPID=$!
@@ -154,10 +156,43 @@ s_seccomp() {
 	want '^personality: ok' ctr run --rm $O $(cg c-nosec) "$I" c-nosec sysprobe personality userns add_key
 }
 s_net_host() { want "^$(req "$HOST_NETNS")\$" ctr run --rm --net-host $O $(cg c-host) "$I" c-host readlink /proc/self/ns/net; }
+# count_at_least ID N: the counter of task ID has reached N; prints it.
+count_at_least() {
+	local n=0 t=100 k=0
+	while [ $t -gt 0 ]; do
+		k=$((k + 1))
+		n=$(ctr task exec --exec-id "n$k" --fifo-dir "$S/fifo" "$1" cat /tmp/n 2>/dev/null) &&
+			[ "${n:-0}" -ge "$2" ] && { echo "$n"; return 0; }
+		t=$((t - 1))
+		sleep 0.2
+	done
+	echo "counter of $1 stuck at ${n:-nothing}" >&2
+	return 1
+}
+export -f count_at_least
+# ctr checkpoints the task into an image (pausing it meanwhile; the task runs on), the
+# container is removed, and `ctr containers restore --live` brings the task back from the
+# image: the counter goes on from where it was (a restart would begin again at 1).
+s_checkpoint() {
+	ctr run -d $O $(cg cr) "$I" cr sh -c "$COUNTER" || return 1
+	local n1 n2
+	n1=$(count_at_least cr 5) || return 1
+	ctr containers checkpoint --task --rw cr clients.local/cr:1 || return 1
+	want 'cr +[0-9]+ +RUNNING' ctr task ls || return 1
+	ctr task rm -f cr && ctr containers rm cr || return 1
+	ctr containers restore --live --rw cr clients.local/cr:1 || return 1
+	want 'cr +[0-9]+ +RUNNING' ctr task ls && n2=$(count_at_least cr "$n1") || return 1
+	echo "counter: $n1 before the checkpoint, $n2 after the restore"
+	local p
+	p=$(ctr task ls | awk '$1 == "cr" { print $2 }')
+	[ "$(cg_of "$p")" = "$(cg_dir cr)" ] || { echo "restored init $p in $(cg_of "$p")"; return 1; }
+	ctr task rm -f cr && ctr containers rm cr && ctr images rm clients.local/cr:1 >/dev/null
+}
 s_cleanup() {
 	local t
 	for t in $(ctr task ls -q); do ctr task rm -f "$t"; done
 	for t in $(ctr containers ls -q); do ctr containers rm "$t"; done
+	ctr images rm clients.local/cr:1 >/dev/null 2>&1
 	ctr images rm "$I" >/dev/null
 	echo "runtime state: $(ls "$S/runc-root/clients" 2>/dev/null | tr '\n' ' ')"
 	[ -z "$(ls "$S/runc-root/clients" 2>/dev/null)" ]
@@ -185,6 +220,7 @@ step "run --memory-limit; SIGKILL -> 137" s_kill_rc
 step "task rm -f (running, +exec: kill --all)" s_rm_force
 step "seccomp: default profile" s_seccomp
 step "network: --net-host" s_net_host
+step "containers checkpoint --task, restore --live (CRIU)" s_checkpoint
 step "cleanup: tasks, containers, state" s_cleanup
 
 stop_pid "$DPID" 20

@@ -37,7 +37,9 @@ export CONTAINERS_CONF=$S/containers.conf CONTAINERS_STORAGE_CONF=$S/storage.con
 export P="podman --root $S/storage --runroot $S/runroot --tmpdir $S/tmp --storage-driver overlay --cgroup-manager $DRIVER --events-backend file --conmon /usr/bin/conmon --network-config-dir $S/cni --runtime $RT"
 export R="--network none" I=localhost/busybox:local S
 LOOP='trap "exit 42" TERM; while :; do sleep 1; done'
-export LOOP
+# A counter a checkpoint must not reset: /tmp/n counts up five times a second.
+COUNTER='i=0; while :; do i=$((i+1)); echo $i >/tmp/n; sleep 0.2; done'
+export LOOP COUNTER
 
 pid_of() { $P inspect -f '{{.State.Pid}}' "$1"; }
 status_of() { $P inspect -f '{{.State.Status}}' "$1"; }
@@ -141,6 +143,43 @@ s_seccomp() {
 	want '^personality: ok' $P run --rm $R --security-opt seccomp=unconfined "$I" sysprobe personality add_key
 }
 s_net_host() { want "^$(req "$HOST_NETNS")\$" $P run --rm --network host "$I" readlink /proc/self/ns/net; }
+# count_at_least NAME N: the counter of container NAME has reached N; prints it.
+count_at_least() {
+	local n=0 t=100
+	while [ $t -gt 0 ]; do
+		n=$($P exec "$1" cat /tmp/n 2>/dev/null) && [ "${n:-0}" -ge "$2" ] && { echo "$n"; return 0; }
+		t=$((t - 1))
+		sleep 0.2
+	done
+	echo "counter of $1 stuck at ${n:-nothing}" >&2
+	return 1
+}
+export -f count_at_least
+# checkpoint (the container stops, its process is gone), restore: the counter goes on from
+# where it was (a restart would begin again at 1), in a new process of the same container.
+s_checkpoint() {
+	$P run -d --name cr $R "$I" sh -c "$COUNTER" || return 1
+	local n1 n2 p1
+	n1=$(count_at_least cr 5) && p1=$(pid_of cr) || return 1
+	$P container checkpoint cr || return 1
+	want '^exited$' status_of cr || return 1
+	! kill -0 "$p1" 2>/dev/null || { echo "process $p1 still alive"; return 1; }
+	$P container restore cr || return 1
+	want '^running$' status_of cr && n2=$(count_at_least cr "$n1") || return 1
+	echo "counter: $n1 before the checkpoint, $n2 after the restore"
+	[ "$DRIVER" = cgroupfs ] || want_scope "$(pid_of cr)" "$(unit_of cr)" machine.slice
+}
+# checkpoint --export to a tarball, the container removed, restore --import under a new name.
+s_checkpoint_export() {
+	local n1 n2
+	n1=$(count_at_least cr 1) || return 1
+	$P container checkpoint --export "$S/cr.tar.gz" cr || return 1
+	$P rm -f cr && [ -s "$S/cr.tar.gz" ] || return 1
+	$P container restore --import "$S/cr.tar.gz" --name cr2 || return 1
+	want '^running$' status_of cr2 && n2=$(count_at_least cr2 "$n1") || return 1
+	echo "counter: $n1 before the export, $n2 after the import"
+	$P rm -f -t 1 cr2
+}
 s_cleanup() {
 	$P rm -a -f -t 1 >/dev/null
 	local left
@@ -179,6 +218,8 @@ step "create + start -a" s_create_start
 step "rm -f (running)" s_rm_force
 step "seccomp: default profile" s_seccomp
 step "network host" s_net_host
+step "container checkpoint + restore (CRIU)" s_checkpoint
+step "checkpoint --export, restore --import" s_checkpoint_export
 step "cleanup: containers, state" s_cleanup
 s_leftovers() { leftovers "$S"; }
 export -f s_leftovers leftovers stray_pids

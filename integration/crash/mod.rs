@@ -5,6 +5,7 @@
 //! `random` at random moments, `concurrency` runs commands on shared ids in parallel.
 
 mod concurrency;
+mod criu;
 mod matrix;
 mod random;
 

@@ -39,9 +39,11 @@ pub fn document() -> Value {
         },
         "annotations": {
             "io.github.skiff.version": env!("CARGO_PKG_VERSION"),
-            "io.github.skiff.rootless": "user namespace (own id, or /etc/subuid ranges through newuidmap); cgroupfs in a delegated subtree, or no cgroup without limits; no systemd user manager"
+            "io.github.skiff.rootless": "user namespace (own id, or /etc/subuid ranges through newuidmap); cgroupfs in a delegated subtree, the user's own systemd manager with --systemd-cgroup, or no cgroup without limits",
+            "io.github.skiff.checkpoint.enabled": "true (CRIU 3.15 or newer, through criu swrk; root only)"
         },
-        "potentiallyUnsafeConfigAnnotations": []
+        // org.criu.config names a file CRIU reads with the runtime's privileges.
+        "potentiallyUnsafeConfigAnnotations": ["org.criu.config"]
     })
 }
 

@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+mod criu;
 mod features;
 mod spec;
 pub mod update;
@@ -23,6 +24,9 @@ pub use crate::bundle::SPEC_VERSION;
     long_about = "skiff runs containers from OCI bundles (a config.json and a root filesystem), \
                   following the OCI runtime specification. It is a drop-in replacement for runc.",
     disable_version_flag = true,
+    // As Go's flag parsing (runc): a repeated flag is not an error, the last one counts
+    // (podman passes checkpoint's --leave-running twice).
+    args_override_self = true,
     subcommand_required = false
 )]
 pub struct Cli {
@@ -106,18 +110,10 @@ pub enum Command {
     Exec(Box<ExecArgs>),
     /// Print the runtime-spec features skiff supports, as JSON
     Features,
-    /// Not supported: skiff cannot checkpoint a container (no CRIU support)
-    Checkpoint(Unsupported),
-    /// Not supported: skiff cannot restore a container (no CRIU support)
-    Restore(Unsupported),
-}
-
-/// runc's commands that skiff does not implement take any arguments, so that a client
-/// calling them gets skiff's clear refusal rather than a usage error.
-#[derive(Debug, Args)]
-pub struct Unsupported {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
+    /// Checkpoint a running container with CRIU
+    Checkpoint(Box<criu::CheckpointArgs>),
+    /// Restore a container from a CRIU checkpoint
+    Restore(Box<criu::RestoreArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -433,9 +429,8 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             writeln!(std::io::stdout().lock(), "{text}")?;
             Ok(0)
         }
-        Command::Checkpoint(_) | Command::Restore(_) => anyhow::bail!(
-            "checkpoint/restore is not supported: skiff has no CRIU support; nothing was changed"
-        ),
+        Command::Checkpoint(a) => container::checkpoint(g, &a.id, &a.options()?).map(|()| 0),
+        Command::Restore(a) => container::restore(g, &a.id, &a.options()?),
     }
 }
 

@@ -129,24 +129,7 @@ fn create_locked(
     place.check_unused()?;
     // W1: the cgroup is on record before it exists, with the directories we are about to
     // make (the ones missing now).
-    let mut state = State {
-        id: id.to_string(),
-        pid: 0,
-        start_time: 0,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: crate::logging::now_rfc3339(),
-        owner: String::new(),
-        annotations: bundle.annotations.clone(),
-        cgroup: Some(place.dir()),
-        cgroup_created: place.to_make(),
-        systemd_unit: place.unit.as_ref().map(|(u, _)| u.name.clone()),
-        systemd_user: matches!(place.unit, Some((_, Which::User))),
-        resources: bundle.resources_spec.clone(),
-        own_pid_ns: plan.own_pid_ns,
-        pid_ns: None,
-        hooks: Some(bundle.hooks.clone()).filter(|h| *h != Default::default()),
-    };
+    let mut state = record(id, bundle, &place, plan.own_pid_ns);
     locked.save(&state)?;
     crate::failpoint!("create.recorded");
     let fifo = make_fifo(&locked.fifo())?;
@@ -239,6 +222,29 @@ fn create_locked(
             }
             Err(e)
         }
+    }
+}
+
+/// A new container's first record (W1): no init yet, the cgroup it is about to get, with the
+/// directories about to be made (the ones missing now).
+pub(super) fn record(id: &str, bundle: &Bundle, place: &Placement, own_pid_ns: bool) -> State {
+    State {
+        id: id.to_string(),
+        pid: 0,
+        start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::logging::now_rfc3339(),
+        owner: String::new(),
+        annotations: bundle.annotations.clone(),
+        cgroup: Some(place.dir()),
+        cgroup_created: place.to_make(),
+        systemd_unit: place.unit.as_ref().map(|(u, _)| u.name.clone()),
+        systemd_user: matches!(place.unit, Some((_, Which::User))),
+        resources: bundle.resources_spec.clone(),
+        own_pid_ns,
+        pid_ns: None,
+        hooks: Some(bundle.hooks.clone()).filter(|h| *h != Default::default()),
     }
 }
 
@@ -339,7 +345,7 @@ fn launch(
     }
 }
 
-fn connect_console(path: &Path) -> Result<OwnedFd> {
+pub(super) fn connect_console(path: &Path) -> Result<OwnedFd> {
     let s = std::os::unix::net::UnixStream::connect(path)
         .with_context(|| format!("--console-socket: connecting to {}", path.display()))?;
     Ok(s.into())

@@ -2,6 +2,7 @@
 //! lock, derives its status from the kernel, refuses what the status does not allow (with
 //! runc's error wording, which clients match), and acts.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod events;
@@ -11,11 +12,13 @@ mod options;
 mod pause;
 mod ps;
 mod query;
+mod restore;
 mod resume;
 mod run;
 mod start;
 mod update;
 
+pub use checkpoint::{checkpoint, CheckpointOptions};
 pub use create::{create, write_pid_file, Created};
 pub use delete::delete;
 pub use events::events;
@@ -25,6 +28,7 @@ pub use options::{CreateOptions, ExecOptions, Format, Global, RunOptions};
 pub use pause::pause;
 pub use ps::ps;
 pub use query::{list, state};
+pub use restore::{restore, RestoreOptions};
 pub use resume::resume;
 pub use run::run;
 pub use start::start;

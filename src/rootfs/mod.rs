@@ -16,6 +16,7 @@ mod mounts;
 pub mod options;
 mod paths;
 mod plan;
+pub mod restore;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};

@@ -238,3 +238,56 @@ impl ExecImage {
         io::Error::last_os_error()
     }
 }
+
+/// Makes `fds` the fds 3, 4, ... (in this order) of the process `cmd` spawns, inherited
+/// across its exec; every other fd stays as it is (skiff's own are close-on-exec). The
+/// sources are first duplicated above the targets, so none is overwritten before it is
+/// moved; the duplicates live in `cmd` until it is dropped.
+pub fn pass_fds(
+    cmd: &mut std::process::Command,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> io::Result<()> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let base = 3 + fds.len() as libc::c_int;
+    let high = fds
+        .iter()
+        .map(|fd| {
+            // SAFETY: F_DUPFD_CLOEXEC on a borrowed, open fd; it returns a new fd or -1.
+            let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, base) };
+            super::cvt(r.into()).map(super::owned_fd)
+        })
+        .collect::<io::Result<Vec<OwnedFd>>>()?;
+    // SAFETY: the closure runs between fork and exec and only calls dup2(2), which is
+    // async-signal-safe, on fds the closure itself keeps open; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (i, fd) in high.iter().enumerate() {
+                if libc::dup2(fd.as_raw_fd(), 3 + i as libc::c_int) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// The file status flags of `fd` (F_GETFL): whether it is open, and for what.
+pub fn fd_flags(fd: i32) -> io::Result<i32> {
+    // SAFETY: F_GETFL only reads the flags of whatever `fd` is; an fd that is not open
+    // fails with EBADF.
+    let r = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    super::cvt(r.into()).map(|r| r as i32)
+}
+
+/// Writes `data` to the caller-given fd `fd` and closes it, ignoring failures: a reader that
+/// went away does not fail the operation it waits on.
+pub fn write_and_close(fd: i32, data: &[u8]) {
+    // SAFETY: `fd` was given to us by our caller for this one write (e.g. `--status-fd`);
+    // nothing else in skiff owns or uses it, so it is closed exactly once, here.
+    unsafe {
+        libc::write(fd, data.as_ptr().cast(), data.len());
+        libc::close(fd);
+    }
+}
