@@ -443,3 +443,40 @@ fn hook_environments_keep_the_configs_order() {
     assert!(err.contains("B=2\nA=1\nC=3\n"), "{err}");
     assert!(err.contains("ZED=1\nPATH=/bin\nALPHA=2\n"), "{err}");
 }
+
+/// runc reopens the init's stdio that is the host's /dev/null on the container's own
+/// /dev/null after pivot_root (reOpenDevNull): podman and shims give a detached container
+/// /dev/null as stdin, and CRIU cannot checkpoint an fd of a mount the container does not
+/// have. The fd's mount (fdinfo mnt_id) is then the container's /dev.
+#[test]
+fn stdio_that_is_dev_null_is_the_containers_dev_null() {
+    require_root!();
+    let mut b = Bundle::new("devnull-stdio");
+    b.sh("grep mnt_id /proc/self/fdinfo/0; awk '$5 == \"/dev\" { print $1 }' /proc/self/mountinfo");
+    let b_dir = b.dir.to_str().unwrap().to_string();
+    b.write_config();
+    let out = b
+        .command(&["run", "--bundle", &b_dir, &b.id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = text.lines();
+    let fd0 = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let dev = lines.next().unwrap_or_default().trim().to_string();
+    assert!(
+        !dev.is_empty() && fd0 == dev,
+        "stdin's mount {fd0:?}, the container's /dev {dev:?}"
+    );
+}

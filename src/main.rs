@@ -4,7 +4,7 @@ use skiff::cli::{self, Cli, Command, LogFormat};
 use skiff::logging;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(cli::go_style_args(std::env::args_os()));
     if cli.global.version {
         use std::io::Write;
         let _ = write!(std::io::stdout().lock(), "{}", cli::version_text());

@@ -167,6 +167,27 @@ impl RestoreArgs {
     }
 }
 
+/// The command line with the Go-style spellings clients pass rewritten as skiff parses them:
+/// go-runc (containerd's runc shim) passes `restore -no-subreaper` with one dash, which Go's
+/// flag parsing (runc) accepts as the long flag.
+pub fn go_style_args(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut restore = false;
+    args.into_iter()
+        .map(|a| {
+            if a == "restore" {
+                restore = true;
+            }
+            if restore && a == "-no-subreaper" {
+                "--no-subreaper".into()
+            } else {
+                a
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -196,6 +217,22 @@ mod tests {
             panic!()
         };
         assert_eq!(a.env, ["A=1", "B=2"]);
+    }
+
+    #[test]
+    fn go_runcs_single_dash_no_subreaper_parses() {
+        let args = ["skiff", "restore", "-no-subreaper", "--bundle", "/b", "c1"];
+        let cli = Cli::try_parse_from(super::go_style_args(args.map(Into::into))).unwrap();
+        let Some(Command::Restore(a)) = cli.command else {
+            panic!()
+        };
+        assert!(a.no_subreaper);
+        let exec = ["skiff", "exec", "c1", "echo", "-no-subreaper"].map(std::ffi::OsString::from);
+        assert_eq!(
+            super::go_style_args(exec.clone()),
+            exec,
+            "only restore's flag"
+        );
     }
 
     #[test]

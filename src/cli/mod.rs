@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 mod criu;
+pub use criu::go_style_args;
 mod features;
 mod spec;
 pub mod update;

@@ -91,6 +91,7 @@ pub fn restore(g: &Global, id: &str, o: &RestoreOptions) -> Result<i32> {
     let ctx = Ctx {
         g,
         o,
+        pid_file: c.pid_file.as_deref(),
         bundle: &bundle,
         images_fd: images_fd.as_fd(),
         descriptors: &descriptors,
@@ -129,6 +130,8 @@ pub fn restore(g: &Global, id: &str, o: &RestoreOptions) -> Result<i32> {
 struct Ctx<'a> {
     g: &'a Global,
     o: &'a RestoreOptions,
+    /// `--pid-file`, absolute (skiff works from the bundle directory).
+    pid_file: Option<&'a Path>,
     bundle: &'a Bundle,
     images_fd: BorrowedFd<'a>,
     descriptors: &'a [String],
@@ -206,7 +209,7 @@ fn restore_locked(x: &Ctx<'_>, locked: &Locked, id: &str) -> Result<State> {
         run_criu(x, locked, &mut state, &place)?;
         // The restored init holds the cgroup now.
         made.born();
-        if let Some(p) = &x.o.create.pid_file {
+        if let Some(p) = x.pid_file {
             write_pid_file(p, state.pid)?;
         }
         locked.save_spec(b.config())?;

@@ -102,6 +102,7 @@ fn init(l: &Launch<'_>, end: &ChildEnd, ready_sent: &std::cell::Cell<bool>) -> R
     }
     crate::rootfs::finish(&b.fs, &prepared)?;
     drop(prepared);
+    crate::rootfs::reopen_dev_null()?;
     crate::logging::step("init: masked and read-only paths, propagation");
     b.uts.apply()?;
     identity::sysctls(&b.sysctls, &proc)?;

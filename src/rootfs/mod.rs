@@ -387,3 +387,38 @@ fn readonly(root: BorrowedFd<'_>, path: &Path) -> Result<()> {
 pub fn mkdir_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd> {
     paths::mkdir_all(root, path, 0o755)
 }
+
+/// The init's stdio that is the host's /dev/null becomes the container's /dev/null (as
+/// runc does after pivot_root): an fd of a host mount the container cannot see is one CRIU
+/// refuses to checkpoint, and a shim or podman gives a detached container /dev/null as
+/// stdin. Nothing to do (and /dev/null need not exist) when no stdio fd is /dev/null.
+pub fn reopen_dev_null() -> Result<()> {
+    use nix::sys::stat::makedev;
+    let is_null = |fd: BorrowedFd<'_>| {
+        fstat(fd).is_ok_and(|st| {
+            SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR
+                && st.st_rdev == makedev(1, 3)
+        })
+    };
+    let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let stdio = [i.as_fd(), o.as_fd(), e.as_fd()];
+    if !stdio.iter().any(|fd| is_null(*fd)) {
+        return Ok(());
+    }
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .context("opening the container's /dev/null for its stdio")?;
+    for (i, fd) in stdio.iter().enumerate() {
+        if is_null(*fd) {
+            let r = match i {
+                0 => nix::unistd::dup2_stdin(&null),
+                1 => nix::unistd::dup2_stdout(&null),
+                _ => nix::unistd::dup2_stderr(&null),
+            };
+            r.with_context(|| format!("making fd {i} the container's /dev/null"))?;
+        }
+    }
+    Ok(())
+}
