@@ -43,6 +43,7 @@ pub fn restore(g: &Global, id: &str, o: &RestoreOptions) -> Result<i32> {
     if g.rootless || !nix::unistd::geteuid().is_root() {
         bail!("restore needs root: CRIU cannot restore a rootless container");
     }
+    let bundle = crate::host::load_bundle(&o.create.bundle)?;
     let version = criu::check_version()?;
     // runc's wording; older CRIU ignores the new label.
     for (flag, given) in [
@@ -53,7 +54,6 @@ pub fn restore(g: &Global, id: &str, o: &RestoreOptions) -> Result<i32> {
             bail!("{flag} requires at least CRIU 3.16");
         }
     }
-    let bundle = crate::host::load_bundle(&o.create.bundle)?;
     let c = &o.create.absolute()?;
     // Before any directory CRIU works in is opened: CRIU mounts in them, which the kernel
     // allows only on mounts of its own (our) mount namespace.

@@ -391,7 +391,8 @@ pub fn mkdir_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd> {
 /// The init's stdio that is the host's /dev/null becomes the container's /dev/null (as
 /// runc does after pivot_root): an fd of a host mount the container cannot see is one CRIU
 /// refuses to checkpoint, and a shim or podman gives a detached container /dev/null as
-/// stdin. Nothing to do (and /dev/null need not exist) when no stdio fd is /dev/null.
+/// stdin. Nothing to do when no stdio fd is /dev/null, or when the container cannot open
+/// its own.
 pub fn reopen_dev_null() -> Result<()> {
     use nix::sys::stat::makedev;
     let is_null = |fd: BorrowedFd<'_>| {
@@ -405,11 +406,15 @@ pub fn reopen_dev_null() -> Result<()> {
     if !stdio.iter().any(|fd| is_null(*fd)) {
         return Ok(());
     }
-    let null = std::fs::OpenOptions::new()
+    // The device program is in place before the init is born (runc sets it later): where
+    // it denies /dev/null, or the container has none, the stdio stays as it was given.
+    let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/null")
-        .context("opening the container's /dev/null for its stdio")?;
+    else {
+        return Ok(());
+    };
     for (i, fd) in stdio.iter().enumerate() {
         if is_null(*fd) {
             let r = match i {
