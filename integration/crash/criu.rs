@@ -13,12 +13,19 @@ use std::time::{Duration, Instant};
 use super::{bundle_dir, delete_force_and_check, leftovers, marked, skiff, LIMIT};
 use crate::common::{require_root, skiff_bin, skipped, text, wait_for, Bundle};
 
-/// `criu check` passes on this kernel.
-pub fn criu_works() -> bool {
-    Command::new("criu")
+/// `criu check` passes on this kernel; else the test says so (`common::skipped`).
+fn criu_works() -> bool {
+    let works = Command::new("criu")
         .arg("check")
         .output()
-        .is_ok_and(|o| o.status.success() && text(&o.stdout).contains("Looks good"))
+        .is_ok_and(|o| o.status.success() && text(&o.stdout).contains("Looks good"));
+    if !works {
+        skipped(
+            "criu",
+            "criu check fails on this kernel (these run in scripts/guest-tests)",
+        );
+    }
+    works
 }
 
 /// The container's stdio: pipes, as a shim gives them (CRIU cannot dump an fd of a file
@@ -115,10 +122,6 @@ fn killed(st: ExitStatus) -> bool {
 fn restore_killed_at_each_crash_point_leaves_what_delete_removes() {
     require_root!();
     if !criu_works() {
-        skipped(
-            "criu",
-            "criu check fails on this kernel (these run in scripts/guest-tests)",
-        );
         return;
     }
     let b = marked("crash-restore", "3600");
@@ -161,10 +164,6 @@ fn restore_killed_at_each_crash_point_leaves_what_delete_removes() {
 fn checkpoint_killed_at_each_crash_point_leaves_what_delete_removes() {
     require_root!();
     if !criu_works() {
-        skipped(
-            "criu",
-            "criu check fails on this kernel (these run in scripts/guest-tests)",
-        );
         return;
     }
     let b = marked("crash-checkpoint", "3600");

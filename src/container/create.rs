@@ -287,12 +287,7 @@ fn launch(
     };
     let spawned = {
         let mut record = |pid: i32| {
-            state.pid = pid;
-            state.start_time =
-                state::proc_start_time(pid).context("reading the init's start time")?;
-            state.pid_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
-                .ok()
-                .map(|l| l.to_string_lossy().into_owned());
+            state.record_init(pid)?;
             locked.save(state)
         };
         parent::spawn(&mut launch, cgroup, &mut record)

@@ -286,12 +286,7 @@ fn run_criu(x: &Ctx<'_>, locked: &Locked, state: &mut State, place: &Placement) 
             }
             // W2, before CRIU lets the tree run.
             "post-restore" => {
-                state.pid = pid;
-                state.start_time =
-                    state::proc_start_time(pid).context("reading the init's start time")?;
-                state.pid_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
-                    .ok()
-                    .map(|l| l.to_string_lossy().into_owned());
+                state.record_init(pid)?;
                 locked.save(state)?;
                 crate::failpoint!("restore.pid-recorded");
             }

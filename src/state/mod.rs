@@ -149,6 +149,17 @@ impl State {
     }
 
     /// The runtime-spec state of this container in `status`.
+    /// The container's init is `pid` (W2 of `process::sync`): its start time, so a reused
+    /// pid is never taken for it, and its pid namespace.
+    pub fn record_init(&mut self, pid: i32) -> Result<()> {
+        self.pid = pid;
+        self.start_time = proc_start_time(pid).context("reading the init's start time")?;
+        self.pid_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+            .ok()
+            .map(|l| l.to_string_lossy().into_owned());
+        Ok(())
+    }
+
     pub fn oci(&self, status: Status) -> OciState {
         OciState::new(
             &self.id,
