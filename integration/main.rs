@@ -8,6 +8,7 @@ mod common;
 mod cgroups;
 mod cli;
 mod crash;
+mod criu;
 mod errors;
 mod exec;
 mod fields;

@@ -94,6 +94,8 @@ pub struct Bundle {
     pub root: PathBuf,
     pub id: String,
     pub config: Value,
+    /// The OCI runtime binary `command` runs (skiff unless `with_runtime` said otherwise).
+    pub runtime: String,
 }
 
 const APPLETS: &[&str] = &[
@@ -192,6 +194,7 @@ impl Bundle {
             root,
             id: format!("it-{tag}"),
             config,
+            runtime: skiff_bin().to_string(),
         }
     }
 
@@ -224,8 +227,15 @@ impl Bundle {
         output_via_files(self.command(args).stdin(Stdio::null()))
     }
 
+    /// Runs this bundle's commands (`command` and all that use it, the cleanup on drop
+    /// included) with another runtime binary, e.g. runc to prove a test against it first.
+    pub fn with_runtime(&mut self, bin: &str) -> &mut Self {
+        self.runtime = bin.to_string();
+        self
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(skiff_bin());
+        let mut c = Command::new(&self.runtime);
         c.arg("--root").arg(&self.root).args(args);
         c
     }
