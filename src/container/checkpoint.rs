@@ -4,7 +4,7 @@
 //! container as it was: CRIU resumes the processes it stopped.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -145,8 +145,6 @@ pub fn checkpoint(g: &Global, id: &str, o: &CheckpointOptions) -> Result<()> {
     }
     Ok(())
 }
-
-use std::os::unix::fs::MetadataExt;
 
 /// runc's checks: relative, and an existing directory.
 fn check_parent(images: &Path, parent: &Path) -> Result<()> {
